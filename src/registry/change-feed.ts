@@ -1,0 +1,55 @@
+import type { ServiceView } from './record.js';
+
+export type ChangeType = 'put' | 'delete' | 'health';
+
+export interface ChangeEvent {
+  index: number;
+  type: ChangeType;
+  service: ServiceView;
+}
+
+export type ChangeListener = (event: ChangeEvent) => void;
+
+/**
+ * Numbered history of changes with a bounded backlog. A watcher that asks for changes after an
+ * index older than the backlog (or from a future index, e.g. after a memory-only restart) must
+ * list again: `since()` answers `'reset'` then.
+ */
+export class ChangeFeed {
+  private readonly history: ChangeEvent[] = [];
+  private readonly listeners = new Set<ChangeListener>();
+  private current: number;
+
+  constructor(
+    startIndex = 0,
+    private readonly capacity = 4096,
+  ) {
+    this.current = startIndex;
+  }
+
+  get index(): number {
+    return this.current;
+  }
+
+  append(type: ChangeType, service: ServiceView): ChangeEvent {
+    const event: ChangeEvent = { index: ++this.current, type, service };
+    this.history.push(event);
+    if (this.history.length > this.capacity) this.history.splice(0, this.history.length - this.capacity);
+    for (const listener of this.listeners) listener(event);
+    return event;
+  }
+
+  /** Events after `index`, or 'reset' if they are no longer (or never were) in the backlog. */
+  since(index: number): ChangeEvent[] | 'reset' {
+    if (index > this.current) return 'reset';
+    if (index === this.current) return [];
+    const oldest = this.history[0];
+    if (!oldest || index < oldest.index - 1) return 'reset';
+    return this.history.slice(index - oldest.index + 1);
+  }
+
+  subscribe(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}

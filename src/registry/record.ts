@@ -1,0 +1,135 @@
+import { z } from 'zod';
+import { rfc3339 } from '../common/time.js';
+import { describeIssue } from '../common/validation.js';
+
+/** A registered service as stored. `lastHeartbeatMs` is epoch milliseconds; the wire form uses seconds. */
+export interface ServiceRecord {
+  name: string;
+  host: string;
+  port: number;
+  hostname: string;
+  url: string;
+  status: string;
+  timestamp: string;
+  lastHeartbeatMs: number;
+  health_status: string;
+  metadata: Record<string, unknown>;
+  weight?: number;
+}
+
+/** The record as the API returns it (§1.2 of the original), with `is_healthy` computed on read. */
+export interface ServiceView {
+  name: string;
+  host: string;
+  port: number;
+  hostname: string;
+  url: string;
+  status: string;
+  timestamp: string;
+  last_heartbeat: number;
+  health_status: string;
+  is_healthy: boolean;
+  metadata: Record<string, unknown>;
+  weight?: number;
+}
+
+export const METADATA_LIMIT_BYTES = 256 * 1024;
+const NAME_PATTERN = /^[A-Za-z0-9._:-]{1,253}$/;
+const URL_PATTERN = /^https?:\/\/[^\s/?#]+[^\s]*$/i;
+
+const fields = {
+  name: z.string({ error: 'must be a string' }).regex(NAME_PATTERN, { error: 'must be 1-253 characters of A-Z a-z 0-9 . _ : -' }),
+  host: z.string({ error: 'must be a string' }).min(1, { error: 'must not be empty' }),
+  port: z.int({ error: 'must be an integer from 1 to 65535' }).min(1, { error: 'must be an integer from 1 to 65535' }).max(65535, { error: 'must be an integer from 1 to 65535' }),
+  hostname: z.string({ error: 'must be a string' }),
+  url: z.string({ error: 'must be a string' }).regex(URL_PATTERN, { error: 'must be an http:// or https:// URL' }),
+  status: z.string({ error: 'must be a string' }),
+  metadata: z
+    .record(z.string(), z.unknown(), { error: 'must be a JSON object' })
+    .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= METADATA_LIMIT_BYTES, { error: `must be at most ${METADATA_LIMIT_BYTES} bytes of JSON` }),
+  weight: z.int({ error: 'must be a non-negative integer' }).min(0, { error: 'must be a non-negative integer' }),
+};
+
+/** POST /services. `hostname` defaults to `host` (the original required it; every client sends both). */
+const registrationSchema = z.object({
+  name: fields.name,
+  host: fields.host,
+  port: fields.port,
+  hostname: fields.hostname.optional(),
+  url: fields.url,
+  status: fields.status,
+  metadata: fields.metadata.optional(),
+  weight: fields.weight.optional(),
+  timestamp: z.unknown().optional(),
+});
+
+/** PUT /services/{name}: any subset; metadata is replaced wholesale, as in the original. */
+const updateSchema = z.object({
+  host: fields.host.optional(),
+  port: fields.port.optional(),
+  hostname: fields.hostname.optional(),
+  url: fields.url.optional(),
+  status: fields.status.optional(),
+  metadata: fields.metadata.optional(),
+  weight: fields.weight.optional(),
+});
+
+export type Registration = Omit<ServiceRecord, 'timestamp' | 'lastHeartbeatMs' | 'health_status'>;
+export type ServicePatch = Partial<Pick<ServiceRecord, 'host' | 'port' | 'hostname' | 'url' | 'status' | 'metadata' | 'weight' | 'health_status'>>;
+
+export type Validated<T> = { ok: true; value: T } | { ok: false; error: string };
+
+export function validateRegistration(input: unknown): Validated<Registration> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return { ok: false, error: 'request body must be a JSON object' };
+  const r = registrationSchema.safeParse(input);
+  if (!r.success) return { ok: false, error: describeIssue(r.error, input) };
+  const { name, host, port, hostname, url, status, metadata, weight } = r.data;
+  const reg: Registration = { name, host, port, hostname: hostname ?? host, url, status, metadata: metadata ?? {} };
+  if (weight !== undefined) reg.weight = weight;
+  return { ok: true, value: reg };
+}
+
+export function validateUpdate(input: unknown): Validated<ServicePatch> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return { ok: false, error: 'request body must be a JSON object' };
+  const r = updateSchema.safeParse(input);
+  if (!r.success) return { ok: false, error: describeIssue(r.error, input) };
+  const patch: ServicePatch = {};
+  for (const [k, v] of Object.entries(r.data)) if (v !== undefined) (patch as Record<string, unknown>)[k] = v;
+  return { ok: true, value: patch };
+}
+
+export function newRecord(reg: Registration, nowMs: number): ServiceRecord {
+  return { ...reg, timestamp: rfc3339(nowMs), lastHeartbeatMs: nowMs, health_status: 'unknown' };
+}
+
+/** §1.3: healthy = status "running" and a heartbeat younger than the timeout. */
+export function isHealthy(rec: ServiceRecord, nowMs: number, heartbeatTimeoutMs: number): boolean {
+  return rec.status === 'running' && nowMs - rec.lastHeartbeatMs < heartbeatTimeoutMs;
+}
+
+export function toView(rec: ServiceRecord, nowMs: number, heartbeatTimeoutMs: number): ServiceView {
+  const view: ServiceView = {
+    name: rec.name,
+    host: rec.host,
+    port: rec.port,
+    hostname: rec.hostname,
+    url: rec.url,
+    status: rec.status,
+    timestamp: rec.timestamp,
+    last_heartbeat: rec.lastHeartbeatMs / 1000,
+    health_status: rec.health_status,
+    is_healthy: isHealthy(rec, nowMs, heartbeatTimeoutMs),
+    metadata: rec.metadata,
+  };
+  if (rec.weight !== undefined) view.weight = rec.weight;
+  return view;
+}
+
+/** Where a registry probes a service: the babysitter at port+1 for openai-api records, else `<url>/health`. */
+export function probeUrl(rec: Pick<ServiceRecord, 'host' | 'port' | 'url' | 'metadata'>): string {
+  if (rec.metadata.type === 'openai-api') {
+    const host = rec.host.includes(':') && !rec.host.startsWith('[') ? `[${rec.host}]` : rec.host;
+    return `http://${host}:${rec.port + 1}/health`;
+  }
+  return `${rec.url.replace(/\/+$/, '')}/health`;
+}

@@ -1,0 +1,272 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { checkBearer } from '../common/auth.js';
+import { BodyTooLargeError, isPlainObject, parseJsonBody, readBody, sendError, sendJson } from '../common/http-json.js';
+import type { Logger } from '../common/log.js';
+import { rfc3339 } from '../common/time.js';
+import type { ChangeEvent } from './change-feed.js';
+import type { HealthProber } from './health-prober.js';
+import { isHealthy, toView, validateRegistration, validateUpdate, type ServiceRecord } from './record.js';
+import type { ServiceStore } from './store.js';
+
+export const BODY_LIMIT = 1024 * 1024;
+const SSE_PING_MS = 15_000;
+
+export interface RegistryServerOptions {
+  store: ServiceStore;
+  prober: HealthProber;
+  heartbeatTimeoutMs: number;
+  authToken?: string;
+  log: Logger;
+  now?: () => number;
+}
+
+type Handler = (req: IncomingMessage, res: ServerResponse, name: string, query: URLSearchParams) => Promise<void>;
+type Route = Partial<Record<string, Handler>>;
+
+/** The registry's HTTP API (§1.4 of the original, plus the change feed). */
+export class RegistryServer {
+  readonly server: Server;
+  private readonly startedMs: number;
+  private readonly streams = new Set<ServerResponse>();
+  private readonly now: () => number;
+
+  constructor(private readonly opts: RegistryServerOptions) {
+    this.now = opts.now ?? Date.now;
+    this.startedMs = this.now();
+    this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => void this.handle(req, res));
+  }
+
+  /** Stops accepting, ends open change-feed streams and waits for in-flight requests. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const res of this.streams) res.end();
+    this.server.closeIdleConnections();
+    await closed;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    let path = q === -1 ? url : url.slice(0, q);
+    if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
+    const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
+    const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+    try {
+      const [route, name] = this.route(path);
+      if (!route) return sendError(res, 404, `no such endpoint: ${req.method} ${path}`);
+      const handler = route[method];
+      if (!handler) {
+        const allow = Object.keys(route).join(', ');
+        return sendError(res, 405, `method ${req.method} not allowed on ${path} (allowed: ${allow})`, { allow });
+      }
+      await handler(req, res, name, query);
+    } catch (err) {
+      if (err instanceof BodyTooLargeError) return sendError(res, 413, err.message, { connection: 'close' });
+      this.opts.log.error({ err, method: req.method, path }, 'request failed');
+      if (!res.headersSent) sendError(res, 500, 'internal error');
+      else res.destroy();
+    }
+  }
+
+  private route(path: string): [Route | undefined, string] {
+    switch (path) {
+      case '/health':
+        return [{ GET: this.health }, ''];
+      case '/services':
+        return [{ GET: this.listServices, POST: this.register }, ''];
+      case '/stats':
+        return [{ GET: this.stats }, ''];
+      case '/events':
+        return [{ GET: this.events }, ''];
+    }
+    const m = /^\/services\/([^/]+)(\/health|\/heartbeat)?$/.exec(path);
+    if (!m) return [undefined, ''];
+    let name: string;
+    try {
+      name = decodeURIComponent(m[1]!);
+    } catch {
+      return [undefined, ''];
+    }
+    if (m[2] === '/health') return [{ GET: this.probeService }, name];
+    if (m[2] === '/heartbeat') return [{ POST: this.heartbeat }, name];
+    return [{ GET: this.getService, PUT: this.updateService, DELETE: this.deleteService }, name];
+  }
+
+  private view(rec: ServiceRecord) {
+    return toView(rec, this.now(), this.opts.heartbeatTimeoutMs);
+  }
+
+  /** Mutating calls need the bearer token when one is configured: 401 without, 403 wrong. */
+  private authorized(req: IncomingMessage, res: ServerResponse): boolean {
+    const result = checkBearer(req, this.opts.authToken);
+    if (result === 'ok') return true;
+    if (result === 'missing') sendError(res, 401, 'missing Authorization: Bearer token', { 'www-authenticate': 'Bearer' });
+    else sendError(res, 403, 'invalid bearer token');
+    req.resume();
+    return false;
+  }
+
+  /** Reads and parses a JSON body; answers 400 itself and returns undefined on bad JSON. */
+  private async jsonBody(req: IncomingMessage, res: ServerResponse): Promise<{ value: unknown } | undefined> {
+    const parsed = parseJsonBody(await readBody(req, BODY_LIMIT));
+    if (!parsed.ok) {
+      sendError(res, 400, parsed.error);
+      return undefined;
+    }
+    return { value: parsed.value };
+  }
+
+  private notFound(res: ServerResponse, name: string): void {
+    sendError(res, 404, `Service '${name}' not found`);
+  }
+
+  private health: Handler = async (_req, res) => {
+    const { services } = await this.opts.store.list();
+    const now = this.now();
+    sendJson(res, 200, {
+      status: 'healthy',
+      registry: 'running',
+      registered_services: services.length,
+      healthy_services: services.filter((s) => isHealthy(s, now, this.opts.heartbeatTimeoutMs)).length,
+      timestamp: rfc3339(now),
+    });
+  };
+
+  private listServices: Handler = async (_req, res, _name, query) => {
+    const { services, index } = await this.opts.store.list();
+    let views = services.map((s) => this.view(s));
+    const status = query.get('status');
+    if (status !== null) views = views.filter((v) => v.status === status);
+    const healthy = query.get('healthy');
+    // An empty `healthy=` is ignored (the Rust original treated it as "false").
+    if (healthy !== null && healthy !== '') {
+      const want = healthy.toLowerCase() === 'true';
+      views = views.filter((v) => v.is_healthy === want);
+    }
+    views.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    sendJson(res, 200, { services: views, total: views.length, timestamp: rfc3339(this.now()), index });
+  };
+
+  private register: Handler = async (req, res) => {
+    if (!this.authorized(req, res)) return;
+    const body = await this.jsonBody(req, res);
+    if (!body) return;
+    const checked = validateRegistration(body.value);
+    if (!checked.ok) return sendError(res, 400, checked.error);
+    const rec = await this.opts.store.put(checked.value);
+    this.opts.log.info({ service: rec.name, url: rec.url, type: rec.metadata.type }, 'service registered');
+    sendJson(res, 201, { message: `Service '${rec.name}' registered successfully`, service: this.view(rec) });
+  };
+
+  private getService: Handler = async (_req, res, name) => {
+    const rec = await this.opts.store.get(name);
+    if (!rec) return this.notFound(res, name);
+    sendJson(res, 200, this.view(rec));
+  };
+
+  private updateService: Handler = async (req, res, name) => {
+    if (!this.authorized(req, res)) return;
+    const raw = await readBody(req, BODY_LIMIT);
+    if (!(await this.opts.store.get(name))) return this.notFound(res, name);
+    const parsed = parseJsonBody(raw);
+    if (!parsed.ok) return sendError(res, 400, parsed.error);
+    const checked = validateUpdate(parsed.value);
+    if (!checked.ok) return sendError(res, 400, checked.error);
+    const rec = await this.opts.store.update(name, checked.value, { heartbeat: true });
+    if (!rec) return this.notFound(res, name);
+    sendJson(res, 200, { message: `Service '${name}' updated successfully`, service: this.view(rec) });
+  };
+
+  private deleteService: Handler = async (req, res, name) => {
+    if (!this.authorized(req, res)) return;
+    const rec = await this.opts.store.delete(name);
+    if (!rec) return this.notFound(res, name);
+    this.opts.log.info({ service: name }, 'service unregistered');
+    sendJson(res, 200, { message: `Service '${name}' unregistered successfully` });
+  };
+
+  /** On-demand probe: updates health_status only (it no longer refreshes last_heartbeat). */
+  private probeService: Handler = async (_req, res, name) => {
+    const rec = await this.opts.store.get(name);
+    if (!rec) return this.notFound(res, name);
+    const updated = (await this.opts.prober.probeOne(rec)) ?? rec;
+    const view = this.view(updated);
+    sendJson(res, 200, {
+      service: name,
+      health_status: view.health_status,
+      is_healthy: view.is_healthy,
+      last_heartbeat: view.last_heartbeat,
+      timestamp: rfc3339(this.now()),
+    });
+  };
+
+  /** Body optional; a JSON object's string `status` updates the status; other bodies are ignored. */
+  private heartbeat: Handler = async (req, res, name) => {
+    if (!this.authorized(req, res)) return;
+    const raw = await readBody(req, BODY_LIMIT);
+    let status: string | undefined;
+    if (raw.length > 0) {
+      const parsed = parseJsonBody(raw);
+      if (parsed.ok && isPlainObject(parsed.value) && parsed.value.status !== undefined) {
+        if (typeof parsed.value.status !== 'string') return sendError(res, 400, "field 'status' must be a string");
+        status = parsed.value.status;
+      }
+    }
+    const rec = await this.opts.store.touch(name, status);
+    if (!rec) return this.notFound(res, name);
+    sendJson(res, 200, { message: 'Heartbeat received', timestamp: rfc3339(this.now()) });
+  };
+
+  private stats: Handler = async (_req, res) => {
+    const { services } = await this.opts.store.list();
+    const now = this.now();
+    const statusDistribution: Record<string, number> = {};
+    const hostDistribution: Record<string, number> = {};
+    let healthy = 0;
+    for (const s of services) {
+      if (isHealthy(s, now, this.opts.heartbeatTimeoutMs)) healthy++;
+      statusDistribution[s.status] = (statusDistribution[s.status] ?? 0) + 1;
+      hostDistribution[s.host] = (hostDistribution[s.host] ?? 0) + 1;
+    }
+    sendJson(res, 200, {
+      total_services: services.length,
+      healthy_services: healthy,
+      unhealthy_services: services.length - healthy,
+      status_distribution: statusDistribution,
+      host_distribution: hostDistribution,
+      uptime: Math.floor((now - this.startedMs) / 1000),
+      timestamp: rfc3339(now),
+    });
+  };
+
+  /**
+   * Change feed as Server-Sent Events: `id: <index>` and `data: {"index","type","service"}` per
+   * change. `since` (or Last-Event-ID) replays the backlog after that index; a `since` outside the
+   * backlog gets `{"type":"reset","index":N}` first, telling the client to list again.
+   */
+  private events: Handler = async (req, res, _name, query) => {
+    const sinceText = query.get('since') ?? (req.headers['last-event-id'] as string | undefined);
+    let since: number | undefined;
+    if (sinceText !== undefined && sinceText !== null && sinceText !== '') {
+      since = Number(sinceText);
+      if (!Number.isSafeInteger(since) || since < 0) return sendError(res, 400, `query parameter 'since' must be a non-negative integer, got '${sinceText}'`);
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    const send = (e: ChangeEvent) => res.write(`id: ${e.index}\ndata: ${JSON.stringify(e)}\n\n`);
+    const pending: ChangeEvent[] = [];
+    let live = false;
+    const watch = this.opts.store.watch(since, (e) => (live ? send(e) : pending.push(e)));
+    if (watch.backlog === 'reset') res.write(`id: ${watch.index}\ndata: ${JSON.stringify({ index: watch.index, type: 'reset' })}\n\n`);
+    else for (const e of watch.backlog) send(e);
+    for (const e of pending) send(e);
+    live = true;
+    res.write(`: connected at index ${watch.index}\n\n`);
+    this.streams.add(res);
+    const ping = setInterval(() => res.write(': ping\n\n'), SSE_PING_MS);
+    res.on('close', () => {
+      clearInterval(ping);
+      watch.unsubscribe();
+      this.streams.delete(res);
+    });
+  };
+}

@@ -1,0 +1,30 @@
+import type { ChangeEvent, ChangeListener } from './change-feed.js';
+import type { Registration, ServicePatch, ServiceRecord } from './record.js';
+
+/** Result of a watch request: the backlog after `since` (or a reset) and a live subscription. */
+export interface WatchResult {
+  backlog: ChangeEvent[] | 'reset';
+  index: number;
+  unsubscribe: () => void;
+}
+
+/**
+ * What the HTTP layer needs from storage. The embedded store keeps memory plus a state file; a
+ * distributed store (etcd) can implement the same calls, hence every call is asynchronous.
+ */
+export interface ServiceStore {
+  get(name: string): Promise<ServiceRecord | undefined>;
+  /** All records plus the change index the snapshot reflects (list, then watch from it, race-free). */
+  list(): Promise<{ services: ServiceRecord[]; index: number }>;
+  /** Registers or replaces a record; the heartbeat is set to now. */
+  put(reg: Registration): Promise<ServiceRecord>;
+  /** Applies a partial update; `heartbeat` also refreshes last_heartbeat. */
+  update(name: string, patch: ServicePatch, opts: { heartbeat: boolean }): Promise<ServiceRecord | undefined>;
+  /** Heartbeat: refreshes last_heartbeat and optionally sets the status. */
+  touch(name: string, status?: string): Promise<ServiceRecord | undefined>;
+  delete(name: string): Promise<ServiceRecord | undefined>;
+  watch(since: number | undefined, listener: ChangeListener): WatchResult;
+  /** Emits `health` events for records whose is_healthy flipped since the last evaluation. */
+  evaluateHealth(): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,257 @@
+/**
+ * Starts this project's services for real (compiled CLI, own process group, ephemeral ports) and
+ * talks to them over HTTP. Every test uses these helpers; every process started here is stopped by
+ * its process group when the test file ends.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { after } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+
+export interface LogLine {
+  level?: string;
+  msg?: string;
+  port?: number;
+  [key: string]: unknown;
+}
+
+export class RunningService {
+  readonly logs: LogLine[] = [];
+  stdout = '';
+  stderrText = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  port = 0;
+  private waiters: Array<() => void> = [];
+
+  constructor(readonly proc: ChildProcess) {
+    let partial = '';
+    proc.stderr!.setEncoding('utf8');
+    proc.stderr!.on('data', (chunk: string) => {
+      this.stderrText += chunk;
+      partial += chunk;
+      const lines = partial.split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        try {
+          this.logs.push(JSON.parse(line) as LogLine);
+        } catch {
+          this.logs.push({ msg: line, raw: true });
+        }
+      }
+      this.notify();
+    });
+    proc.stdout!.setEncoding('utf8');
+    proc.stdout!.on('data', (chunk: string) => {
+      this.stdout += chunk;
+      this.notify();
+    });
+    this.exited = new Promise((resolve) => proc.on('exit', (code, signal) => {
+      this.notify();
+      resolve({ code, signal });
+    }));
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get alive(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  private notify(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves when a log line matches, rejects on timeout or exit. */
+  waitForLog(match: (l: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for log line; stderr:\n${this.stderrText.slice(-2000)}`)), timeoutMs);
+      const check = () => {
+        const found = this.logs.find(match);
+        if (found) {
+          clearTimeout(timer);
+          resolve(found);
+        } else if (!this.alive) {
+          clearTimeout(timer);
+          reject(new Error(`process exited (${this.proc.exitCode ?? this.proc.signalCode}) before the log line; stderr:\n${this.stderrText.slice(-2000)}`));
+        } else {
+          this.waiters.push(check);
+        }
+      };
+      check();
+    });
+  }
+
+  /** Sends a signal to the whole process group. */
+  signal(sig: NodeJS.Signals = 'SIGTERM'): void {
+    if (!this.alive || this.proc.pid === undefined) return;
+    try {
+      process.kill(-this.proc.pid, sig);
+    } catch {
+      // group already gone
+    }
+  }
+
+  async stop(sig: NodeJS.Signals = 'SIGTERM', timeoutMs = 10_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    this.signal(sig);
+    const timer = setTimeout(() => this.signal('SIGKILL'), timeoutMs);
+    const result = await this.exited;
+    clearTimeout(timer);
+    return result;
+  }
+}
+
+const started = new Set<RunningService>();
+after(async () => {
+  await Promise.all([...started].map((s) => s.stop('SIGKILL')));
+});
+
+/** Spawns `node dist/src/cli.js <args>` in its own process group. */
+export function spawnCli(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string } = {}): RunningService {
+  const proc = spawn(process.execPath, [CLI, ...args], {
+    cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, LOG_LEVEL: 'info', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const svc = new RunningService(proc);
+  started.add(svc);
+  void svc.exited.then(() => started.delete(svc));
+  return svc;
+}
+
+/** Spawns a service with `--port 0`-style args and waits for its "listening" line to learn the port. */
+export async function startService(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string } = {}): Promise<RunningService> {
+  const svc = spawnCli(args, opts);
+  const line = await svc.waitForLog((l) => typeof l.msg === 'string' && l.msg.includes('listening') && typeof l.port === 'number');
+  svc.port = line.port!;
+  return svc;
+}
+
+/** Polls `check` until it returns a truthy value; no fixed sleeps in tests. */
+export async function waitFor<T>(check: () => Promise<T> | T, what: string, timeoutMs = 10_000, everyMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface HttpResult<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+/** Small JSON-over-HTTP client for tests. `body` may be a string (sent verbatim) or a value (JSON). */
+export async function http<T = any>(
+  method: string,
+  url: string,
+  opts: { body?: unknown; headers?: Record<string, string> } = {},
+): Promise<HttpResult<T>> {
+  const init: RequestInit = { method, headers: { ...opts.headers } };
+  if (opts.body !== undefined) {
+    init.body = typeof opts.body === 'string' || opts.body instanceof Uint8Array ? (opts.body as string) : JSON.stringify(opts.body);
+    if (typeof opts.body !== 'string' && !(opts.body instanceof Uint8Array) && !opts.headers?.['content-type']) {
+      (init.headers as Record<string, string>)['content-type'] = 'application/json';
+    }
+  }
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let body: any = undefined;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    body = undefined;
+  }
+  return { status: res.status, headers: res.headers, body, text };
+}
+
+/** Reads Server-Sent Events from a URL; `next()` waits for the next event matching a predicate. */
+export class SseReader {
+  private buffer = '';
+  private readonly events: Array<{ id?: string; data: any }> = [];
+  private waiters: Array<() => void> = [];
+  private readonly controller = new AbortController();
+  closed = false;
+
+  static async open(url: string): Promise<SseReader> {
+    const reader = new SseReader();
+    const res = await fetch(url, { signal: reader.controller.signal, headers: { accept: 'text/event-stream' } });
+    if (res.status !== 200) throw new Error(`SSE ${url}: status ${res.status}`);
+    void reader.pump(res.body!);
+    return reader;
+  }
+
+  private async pump(body: ReadableStream<Uint8Array>): Promise<void> {
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+        this.buffer += decoder.decode(chunk, { stream: true });
+        let sep: number;
+        while ((sep = this.buffer.indexOf('\n\n')) !== -1) {
+          const block = this.buffer.slice(0, sep);
+          this.buffer = this.buffer.slice(sep + 2);
+          let id: string | undefined;
+          const data: string[] = [];
+          for (const line of block.split('\n')) {
+            if (line.startsWith('id: ')) id = line.slice(4);
+            else if (line.startsWith('data: ')) data.push(line.slice(6));
+          }
+          if (data.length) {
+            const text = data.join('\n');
+            let parsed: any = text;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              // keep raw text
+            }
+            this.events.push({ id, data: parsed });
+          }
+        }
+        for (const w of this.waiters.splice(0)) w();
+      }
+    } catch {
+      // aborted or connection closed
+    } finally {
+      this.closed = true;
+      for (const w of this.waiters.splice(0)) w();
+    }
+  }
+
+  /** Removes and returns the first buffered or future event matching `match`. */
+  next(match: (data: any) => boolean = () => true, timeoutMs = 10_000): Promise<any> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('timed out waiting for an SSE event')), timeoutMs);
+      const check = () => {
+        const i = this.events.findIndex((e) => match(e.data));
+        if (i !== -1) {
+          clearTimeout(timer);
+          resolve(this.events.splice(i, 1)[0]!.data);
+        } else if (this.closed) {
+          clearTimeout(timer);
+          reject(new Error('SSE stream closed'));
+        } else {
+          this.waiters.push(check);
+        }
+      };
+      check();
+    });
+  }
+
+  close(): void {
+    this.controller.abort();
+  }
+}
