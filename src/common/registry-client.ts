@@ -1,0 +1,159 @@
+import type { Logger } from './log.js';
+
+/** What a service sends to `POST /services` (the registry's registration body). */
+export interface Registration {
+  name: string;
+  host: string;
+  port: number;
+  hostname: string;
+  url: string;
+  status: string;
+  metadata: Record<string, unknown>;
+  weight?: number;
+}
+
+export type HeartbeatResult = 'ok' | 'not-found' | 'error';
+
+const REQUEST_TIMEOUT_MS = 10_000;
+
+/** Minimal client of the registry's mutating API, with the optional bearer token. */
+export class RegistryClient {
+  readonly baseUrl: string;
+
+  constructor(
+    baseUrl: string,
+    private readonly token?: string,
+  ) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+  }
+
+  private headers(json: boolean): Record<string, string> {
+    const h: Record<string, string> = {};
+    if (json) h['content-type'] = 'application/json';
+    if (this.token) h.authorization = `Bearer ${this.token}`;
+    return h;
+  }
+
+  private async call(method: string, path: string, body?: unknown): Promise<Response> {
+    const res = await fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: this.headers(body !== undefined),
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    await res.body?.cancel().catch(() => undefined);
+    return res;
+  }
+
+  /** Registers (or replaces) a record; throws with the status on refusal. */
+  async register(reg: Registration): Promise<void> {
+    const res = await this.call('POST', '/services', reg);
+    if (res.status !== 201 && res.status !== 200) throw new Error(`registry answered ${res.status} to registration of '${reg.name}'`);
+  }
+
+  async heartbeat(name: string, status?: string): Promise<HeartbeatResult> {
+    try {
+      const res = await this.call('POST', `/services/${encodeURIComponent(name)}/heartbeat`, status === undefined ? undefined : { status });
+      if (res.status === 404) return 'not-found';
+      return res.ok ? 'ok' : 'error';
+    } catch {
+      return 'error';
+    }
+  }
+
+  /** Deregisters; an unknown name counts as done. */
+  async deregister(name: string): Promise<boolean> {
+    try {
+      const res = await this.call('DELETE', `/services/${encodeURIComponent(name)}`);
+      return res.ok || res.status === 404;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/**
+ * Keeps records registered: registers them (retrying while the registry is unreachable), heartbeats
+ * every interval, re-registers any record the registry no longer knows (404, e.g. after a
+ * memory-only restart) and deregisters them on stop.
+ */
+export class RegistrationKeeper {
+  private timer: NodeJS.Timeout | undefined;
+  private records = new Map<string, Registration>();
+  private pending = new Set<string>();
+  private beat: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly client: RegistryClient,
+    private readonly intervalMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Adds or replaces a record and registers it now (failures are retried on the next beat). */
+  async set(reg: Registration): Promise<boolean> {
+    this.records.set(reg.name, reg);
+    this.ensureTimer();
+    return this.registerOne(reg);
+  }
+
+  /** Drops a record and deregisters it. */
+  async remove(name: string): Promise<void> {
+    if (!this.records.delete(name)) return;
+    this.pending.delete(name);
+    await this.client.deregister(name);
+  }
+
+  has(name: string): boolean {
+    return this.records.has(name);
+  }
+
+  /** Stops heartbeating and deregisters every record (best effort, bounded by the client timeout). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.beat;
+    const names = [...this.records.keys()];
+    this.records.clear();
+    await Promise.all(names.map((n) => this.client.deregister(n)));
+  }
+
+  private ensureTimer(): void {
+    if (this.timer || this.stopped) return;
+    this.timer = setInterval(() => {
+      if (!this.beat) this.beat = this.beatAll().finally(() => (this.beat = undefined));
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  private async registerOne(reg: Registration): Promise<boolean> {
+    try {
+      await this.client.register(reg);
+      this.pending.delete(reg.name);
+      this.log.info({ service: reg.name, registry: this.client.baseUrl }, 'registered with registry');
+      return true;
+    } catch (err) {
+      if (!this.pending.has(reg.name)) this.log.warn({ service: reg.name, registry: this.client.baseUrl, err: (err as Error).message }, 'registration failed; will retry');
+      this.pending.add(reg.name);
+      return false;
+    }
+  }
+
+  private async beatAll(): Promise<void> {
+    await Promise.all(
+      [...this.records.values()].map(async (reg) => {
+        if (this.pending.has(reg.name)) {
+          await this.registerOne(reg);
+          return;
+        }
+        const result = await this.client.heartbeat(reg.name);
+        if (result === 'not-found' && this.records.has(reg.name)) {
+          this.log.info({ service: reg.name }, 'registry forgot us; re-registering');
+          await this.registerOne(reg);
+        } else if (result === 'error') {
+          this.log.debug({ service: reg.name }, 'heartbeat failed');
+        }
+      }),
+    );
+  }
+}

@@ -1,0 +1,107 @@
+/** Builders of OpenAI response bodies and SSE chunks. Chunk strings are assembled by hand: they are the hot path. */
+import type { ServerResponse } from 'node:http';
+import type { OpenAIError } from './openai-request.js';
+
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+export function usage(prompt: number, completion: number): Usage {
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+}
+
+export function sendOpenAIError(res: ServerResponse, err: OpenAIError): void {
+  const body = JSON.stringify({ error: { message: err.message, type: err.type, param: err.param ?? null, code: err.code } });
+  res.writeHead(err.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export interface ChoiceResult {
+  text: string;
+  finishReason: string;
+}
+
+export function chatCompletion(id: string, created: number, model: string, fingerprint: string, choices: ChoiceResult[], u: Usage): unknown {
+  return {
+    id,
+    object: 'chat.completion',
+    created,
+    model,
+    system_fingerprint: fingerprint,
+    choices: choices.map((c, index) => ({ index, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: c.finishReason })),
+    usage: u,
+  };
+}
+
+export function textCompletion(id: string, created: number, model: string, fingerprint: string, choices: ChoiceResult[], u: Usage): unknown {
+  return {
+    id,
+    object: 'text_completion',
+    created,
+    model,
+    system_fingerprint: fingerprint,
+    choices: choices.map((c, index) => ({ index, text: c.text, logprobs: null, finish_reason: c.finishReason })),
+    usage: u,
+  };
+}
+
+/**
+ * Formats the SSE events of one streamed answer. Every event is `data: <json>\n\n`; with
+ * include_usage every chunk carries `"usage":null` and a last chunk has empty choices and the usage.
+ */
+export class ChunkFormatter {
+  private readonly head: string;
+  private readonly usageField: string;
+
+  constructor(
+    private readonly kind: 'chat' | 'completions',
+    id: string,
+    created: number,
+    model: string,
+    fingerprint: string,
+    includeUsage: boolean,
+  ) {
+    const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+    this.head = `data: {"id":"${id}","object":"${object}","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":${JSON.stringify(fingerprint)},"choices":[`;
+    this.usageField = includeUsage ? ',"usage":null' : '';
+  }
+
+  /** The chat stream's opening chunk, announcing the assistant role. */
+  roleChunk(index: number): string {
+    return `${this.head}{"index":${index},"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]${this.usageField}}\n\n`;
+  }
+
+  token(index: number, text: string): string {
+    const t = JSON.stringify(text);
+    return this.kind === 'chat'
+      ? `${this.head}{"index":${index},"delta":{"content":${t}},"logprobs":null,"finish_reason":null}]${this.usageField}}\n\n`
+      : `${this.head}{"index":${index},"text":${t},"logprobs":null,"finish_reason":null}]${this.usageField}}\n\n`;
+  }
+
+  finish(index: number, reason: string): string {
+    return this.kind === 'chat'
+      ? `${this.head}{"index":${index},"delta":{},"logprobs":null,"finish_reason":"${reason}"}]${this.usageField}}\n\n`
+      : `${this.head}{"index":${index},"text":"","logprobs":null,"finish_reason":"${reason}"}]${this.usageField}}\n\n`;
+  }
+
+  usage(u: Usage): string {
+    return `${this.head}],"usage":${JSON.stringify(u)}}\n\n`;
+  }
+}
+
+export const DONE = 'data: [DONE]\n\n';
+
+export function embeddingsResponse(model: string, vectors: number[][], base64: boolean, promptTokens: number): unknown {
+  return {
+    object: 'list',
+    data: vectors.map((v, index) => ({
+      object: 'embedding',
+      index,
+      embedding: base64 ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v,
+    })),
+    model,
+    usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+  };
+}

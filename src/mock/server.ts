@@ -1,0 +1,289 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Logger } from '../common/log.js';
+import { FaultInjector, type FaultPlan } from './faults.js';
+import { MockMetrics } from './metrics.js';
+import { isOpenAIError, parseRequest, type EmbeddingRequest, type Endpoint, type GenerationRequest, type OpenAIError } from './openai-request.js';
+import { ChunkFormatter, DONE, chatCompletion, embeddingsResponse, sendOpenAIError, textCompletion, usage, type ChoiceResult } from './openai-response.js';
+import type { MockOptions } from './options.js';
+import { PrefixCache } from './prefix-cache.js';
+import { RequestContext } from './request-context.js';
+import { BatchScheduler } from './scheduler.js';
+import { embed, generate } from './text-generator.js';
+import { countTokens, tokenIds } from './tokenizer.js';
+
+const BODY_LIMIT = 64 * 1024 * 1024;
+const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' };
+
+const ROUTES: Record<string, Endpoint> = {
+  '/v1/chat/completions': 'chat',
+  '/chat/completions': 'chat',
+  '/v1/completions': 'completions',
+  '/completions': 'completions',
+  '/v1/embeddings': 'embeddings',
+  '/embeddings': 'embeddings',
+};
+
+/** Closes the connection once what was written is flushed: the client sees a cut-off body. */
+function dropConnection(res: ServerResponse): void {
+  const socket = res.socket;
+  if (socket) socket.destroySoon();
+  else res.destroy();
+}
+
+/** An OpenAI-compatible simulated inference engine (timing, batch slots, prefix cache, faults). */
+export class MockServer {
+  readonly server: Server;
+  readonly scheduler: BatchScheduler;
+  readonly cache: PrefixCache;
+  readonly metrics: MockMetrics;
+  port = 0;
+  requests = 0;
+  private seq = 0;
+  private readonly models: Set<string>;
+  private readonly faults: FaultInjector;
+  private readonly createdAt = Math.floor(Date.now() / 1000);
+  private readonly modelList: string;
+
+  constructor(
+    readonly opts: MockOptions,
+    private readonly log: Logger,
+  ) {
+    this.models = new Set(opts.models);
+    this.scheduler = new BatchScheduler(opts.maxConcurrency);
+    this.cache = new PrefixCache(opts.cache.blockSize, opts.cache.capacityBlocks);
+    this.faults = new FaultInjector(opts.faults, opts.seed);
+    this.metrics = new MockMetrics(opts.models, {
+      running: () => this.scheduler.running,
+      waiting: () => this.scheduler.waiting,
+      cacheUsage: () => (opts.cache.capacityBlocks > 0 ? this.cache.usedBlocks / opts.cache.capacityBlocks : 0),
+      prefixQueries: () => this.cache.queriedTokens,
+      prefixHits: () => this.cache.hitTokens,
+    });
+    this.modelList = JSON.stringify({ object: 'list', data: this.modelObjects() });
+    this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => this.handle(req, res));
+  }
+
+  modelObjects(): Array<{ id: string; object: string; created: number; owned_by: string }> {
+    return this.opts.models.map((id) => ({ id, object: 'model', created: this.createdAt, owned_by: 'infini-mock' }));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const endpoint = ROUTES[path];
+    if (endpoint !== undefined) {
+      if (req.method !== 'POST') return this.methodNotAllowed(res, req.method, path, 'POST');
+      this.requests++;
+      return this.readBody(req, res, (body) => this.serve(endpoint, req, res, body));
+    }
+    if (path === '/v1/models' || path === '/models' || path === '/health' || path === '/metrics') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return this.methodNotAllowed(res, req.method, path, 'GET');
+      if (path === '/health') return this.json(res, 200, JSON.stringify({ status: 'healthy', service: this.opts.name, port: this.port, requests: this.requests, models: this.opts.models }));
+      if (path === '/metrics') {
+        void this.metrics.render().then((text) => {
+          res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+          res.end(text);
+        });
+        return;
+      }
+      return this.json(res, 200, this.modelList);
+    }
+    req.resume();
+    sendOpenAIError(res, { status: 404, message: `Not found: ${req.method} ${path}`, type: 'invalid_request_error', code: 'not_found' });
+  }
+
+  private json(res: ServerResponse, status: number, text: string): void {
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  private methodNotAllowed(res: ServerResponse, method: string | undefined, path: string, allow: string): void {
+    res.setHeader('allow', allow);
+    sendOpenAIError(res, { status: 405, message: `Method ${method} not allowed on ${path}`, type: 'invalid_request_error', code: 'method_not_allowed' });
+  }
+
+  private readBody(req: IncomingMessage, res: ServerResponse, then: (body: Buffer) => void): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > BODY_LIMIT) {
+        if (!tooLarge) {
+          tooLarge = true;
+          res.setHeader('connection', 'close');
+          sendOpenAIError(res, { status: 413, message: `request body exceeds ${BODY_LIMIT} bytes`, type: 'invalid_request_error', code: 'request_too_large' });
+        }
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!tooLarge) then(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
+  }
+
+  private serve(endpoint: Endpoint, req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+    const parsed = parseRequest(endpoint, body, this.models);
+    if (isOpenAIError(parsed)) return sendOpenAIError(res, parsed);
+    const plan = this.faults.plan(req.headers);
+    if (plan.crash) {
+      this.metrics.faults.inc({ kind: 'crash' });
+      this.log.warn('injected fault: crashing the process');
+      process.kill(process.pid, 'SIGKILL');
+      return;
+    }
+    if (plan.errorStatus !== undefined) {
+      this.metrics.faults.inc({ kind: 'error' });
+      return sendOpenAIError(res, { status: plan.errorStatus, message: `injected fault: status ${plan.errorStatus}`, type: 'server_error', code: 'injected_fault' });
+    }
+    if (plan.hang) {
+      // Never answer; the client's disconnect (or our shutdown) ends the connection.
+      this.metrics.faults.inc({ kind: 'hang' });
+      res.on('close', () => this.metrics.cancelled.inc());
+      return;
+    }
+    const ctx = new RequestContext(res, () => this.metrics.cancelled.inc());
+    const work = parsed.kind === 'embeddings' ? this.embeddings(parsed, res, ctx) : this.generation(parsed, res, ctx, plan);
+    work.catch((err: unknown) => {
+      this.log.error({ err }, 'mock request failed');
+      if (!res.headersSent) sendOpenAIError(res, { status: 500, message: 'internal error', type: 'server_error', code: null });
+      else res.destroy();
+    });
+  }
+
+  /** Waits for a batch slot; false if the client went away meanwhile. */
+  private async acquireSlot(ctx: RequestContext): Promise<boolean> {
+    if (this.scheduler.tryAcquire()) return true;
+    let granted = false;
+    await new Promise<void>((resolve) => {
+      const waiter = this.scheduler.enqueue(() => {
+        granted = true;
+        resolve();
+      });
+      ctx.onCancel = () => {
+        if (this.scheduler.remove(waiter)) resolve();
+      };
+    });
+    ctx.onCancel = undefined;
+    if (granted && ctx.cancelled) {
+      this.scheduler.release();
+      return false;
+    }
+    return granted;
+  }
+
+  /** Prefix-cache lookup and insert for each prompt; returns prompt tokens and uncached tokens. */
+  private prefill(prompts: string[], ids: Array<number[] | undefined>): { promptTokens: number; uncached: number } {
+    let promptTokens = 0;
+    let uncached = 0;
+    for (let i = 0; i < prompts.length; i++) {
+      const tokens = ids[i] ?? tokenIds(prompts[i]!);
+      const keys = this.cache.blockKeys(tokens);
+      const hit = this.cache.lookup(tokens, keys);
+      this.cache.insert(keys);
+      promptTokens += tokens.length;
+      uncached += tokens.length - hit;
+    }
+    return { promptTokens, uncached };
+  }
+
+  private async generation(r: GenerationRequest, res: ServerResponse, ctx: RequestContext, plan: FaultPlan): Promise<void> {
+    const t0 = performance.now();
+    if (!(await this.acquireSlot(ctx))) return;
+    try {
+      const { promptTokens, uncached } = this.prefill(r.prompts, r.promptTokenIds);
+      const { ttftMs, prefillMsPerToken, itlMs } = this.opts.timing;
+      const prefillMs = ttftMs + prefillMsPerToken * uncached;
+      if (prefillMs > 0) {
+        await ctx.sleep(prefillMs);
+        if (ctx.cancelled) return;
+      }
+      const m = this.metrics.model(r.model);
+      m.ttft.observe((performance.now() - t0) / 1000);
+      m.promptTokens.inc(promptTokens);
+      const outputs = r.prompts.map((prompt) => generate({ seed: this.opts.seed, name: this.opts.name, model: r.model, prompt, outputTokens: this.opts.outputTokens, maxTokens: r.maxTokens }));
+      const completionTokens = outputs.reduce((n, o) => n + o.tokens.length, 0);
+      const u = usage(promptTokens, completionTokens);
+      const id = `${r.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${this.opts.name}-${++this.seq}`;
+      const created = Math.floor(Date.now() / 1000);
+
+      if (r.stream) {
+        const fmt = new ChunkFormatter(r.kind, id, created, r.model, this.opts.name, r.includeUsage);
+        res.writeHead(200, SSE_HEADERS);
+        let chunks = 0;
+        let firstToken = true;
+        const write = (text: string): boolean => {
+          res.write(text);
+          chunks++;
+          if (plan.dropAfterChunks !== undefined && chunks >= plan.dropAfterChunks) {
+            this.metrics.faults.inc({ kind: 'drop' });
+            dropConnection(res);
+            return false;
+          }
+          return true;
+        };
+        for (let i = 0; i < outputs.length; i++) {
+          if (r.kind === 'chat' && !write(fmt.roleChunk(i))) return;
+          for (const token of outputs[i]!.tokens) {
+            if (itlMs > 0 && !firstToken) {
+              await ctx.sleep(itlMs);
+              if (ctx.cancelled) return;
+            }
+            firstToken = false;
+            if (!write(fmt.token(i, token))) return;
+          }
+          if (!write(fmt.finish(i, outputs[i]!.finishReason))) return;
+        }
+        if (r.includeUsage) res.write(fmt.usage(u));
+        res.end(DONE);
+      } else {
+        const longest = Math.max(...outputs.map((o) => o.tokens.length));
+        if (itlMs > 0 && longest > 1) {
+          await ctx.sleep(itlMs * (longest - 1));
+          if (ctx.cancelled) return;
+        }
+        const choices: ChoiceResult[] = outputs.map((o) => ({ text: o.tokens.join(''), finishReason: o.finishReason }));
+        const body = JSON.stringify(r.kind === 'chat' ? chatCompletion(id, created, r.model, this.opts.name, choices, u) : textCompletion(id, created, r.model, this.opts.name, choices, u));
+        if (plan.dropAfterChunks !== undefined) {
+          // Mid-body drop: headers and half of the body, then the connection goes away.
+          this.metrics.faults.inc({ kind: 'drop' });
+          res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+          res.write(body.slice(0, body.length >> 1));
+          dropConnection(res);
+          return;
+        }
+        this.json(res, 200, body);
+      }
+      m.generationTokens.inc(completionTokens);
+      for (const o of outputs) (o.finishReason === 'length' ? m.successLength : m.successStop).inc();
+      m.e2e.observe((performance.now() - t0) / 1000);
+    } finally {
+      this.scheduler.release();
+    }
+  }
+
+  private async embeddings(r: EmbeddingRequest, res: ServerResponse, ctx: RequestContext): Promise<void> {
+    const promptTokens = r.inputs.reduce((n, text, i) => n + (r.tokenInputs[i]?.length ?? countTokens(text)), 0);
+    const prefillMs = this.opts.timing.ttftMs + this.opts.timing.prefillMsPerToken * promptTokens;
+    if (prefillMs > 0) {
+      await ctx.sleep(prefillMs);
+      if (ctx.cancelled) return;
+    }
+    const dims = r.dimensions ?? this.opts.embeddingDims;
+    const vectors = r.inputs.map((text) => embed(text, dims, this.opts.seed));
+    this.metrics.model(r.model).promptTokens.inc(promptTokens);
+    this.json(res, 200, JSON.stringify(embeddingsResponse(r.model, vectors, r.base64, promptTokens)));
+  }
+
+  /** Closes the listener and ends open connections (hung requests included). */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    setTimeout(() => this.server.closeAllConnections(), 2000).unref();
+    await closed;
+  }
+}
+
+export type { OpenAIError };

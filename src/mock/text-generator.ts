@@ -1,0 +1,52 @@
+import { fnv1a, tokenize } from './tokenizer.js';
+
+/** Small seedable PRNG (mulberry32): same seed, same sequence, on every machine. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const WORDS = (
+  'the a model token cache prefix batch queue router engine request stream answer sample value ' +
+  'layer tensor vector kernel memory block page shard replica node host fast quiet steady bright ' +
+  'simple clear small large early late warm cold runs serves reads writes holds keeps moves finds ' +
+  'builds checks and with for from into over under while then again here there today'
+).split(' ');
+
+export interface Generation {
+  /** Output tokens (each with its leading space), at most `maxTokens`. */
+  tokens: string[];
+  finishReason: 'stop' | 'length';
+}
+
+/**
+ * Deterministic answer: `Hello from <name> (model: <model>).` followed by words drawn from a PRNG
+ * seeded by the global seed, the model and the prompt, so the same request gets the same answer
+ * (tests can assert on it) and different prompts differ. The natural length is `outputTokens`;
+ * `maxTokens` below it cuts the answer with finish_reason "length".
+ */
+export function generate(opts: { seed: number; name: string; model: string; prompt: string; outputTokens: number; maxTokens?: number }): Generation {
+  const tokens = tokenize(`Hello from ${opts.name} (model: ${opts.model}).`);
+  const rand = mulberry32(fnv1a(opts.prompt, fnv1a(opts.model, opts.seed ^ 0x9e3779b9)));
+  while (tokens.length < opts.outputTokens) tokens.push(` ${WORDS[Math.floor(rand() * WORDS.length)]}`);
+  tokens.length = Math.min(tokens.length, opts.outputTokens);
+  if (opts.maxTokens !== undefined && opts.maxTokens < tokens.length) {
+    tokens.length = opts.maxTokens;
+    return { tokens, finishReason: 'length' };
+  }
+  return { tokens, finishReason: 'stop' };
+}
+
+/** Deterministic unit-length embedding of a text. */
+export function embed(text: string, dims: number, seed: number): number[] {
+  const rand = mulberry32(fnv1a(text, seed ^ 0x85ebca6b));
+  const v = Array.from({ length: dims }, () => rand() * 2 - 1);
+  const norm = Math.hypot(...v) || 1;
+  return v.map((x) => x / norm);
+}
