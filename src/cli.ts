@@ -4,6 +4,7 @@ import { VERSION } from './common/version.js';
 /** Subcommands, loaded lazily so each service starts only what it needs. */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: (argv: string[], name?: string) => Promise<void> }> }> = {
   registry: { summary: 'service registry (compatible with infini-registry)', load: () => import('./registry/cli.js') },
+  router: { summary: 'OpenAI-compatible router (compatible with infini-router)', load: () => import('./router/cli.js') },
   mock: { summary: 'OpenAI-compatible simulated inference engine', load: () => import('./mock/cli.js') },
 };
 

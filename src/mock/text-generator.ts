@@ -1,4 +1,5 @@
-import { fnv1a, tokenize } from './tokenizer.js';
+import { fnv1a } from '../common/hash.js';
+import { tokenize } from './tokenizer.js';
 
 /** Small seedable PRNG (mulberry32): same seed, same sequence, on every machine. */
 export function mulberry32(seed: number): () => number {

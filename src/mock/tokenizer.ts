@@ -1,3 +1,5 @@
+import { fnv1a } from '../common/hash.js';
+
 /**
  * The mock's tokenisation, simple and documented so token counts are predictable without any
  * model download: a token is a run of ASCII letters/digits or any single other non-space
@@ -15,16 +17,6 @@ export function countTokens(text: string): number {
   let n = 0;
   while (TOKEN.exec(text) !== null) n++;
   return n;
-}
-
-/** 32-bit FNV-1a of a string: a token's id, so prompts can be hashed into prefix-cache blocks. */
-export function fnv1a(text: string, seed = 0x811c9dc5): number {
-  let h = seed >>> 0;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
 }
 
 /** Token ids of a text (ids are hashes of the token strings, whitespace trimmed). */

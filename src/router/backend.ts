@@ -1,0 +1,167 @@
+import { Pool } from 'undici';
+import { httpUrl } from '../common/address.js';
+import { fnv1a } from '../common/hash.js';
+
+/** What a backend is, as described by a static entry or a registry record. */
+export interface BackendSpec {
+  name: string;
+  host: string;
+  port: number;
+  url: string;
+  weight: number;
+  metadata: Record<string, unknown>;
+  /** From the static services file: never removed by discovery. */
+  isStatic: boolean;
+}
+
+export interface PoolOptions {
+  connectTimeoutMs: number;
+  /** Longest wait for response headers (a non-streaming generation sends them at the very end). */
+  headersTimeoutMs: number;
+  /** Longest silence between body chunks. */
+  idleTimeoutMs: number;
+}
+
+const EJECT_BASE_MS = 30_000;
+const EJECT_MAX_MS = 5 * 60_000;
+
+/**
+ * One upstream inference server: its identity, its keep-alive connection pool, its health state
+ * (`routable = listed healthy AND own check ok AND not ejected`) and its counters.
+ */
+export class Backend {
+  name: string;
+  host = '';
+  port = 0;
+  url = '';
+  /** Origin for the pool and a path prefix from the registered URL (usually ''). */
+  origin = '';
+  basePath = '';
+  babysitterUrl = '';
+  weight = 1;
+  metadata: Record<string, unknown> = {};
+  models: string[] = [];
+  modelSet = new Set<string>();
+  /** `metadata.cache_type`, with no value counting as "paged". */
+  cacheType: string = 'paged';
+  hasCacheType = false;
+  isStatic = false;
+  /** Stable 32-bit hash of the name, for rendezvous hashing. */
+  nameHash = 0;
+  pool!: Pool;
+
+  listedHealthy = true;
+  checkOk = true;
+  ejectedUntil = 0;
+  ejections = 0;
+  consecutiveFailures = 0;
+  lastSeen = Date.now();
+
+  requestCount = 0;
+  errorCount = 0;
+  inFlight = 0;
+  /** Seconds taken by the last health check (compatible `response_time`). */
+  checkSeconds = 0;
+  lastResponseMs = 0;
+
+  constructor(
+    spec: BackendSpec,
+    private readonly poolOptions: PoolOptions,
+  ) {
+    this.name = spec.name;
+    this.nameHash = fnv1a(spec.name);
+    this.apply(spec);
+  }
+
+  /** Updates the description; a changed URL gets a fresh pool (the old one drains in the background). */
+  apply(spec: BackendSpec): void {
+    this.host = spec.host;
+    this.port = spec.port;
+    this.weight = spec.weight;
+    this.isStatic = spec.isStatic;
+    this.metadata = spec.metadata;
+    const models = Array.isArray(spec.metadata.models) ? spec.metadata.models.filter((m): m is string => typeof m === 'string') : [];
+    this.models = models;
+    this.modelSet = new Set(models);
+    const ct = spec.metadata.cache_type;
+    this.hasCacheType = typeof ct === 'string';
+    this.cacheType = typeof ct === 'string' ? ct : 'paged';
+    this.babysitterUrl = httpUrl(spec.host, spec.port + 1);
+    if (spec.url !== this.url) {
+      const parsed = new URL(spec.url);
+      const old = this.pool;
+      this.url = spec.url;
+      this.origin = parsed.origin;
+      this.basePath = parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/+$/, '');
+      this.pool = new Pool(this.origin, {
+        connect: { timeout: this.poolOptions.connectTimeoutMs },
+        headersTimeout: this.poolOptions.headersTimeoutMs,
+        bodyTimeout: this.poolOptions.idleTimeoutMs,
+        keepAliveTimeout: 30_000,
+        pipelining: 1,
+      });
+      if (old) void old.close().catch(() => undefined);
+    }
+  }
+
+  /** Whether the static file or registry marks it as never to be removed by discovery. */
+  get pinned(): boolean {
+    return this.isStatic || this.metadata.static === true;
+  }
+
+  routable(now: number): boolean {
+    return this.listedHealthy && this.checkOk && this.ejectedUntil <= now;
+  }
+
+  /** A failed attempt (connect error, reset before the response, 502/503 answer). */
+  recordFailure(maxErrors: number, now: number): boolean {
+    this.errorCount++;
+    this.consecutiveFailures++;
+    if (this.consecutiveFailures >= maxErrors && this.ejectedUntil <= now) {
+      const ms = Math.min(EJECT_MAX_MS, EJECT_BASE_MS * 2 ** Math.min(this.ejections, 10));
+      this.ejections++;
+      this.ejectedUntil = now + ms;
+      this.consecutiveFailures = 0;
+      return true;
+    }
+    return false;
+  }
+
+  recordSuccess(): void {
+    this.consecutiveFailures = 0;
+  }
+
+  /** A passing health check ends an ejection early. */
+  endEjection(): void {
+    this.ejectedUntil = 0;
+    this.consecutiveFailures = 0;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close().catch(() => undefined);
+  }
+
+  /** Compatible ServiceInfo for /services and /stats, plus the new health detail. */
+  info(now: number): Record<string, unknown> {
+    return {
+      name: this.name,
+      host: this.host,
+      port: this.port,
+      url: this.url,
+      babysitter_url: this.babysitterUrl,
+      healthy: this.routable(now),
+      request_count: this.requestCount,
+      error_count: this.errorCount,
+      response_time: this.checkSeconds,
+      weight: this.weight,
+      models: this.models,
+      metadata: this.metadata,
+      in_flight: this.inFlight,
+      last_response_ms: this.lastResponseMs,
+      listed_healthy: this.listedHealthy,
+      check_ok: this.checkOk,
+      ejected_until: this.ejectedUntil > now ? Math.floor(this.ejectedUntil / 1000) : null,
+      static: this.pinned,
+    };
+  }
+}

@@ -1,0 +1,22 @@
+import type { Backend } from '../backend.js';
+import type { RequestInfo } from '../request-info.js';
+import { load } from './least-load.js';
+import type { Policy } from './policy.js';
+
+/** Power of two choices: sample two distinct candidates at random, take the less loaded one. */
+export class PowerOfTwo implements Policy {
+  readonly name = 'power-of-two';
+
+  constructor(private readonly random: () => number = Math.random) {}
+
+  select(candidates: readonly Backend[], _info: RequestInfo): Backend | undefined {
+    const n = candidates.length;
+    if (n <= 1) return candidates[0];
+    const i = Math.floor(this.random() * n);
+    let j = Math.floor(this.random() * (n - 1));
+    if (j >= i) j++;
+    const a = candidates[i]!;
+    const b = candidates[j]!;
+    return load(b) < load(a) ? b : a;
+  }
+}

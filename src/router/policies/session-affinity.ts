@@ -1,0 +1,45 @@
+import { fnv1a, mix32 } from '../../common/hash.js';
+import type { Backend } from '../backend.js';
+import type { RequestInfo } from '../request-info.js';
+import type { Policy } from './policy.js';
+
+const TWO_32 = 4294967296;
+
+/**
+ * Weighted rendezvous (highest random weight) hashing: each backend scores `-w / ln(u)` with `u`
+ * a hash of (key, backend) in (0, 1); the highest score wins. A membership change only moves the
+ * keys of the backends that came or went, and no ring needs rebuilding.
+ */
+export function rendezvous(candidates: readonly Backend[], key: string): Backend | undefined {
+  const keyHash = fnv1a(key);
+  let best: Backend | undefined;
+  let bestScore = -Infinity;
+  for (const b of candidates) {
+    if (b.weight <= 0) continue;
+    const u = (mix32(keyHash ^ mix32(b.nameHash)) + 0.5) / TWO_32;
+    const score = -b.weight / Math.log(u);
+    if (score > bestScore) {
+      bestScore = score;
+      best = b;
+    }
+  }
+  return best ?? candidates[0];
+}
+
+/** Requests with a session key stick to one backend (by rendezvous hashing); others go to `inner`. */
+export class SessionAffinity implements Policy {
+  readonly name: string;
+
+  constructor(private readonly inner: Policy) {
+    this.name = inner.name;
+  }
+
+  select(candidates: readonly Backend[], info: RequestInfo): Backend | undefined {
+    if (info.sessionKey !== undefined && candidates.length > 1) return rendezvous(candidates, info.sessionKey);
+    return this.inner.select(candidates, info);
+  }
+
+  onBackendsChanged(all: readonly Backend[]): void {
+    this.inner.onBackendsChanged?.(all);
+  }
+}

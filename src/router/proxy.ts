@@ -1,0 +1,254 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { sendError } from '../common/http-json.js';
+import type { Logger } from '../common/log.js';
+import type { Backend } from './backend.js';
+import type { BackendSet } from './backend-set.js';
+import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import type { Policy } from './policies/policy.js';
+import type { RequestInfo } from './request-info.js';
+
+export interface ProxyOptions {
+  maxErrors: number;
+  /** Attempts per request in all (the first plus retries). */
+  maxAttempts: number;
+  /** Total time from dispatch to the end of the body (PROXY_TIMEOUT_SECONDS). */
+  totalTimeoutMs: number;
+  log: Logger;
+}
+
+/** Why an attempt failed, in the original's three categories. */
+type FailureKind = 'connect' | 'timeout' | 'other';
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL']);
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ROUTER_TOTAL_TIMEOUT']);
+
+function classify(err: Error): FailureKind {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  if (CONNECT_CODES.has(code)) return 'connect';
+  if (TIMEOUT_CODES.has(code)) return 'timeout';
+  return 'other';
+}
+
+const ERROR_MESSAGES: Record<FailureKind, [number, string]> = {
+  connect: [503, 'Service unavailable - connection refused'],
+  timeout: [504, 'Service timeout'],
+  other: [502, 'Bad gateway - error communicating with service'],
+};
+
+class TotalTimeoutError extends Error {
+  readonly code = 'ROUTER_TOTAL_TIMEOUT';
+  constructor() {
+    super('total proxy timeout exceeded');
+  }
+}
+
+/** Per-request state shared by its attempts. */
+interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  body: Buffer | undefined;
+  info: RequestInfo;
+  headers: string[];
+  requestId: string;
+  attempts: number;
+  tried: Set<Backend> | undefined;
+  clientGone: boolean;
+  /** Set while an upstream attempt is running. */
+  current: Attempt | undefined;
+}
+
+/**
+ * Forwards requests: picks a backend with the policy, sends the original bytes over the backend's
+ * keep-alive pool and relays the answer chunk by chunk. An attempt that could not connect, or whose
+ * connection failed before any response byte, is retried on another backend; never once the
+ * response has started, and never after a timeout (generation requests are not idempotent).
+ */
+export class Proxy {
+  /** Attempts in flight, swept for the total timeout (one timer for all instead of one each). */
+  private readonly active = new Set<Attempt>();
+  /** Error answers generated here, by status (exported as metrics). */
+  readonly routerErrors = new Map<number, number>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly backends: BackendSet,
+    private readonly policy: Policy,
+    readonly opts: ProxyOptions,
+  ) {
+    const every = Math.max(50, Math.min(1000, opts.totalTimeoutMs / 4));
+    this.sweeper = setInterval(() => this.sweep(), every);
+    this.sweeper.unref();
+  }
+
+  get inFlight(): number {
+    return this.active.size;
+  }
+
+  handle(req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, info: RequestInfo): void {
+    const incomingId = req.headers['x-request-id'];
+    const requestId = typeof incomingId === 'string' && incomingId !== '' ? incomingId : randomUUID();
+    const ex: Exchange = {
+      req,
+      res,
+      body,
+      info,
+      headers: upstreamRequestHeaders(req, requestId),
+      requestId,
+      attempts: 0,
+      tried: undefined,
+      clientGone: false,
+      current: undefined,
+    };
+    res.on('close', () => {
+      if (res.writableFinished) return;
+      ex.clientGone = true;
+      ex.current?.abort();
+    });
+    this.attempt(ex, undefined);
+  }
+
+  /** Starts the next attempt, or answers with the last failure / "no healthy services". */
+  private attempt(ex: Exchange, lastFailure: FailureKind | undefined): void {
+    if (ex.clientGone) return;
+    const now = Date.now();
+    const candidates = this.backends.candidates(ex.info.model, now, ex.tried);
+    const backend = ex.attempts < this.opts.maxAttempts ? this.policy.select(candidates, ex.info) : undefined;
+    if (!backend) {
+      if (lastFailure !== undefined) return this.fail(ex.res, ...ERROR_MESSAGES[lastFailure]);
+      const model = ex.info.model;
+      return this.fail(ex.res, 503, model !== undefined ? `No healthy services available for model '${model}'` : 'No healthy services available');
+    }
+    ex.attempts++;
+    backend.requestCount++;
+    backend.inFlight++;
+    const attempt = new Attempt(this, ex, backend);
+    ex.current = attempt;
+    this.active.add(attempt);
+    const options: Dispatcher.DispatchOptions = {
+      path: backend.basePath + (ex.req.url ?? '/'),
+      method: ex.req.method as Dispatcher.HttpMethod,
+      headers: ex.headers,
+      body: ex.body,
+    };
+    backend.pool.dispatch(options, attempt);
+  }
+
+  /** Called once per attempt when it ends, however it ended. */
+  finished(attempt: Attempt, failure: FailureKind | undefined, retry: boolean): void {
+    this.active.delete(attempt);
+    const { ex, backend } = attempt;
+    backend.inFlight--;
+    if (ex.current === attempt) ex.current = undefined;
+    if (failure === undefined || ex.clientGone) return;
+    this.recordFailure(backend);
+    if (retry) {
+      (ex.tried ??= new Set()).add(backend);
+      this.opts.log.debug({ backend: backend.name, failure, attempt: ex.attempts }, 'retrying on another backend');
+      this.attempt(ex, failure);
+      return;
+    }
+    if (!ex.res.headersSent) {
+      this.fail(ex.res, ...ERROR_MESSAGES[failure]);
+    } else {
+      // The answer had started: cut the client off so it sees an incomplete body, never a clean end.
+      ex.res.destroy();
+    }
+  }
+
+  fail(res: ServerResponse, status: number, message: string): void {
+    this.routerErrors.set(status, (this.routerErrors.get(status) ?? 0) + 1);
+    sendError(res, status, message);
+  }
+
+  /** Counts a failed attempt; enough consecutive ones eject the backend for a while. */
+  recordFailure(backend: Backend): void {
+    if (backend.recordFailure(this.opts.maxErrors, Date.now())) {
+      this.opts.log.warn({ backend: backend.name, until: new Date(backend.ejectedUntil).toISOString() }, 'backend ejected after consecutive failures');
+    }
+  }
+
+  private sweep(): void {
+    const limit = Date.now() - this.opts.totalTimeoutMs;
+    for (const a of this.active) if (a.startedAt < limit) a.abort(new TotalTimeoutError());
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+}
+
+/**
+ * One upstream attempt, as an undici dispatch handler. It uses undici's raw handler callbacks
+ * (onConnect/onHeaders/onData/onComplete/onError): no streams, no header objects, backpressure by
+ * returning false from onData and resuming on the client's 'drain'.
+ */
+class Attempt implements Dispatcher.DispatchHandler {
+  readonly startedAt = Date.now();
+  private abortUpstream: ((err?: Error) => void) | undefined;
+  private responded = false;
+  private done = false;
+  private resume: (() => void) | undefined;
+  private pendingAbort: Error | undefined;
+
+  constructor(
+    private readonly proxy: Proxy,
+    readonly ex: Exchange,
+    readonly backend: Backend,
+  ) {}
+
+  abort(err?: Error): void {
+    if (this.done) return;
+    if (this.abortUpstream) this.abortUpstream(err);
+    else this.pendingAbort = err ?? new Error('aborted');
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.pendingAbort || this.ex.clientGone) abort(this.pendingAbort);
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (statusCode < 200) return true; // 1xx: informational, the real answer follows
+    const { ex, backend } = this;
+    this.responded = true;
+    this.resume = resume;
+    backend.lastResponseMs = Date.now() - this.startedAt;
+    if (statusCode === 502 || statusCode === 503) this.proxy.recordFailure(backend);
+    else backend.recordSuccess();
+    if (ex.clientGone) return false;
+    ex.res.writeHead(statusCode, downstreamResponseHeaders(rawHeaders, ex.req.headers['x-request-id'] === undefined ? ex.requestId : undefined));
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    const res = this.ex.res;
+    if (res.write(chunk)) return true;
+    res.once('drain', this.onDrain);
+    return false;
+  }
+
+  private readonly onDrain = (): void => {
+    this.resume?.();
+  };
+
+  onComplete(): void {
+    this.done = true;
+    this.ex.res.end();
+    this.proxy.finished(this, undefined, false);
+  }
+
+  onError(err: Error): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.ex.clientGone) {
+      this.proxy.finished(this, undefined, false);
+      return;
+    }
+    const kind = classify(err);
+    // Retry only when nothing of the answer arrived and the failure was not a timeout.
+    const retry = !this.responded && kind !== 'timeout';
+    this.proxy.finished(this, kind, retry);
+  }
+}

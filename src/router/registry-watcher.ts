@@ -1,0 +1,252 @@
+import type { Logger } from '../common/log.js';
+import type { BackendSpec } from './backend.js';
+import type { BackendSet } from './backend-set.js';
+
+/** A registry record as the router reads it (only the fields it relies on). */
+interface RecordLike {
+  name?: unknown;
+  host?: unknown;
+  port?: unknown;
+  url?: unknown;
+  metadata?: unknown;
+  is_healthy?: unknown;
+  weight?: unknown;
+}
+
+interface FeedEvent {
+  index: number;
+  type: 'put' | 'delete' | 'health' | 'reset';
+  service?: RecordLike;
+}
+
+export interface WatcherOptions {
+  syncIntervalMs: number;
+  graceMs: number;
+  token?: string;
+  log: Logger;
+}
+
+const LIST_TIMEOUT_MS = 10_000;
+const RETRY_MIN_MS = 250;
+const RETRY_MAX_MS = 5_000;
+
+/** A registry record that the router routes to: `metadata.type == "openai-api"` with a usable address. */
+function toSpec(r: RecordLike): BackendSpec | undefined {
+  const meta = r.metadata;
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return undefined;
+  if ((meta as Record<string, unknown>).type !== 'openai-api') return undefined;
+  if (typeof r.name !== 'string' || typeof r.host !== 'string' || typeof r.url !== 'string') return undefined;
+  if (!Number.isInteger(r.port) || (r.port as number) < 1 || (r.port as number) > 65534) return undefined;
+  try {
+    new URL(r.url);
+  } catch {
+    return undefined;
+  }
+  const weight = Number.isInteger(r.weight) && (r.weight as number) >= 0 ? (r.weight as number) : 1;
+  return { name: r.name, host: r.host, port: r.port as number, url: r.url, weight, metadata: meta as Record<string, unknown>, isStatic: false };
+}
+
+/**
+ * Discovery from the registry. Follows the change feed (`GET /services` for a snapshot with its
+ * index, then `GET /events?since=index`); a registry without one (the original) is detected once and
+ * polled with `GET /services?healthy=true` every sync interval. While the registry is unreachable
+ * the last known list keeps serving. A service missing from a listing keeps its state until the
+ * grace period has passed since it was last listed, then is removed; an explicit deregistration
+ * (a `delete` event) removes it at once. Static services are never touched.
+ */
+export class RegistryWatcher {
+  mode: 'feed' | 'poll' | 'unknown' = 'unknown';
+  /** Whether the last contact with the registry succeeded (for /health). */
+  reachable: boolean | undefined = undefined;
+  private stopped = false;
+  private feedAbort: AbortController | undefined;
+  private sleepTimer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
+  private readonly baseUrl: string;
+  private loopDone: Promise<void> | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    baseUrl: string,
+    private readonly backends: BackendSet,
+    private readonly opts: WatcherOptions,
+  ) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+  }
+
+  /** Starts discovery; resolves after the first listing attempt so start-up can route at once. */
+  async start(): Promise<void> {
+    let firstDone!: () => void;
+    const first = new Promise<void>((r) => (firstDone = r));
+    this.loopDone = this.loop(firstDone);
+    this.graceTimer = setInterval(() => this.removeVanished(Date.now()), Math.min(this.opts.syncIntervalMs, this.opts.graceMs, 10_000));
+    this.graceTimer.unref();
+    await first;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.graceTimer);
+    this.feedAbort?.abort();
+    clearTimeout(this.sleepTimer);
+    this.wake?.();
+    await this.loopDone;
+  }
+
+  private headers(): Record<string, string> {
+    return this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {};
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+      this.sleepTimer = setTimeout(resolve, ms);
+    });
+  }
+
+  private async loop(firstDone: () => void): Promise<void> {
+    let backoff = RETRY_MIN_MS;
+    while (!this.stopped) {
+      try {
+        if (this.mode === 'poll') {
+          await this.pollOnce();
+          firstDone();
+          await this.sleep(this.opts.syncIntervalMs);
+          continue;
+        }
+        const index = await this.listAll(firstDone);
+        if (index === undefined) {
+          this.opts.log.info({ registry: this.baseUrl }, 'registry has no change feed; polling it');
+          this.mode = 'poll';
+          continue;
+        }
+        this.mode = 'feed';
+        backoff = RETRY_MIN_MS;
+        await this.follow(index);
+      } catch (err) {
+        if (this.stopped) break;
+        if (this.reachable !== false) this.opts.log.warn({ registry: this.baseUrl, err: (err as Error).message }, 'registry unreachable; serving the last known list');
+        this.reachable = false;
+        firstDone();
+        await this.sleep(backoff);
+        backoff = Math.min(RETRY_MAX_MS, backoff * 2);
+      }
+    }
+    firstDone();
+  }
+
+  private async fetchJson(path: string): Promise<any> {
+    const res = await fetch(`${this.baseUrl}${path}`, { headers: this.headers(), signal: AbortSignal.timeout(LIST_TIMEOUT_MS) });
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new Error(`registry answered ${res.status} to GET ${path}`);
+    }
+    return res.json();
+  }
+
+  /** Lists every record and reconciles; returns the feed index, or undefined if there is no feed. */
+  private async listAll(firstDone: () => void): Promise<number | undefined> {
+    const body = await this.fetchJson('/services');
+    if (!body || !Array.isArray(body.services)) throw new Error('registry answered GET /services without a services array');
+    this.reachable = true;
+    if (!Number.isSafeInteger(body.index)) return undefined;
+    this.reconcile(body.services as RecordLike[], Date.now());
+    firstDone();
+    return body.index as number;
+  }
+
+  private async pollOnce(): Promise<void> {
+    const body = await this.fetchJson('/services?healthy=true');
+    if (!body || !Array.isArray(body.services)) throw new Error('registry answered without a services array');
+    this.reachable = true;
+    this.reconcile(body.services as RecordLike[], Date.now());
+  }
+
+  /** Applies a full listing: listed services are upserted, missing ones age towards removal. */
+  private reconcile(records: RecordLike[], now: number): void {
+    for (const r of records) this.apply(r, now);
+    // Services missing from the listing age by lastSeen until removeVanished takes them.
+    this.removeVanished(now);
+  }
+
+  /** Upserts one record (or forgets it if it is not routable any more). */
+  private apply(r: RecordLike, now: number): void {
+    const spec = toSpec(r);
+    if (!spec) {
+      if (typeof r.name === 'string') this.forget(r.name);
+      return;
+    }
+    const existing = this.backends.get(spec.name);
+    if (existing?.isStatic) return;
+    const b = this.backends.upsert(spec);
+    b.listedHealthy = r.is_healthy === undefined ? true : r.is_healthy === true;
+    b.lastSeen = now;
+    if (!existing) this.opts.log.info({ backend: b.name, url: b.url, models: b.models }, 'backend discovered');
+  }
+
+  /** Removes a backend the registry deregistered (or that stopped being routable) at once. */
+  private forget(name: string): void {
+    const b = this.backends.get(name);
+    if (!b || b.isStatic) return;
+    this.backends.remove(name);
+    this.opts.log.info({ backend: name }, 'backend removed');
+  }
+
+  private removeVanished(now: number): void {
+    for (const b of [...this.backends.all]) {
+      if (b.pinned) continue;
+      if (now - b.lastSeen >= this.opts.graceMs) {
+        this.backends.remove(b.name);
+        this.opts.log.info({ backend: b.name, absent_s: Math.round((now - b.lastSeen) / 1000) }, 'backend removed after grace period');
+      }
+    }
+  }
+
+  /** Consumes the change feed until it ends, fails or asks for a reset. */
+  private async follow(since: number): Promise<void> {
+    this.feedAbort = new AbortController();
+    const res = await fetch(`${this.baseUrl}/events?since=${since}`, { headers: { ...this.headers(), accept: 'text/event-stream' }, signal: this.feedAbort.signal });
+    if (res.status === 404 || res.status === 405) {
+      await res.body?.cancel().catch(() => undefined);
+      this.mode = 'poll';
+      return;
+    }
+    if (!res.ok || !res.body) throw new Error(`registry answered ${res.status} to GET /events`);
+    this.opts.log.debug({ registry: this.baseUrl, since }, 'following the registry change feed');
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let sep: number;
+      while ((sep = buffer.indexOf('\n\n')) !== -1) {
+        const block = buffer.slice(0, sep);
+        buffer = buffer.slice(sep + 2);
+        const data = block
+          .split('\n')
+          .filter((l) => l.startsWith('data:'))
+          .map((l) => l.slice(5).trimStart())
+          .join('\n');
+        if (!data) continue;
+        let event: FeedEvent;
+        try {
+          event = JSON.parse(data) as FeedEvent;
+        } catch {
+          continue;
+        }
+        if (event.type === 'reset') {
+          this.feedAbort.abort();
+          return;
+        }
+        this.onEvent(event, Date.now());
+      }
+    }
+    throw new Error('registry change feed closed');
+  }
+
+  private onEvent(event: FeedEvent, now: number): void {
+    const r = event.service;
+    if (!r || typeof r.name !== 'string') return;
+    if (event.type === 'delete') this.forget(r.name);
+    else this.apply(r, now);
+  }
+}

@@ -1,0 +1,146 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { sendError, sendJson } from '../common/http-json.js';
+import type { Logger } from '../common/log.js';
+import type { BackendSet } from './backend-set.js';
+import type { RouterMetrics } from './metrics.js';
+import { aggregateModels } from './model-catalog.js';
+import type { Proxy } from './proxy.js';
+import { extractRouting, sessionKey, type RequestInfo } from './request-info.js';
+
+export interface RouterServerOptions {
+  backends: BackendSet;
+  proxy: Proxy;
+  metrics: RouterMetrics;
+  registryUrl: string | null;
+  maxBodyBytes: number;
+  maxConnections: number;
+  log: Logger;
+}
+
+type LocalHandler = (res: ServerResponse) => void;
+
+/** The router's HTTP front: a few local endpoints; everything else is proxied. */
+export class RouterServer {
+  readonly server: Server;
+  private readonly local: Record<string, LocalHandler>;
+  private readonly startedSeconds = Math.floor(Date.now() / 1000);
+
+  constructor(private readonly opts: RouterServerOptions) {
+    this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: 0 }, (req, res) => this.handle(req, res));
+    this.server.maxConnections = opts.maxConnections;
+    const health: LocalHandler = (res) => this.health(res);
+    const models: LocalHandler = (res) => sendJson(res, 200, { object: 'list', data: aggregateModels(opts.backends.all, Date.now(), this.startedSeconds) });
+    this.local = {
+      '/health': health,
+      '/status': health,
+      '/stats': (res) => this.stats(res),
+      '/services': (res) => this.services(res),
+      '/models': models,
+      '/v1/models': models,
+      '/metrics': (res) => this.metrics(res),
+    };
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const local = this.local[path];
+    if (local !== undefined) {
+      if (req.method === 'GET' || req.method === 'HEAD') return local(res);
+      req.resume();
+      res.setHeader('allow', 'GET, HEAD');
+      return sendError(res, 405, `method ${req.method} not allowed on ${path}`);
+    }
+    this.readBody(req, res);
+  }
+
+  /** Collects the request body up to --max-body, then hands the request to the proxy. */
+  private readBody(req: IncomingMessage, res: ServerResponse): void {
+    const limit = this.opts.maxBodyBytes;
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > limit) return this.tooLarge(req, res);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > limit) {
+        failed = true;
+        this.tooLarge(req, res);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('error', () => {
+      if (failed) return;
+      failed = true;
+      if (!res.headersSent && !res.destroyed) this.opts.proxy.fail(res, 400, 'Failed to read request body');
+    });
+    req.on('end', () => {
+      if (failed) return;
+      const body = size === 0 ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      this.opts.proxy.handle(req, res, body, this.routingInfo(req, body));
+    });
+  }
+
+  private routingInfo(req: IncomingMessage, body: Buffer | undefined): RequestInfo {
+    const fields = extractRouting(body);
+    return { ...fields, sessionKey: sessionKey(fields.model, fields.promptCacheKey, req.headers), body };
+  }
+
+  private tooLarge(req: IncomingMessage, res: ServerResponse): void {
+    res.setHeader('connection', 'close');
+    this.opts.proxy.fail(res, 413, `request body exceeds --max-body (${this.opts.maxBodyBytes} bytes)`);
+    req.resume();
+  }
+
+  private health(res: ServerResponse): void {
+    const now = Date.now();
+    const all = this.opts.backends.all;
+    const healthy = all.filter((b) => b.routable(now)).length;
+    sendJson(res, 200, {
+      status: healthy > 0 ? 'healthy' : 'running',
+      router: 'running',
+      healthy_services: `${healthy}/${all.length}`,
+      registry_url: this.opts.registryUrl,
+      message: healthy > 0 ? null : 'No healthy services available',
+      timestamp: Math.floor(now / 1000),
+    });
+  }
+
+  private services(res: ServerResponse): void {
+    const now = Date.now();
+    const list = this.opts.backends.all.map((b) => b.info(now));
+    sendJson(res, 200, { services: list, total: list.length, registry_url: this.opts.registryUrl });
+  }
+
+  private stats(res: ServerResponse): void {
+    const now = Date.now();
+    const list = this.opts.backends.all.map((b) => b.info(now));
+    sendJson(res, 200, {
+      total_services: list.length,
+      healthy_services: list.filter((s) => s.healthy).length,
+      registry_url: this.opts.registryUrl,
+      in_flight: this.opts.proxy.inFlight,
+      services: list,
+    });
+  }
+
+  private metrics(res: ServerResponse): void {
+    void this.opts.metrics.registry.metrics().then((text) => {
+      res.writeHead(200, { 'content-type': this.opts.metrics.registry.contentType });
+      res.end(text);
+    });
+  }
+
+  /** Stops accepting and waits for in-flight requests up to `drainMs`, then cuts what is left. */
+  async close(drainMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    const timer = setTimeout(() => this.server.closeAllConnections(), drainMs);
+    await closed;
+    clearTimeout(timer);
+  }
+}
