@@ -1,42 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { http, spawnCli, startService, waitFor, type RunningService } from './helpers/services.js';
-
-/** Reads a metric value (summed over label sets matching `labels`) from a Prometheus text page. */
-async function metric(base: string, name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name} `) || (line.startsWith(`${name}{`) && line.includes(labels))) sum += Number(line.split(' ').pop());
-  }
-  return sum;
-}
-
-/** Streams a request and returns the parsed `data:` payloads in arrival order. */
-async function sse(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ events: any[]; done: boolean; error?: unknown }> {
-  const res = await fetch(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers } });
-  const events: any[] = [];
-  let done = false;
-  let buffer = '';
-  try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += Buffer.from(chunk).toString('utf8');
-      let i: number;
-      while ((i = buffer.indexOf('\n\n')) !== -1) {
-        const line = buffer.slice(0, i);
-        buffer = buffer.slice(i + 2);
-        assert.ok(line.startsWith('data: '), `SSE line: ${line}`);
-        const data = line.slice(6);
-        if (data === '[DONE]') done = true;
-        else events.push(JSON.parse(data));
-      }
-    }
-  } catch (error) {
-    return { events, done, error };
-  }
-  return { events, done };
-}
+import { http, metric, readSse, spawnCli, startService, waitFor, type RunningService } from './helpers/services.js';
 
 const chatBody = (content: string, extra: Record<string, unknown> = {}) => ({ model: 'model-a', messages: [{ role: 'user', content }], ...extra });
 
@@ -135,7 +100,7 @@ describe('mock: OpenAI API shapes', () => {
   });
 
   it('streams chat in the OpenAI SSE format with a finish chunk, usage and [DONE]', async () => {
-    const { events, done } = await sse(`${mock.url}/v1/chat/completions`, chatBody('hi', { stream: true, max_tokens: 4, stream_options: { include_usage: true } }));
+    const { events, done } = await readSse(`${mock.url}/v1/chat/completions`, chatBody('hi', { stream: true, max_tokens: 4, stream_options: { include_usage: true } }));
     assert.ok(done);
     assert.equal(events[0].object, 'chat.completion.chunk');
     assert.deepEqual(events[0].choices[0].delta, { role: 'assistant', content: '' });
@@ -153,7 +118,7 @@ describe('mock: OpenAI API shapes', () => {
   });
 
   it('streams completions without usage unless asked', async () => {
-    const { events, done } = await sse(`${mock.url}/v1/completions`, { model: 'model-b', prompt: 'x', stream: true, max_tokens: 2 });
+    const { events, done } = await readSse(`${mock.url}/v1/completions`, { model: 'model-b', prompt: 'x', stream: true, max_tokens: 2 });
     assert.ok(done);
     assert.equal(events.length, 3);
     assert.equal(events[0].choices[0].text, 'Hello');
@@ -325,7 +290,7 @@ describe('mock: failure injection', () => {
   });
 
   it('drops the connection mid-stream after K chunks', async () => {
-    const r = await sse(`${mock.url}/v1/chat/completions`, { ...body, stream: true }, { 'x-mock-drop-after': '3' });
+    const r = await readSse(`${mock.url}/v1/chat/completions`, { ...body, stream: true }, { 'x-mock-drop-after': '3' });
     assert.equal(r.events.length, 3);
     assert.equal(r.done, false);
     assert.ok(r.error, 'the stream ends with an error, not cleanly');

@@ -1,18 +1,14 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { http, SseReader, startService, spawnCli, waitFor, type RunningService } from './helpers/services.js';
+import { http, SseReader, startService, spawnCli, tempDir, waitFor, type RunningService } from './helpers/services.js';
 
 function service(name: string, extra: Record<string, unknown> = {}) {
   return { name, host: '127.0.0.1', port: 9000, hostname: '127.0.0.1', url: 'http://127.0.0.1:9000', status: 'running', ...extra };
 }
 
-async function tempDir(): Promise<string> {
-  return mkdtemp(join(tmpdir(), 'infini-registry-test-'));
-}
 
 describe('registry API', () => {
   let reg: RunningService;

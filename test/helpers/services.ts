@@ -255,3 +255,69 @@ export class SseReader {
     this.controller.abort();
   }
 }
+
+/** A fresh temporary directory for a test's files. */
+export async function tempDir(prefix = 'infini-test-'): Promise<string> {
+  const { mkdtemp } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** Starts `n` mock engines on ephemeral ports, named mock-a, mock-b, ... unless names are given. */
+export async function startMocks(specs: Array<{ models: string; name?: string; args?: string[] }>): Promise<RunningService[]> {
+  return Promise.all(
+    specs.map((s, i) => startService(['mock', '--port', '0', '--models', s.models, '--name', s.name ?? `mock-${String.fromCharCode(97 + i)}`, ...(s.args ?? [])])),
+  );
+}
+
+/** Writes a static services file (`{"services": [...]}`) for mocks, returning its path. */
+export async function writeStaticServices(entries: Array<{ name: string; port: number; models: string[]; weight?: number; metadata?: Record<string, unknown> }>, dir?: string): Promise<string> {
+  const { writeFile } = await import('node:fs/promises');
+  const folder = dir ?? (await tempDir());
+  const path = join(folder, `static-${Math.random().toString(36).slice(2)}.json`);
+  const services = entries.map((e) => ({ name: e.name, host: '127.0.0.1', port: e.port, weight: e.weight ?? 1, metadata: { type: 'openai-api', models: e.models, ...e.metadata } }));
+  await writeFile(path, JSON.stringify({ services }));
+  return path;
+}
+
+/** Which mock answered a chat/completion (the mock puts its name in system_fingerprint). */
+export function servedBy(body: any): string {
+  return body?.system_fingerprint;
+}
+
+/** Reads a Prometheus metric (summed over label sets containing `labels`) from `<base>/metrics`. */
+export async function metric(base: string, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name} `) || (line.startsWith(`${name}{`) && line.includes(labels))) sum += Number(line.split(' ').pop());
+  }
+  return sum;
+}
+
+/** POSTs a streaming request and returns the `data:` payloads with their arrival times (ms). */
+export async function readSse(url: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<{ status: number; events: any[]; times: number[]; done: boolean; error?: unknown }> {
+  const res = await fetch(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json', ...headers }, signal });
+  const events: any[] = [];
+  const times: number[] = [];
+  let done = false;
+  let buffer = '';
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += Buffer.from(chunk).toString('utf8');
+      let i: number;
+      while ((i = buffer.indexOf('\n\n')) !== -1) {
+        const line = buffer.slice(0, i);
+        buffer = buffer.slice(i + 2);
+        if (!line.startsWith('data: ')) continue;
+        const data = line.slice(6);
+        times.push(performance.now());
+        if (data === '[DONE]') done = true;
+        else events.push(JSON.parse(data));
+      }
+    }
+  } catch (error) {
+    return { status: res.status, events, times, done, error };
+  }
+  return { status: res.status, events, times, done };
+}

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { describe, it } from 'node:test';
+import { http, servedBy, startMocks, startService, waitFor, type RunningService } from './helpers/services.js';
+
+const chat = (model = 'm') => ({ model, messages: [{ role: 'user', content: 'hello' }], max_tokens: 4 });
+const routerServices = async (router: RunningService) => (await http('GET', `${router.url}/services`)).body.services as any[];
+
+describe('router: discovery from the registry change feed', () => {
+  it('picks up registrations, health changes and deregistrations without polling', async () => {
+    const reg = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist', '--heartbeat-timeout', '0.6']);
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--registry-url', reg.url, '--registry-sync-interval', '600', '--health-interval', '600']);
+    const mock = (await startMocks([{ models: 'm,feed-model', name: 'feed-mock', args: ['--registry-url', reg.url, '--heartbeat-interval', '0.1'] }]))[0]!;
+    await waitFor(async () => (await http('POST', `${router.url}/v1/chat/completions`, { body: chat('feed-model') })).status === 200, 'routing to the new backend');
+    const models = await http('GET', `${router.url}/v1/models`);
+    assert.deepEqual(models.body.data.map((m: any) => m.id), ['feed-model', 'm']);
+
+    // a record without heartbeats turns unhealthy in the registry, and the router follows
+    const silent = (await startMocks([{ models: 'silent-model', name: 'silent' }]))[0]!;
+    await http('POST', `${reg.url}/services`, { body: { name: 'silent', host: '127.0.0.1', port: silent.port, hostname: 'x', url: silent.url, status: 'running', metadata: { type: 'openai-api', models: ['silent-model'] } } });
+    // non-routable records (a babysitter's own record) are ignored
+    await http('POST', `${reg.url}/services`, { body: { name: 'sitter', host: '127.0.0.1', port: 1, hostname: 'x', url: 'http://127.0.0.1:1', status: 'running', metadata: { type: 'command' } } });
+    await waitFor(async () => (await routerServices(router)).some((s) => s.name === 'silent' && s.healthy), 'silent discovered');
+    assert.ok(!(await routerServices(router)).some((s) => s.name === 'sitter'));
+    await waitFor(async () => (await routerServices(router)).some((s) => s.name === 'silent' && !s.healthy && s.listed_healthy === false), 'silent unhealthy after heartbeat expiry');
+    const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat('silent-model') });
+    assert.equal(r.status, 503);
+
+    // graceful mock shutdown deregisters: removed from the router at once
+    await mock.stop();
+    await waitFor(async () => !(await routerServices(router)).some((s) => s.name === 'feed-mock'), 'deregistered backend removed');
+    await Promise.all([router.stop(), reg.stop(), silent.stop()]);
+  });
+
+  it('keeps routing with the last known list while the registry is down, and resyncs after it returns', async () => {
+    const reg = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist']);
+    const mock = (await startMocks([{ models: 'm', name: 'outage-mock', args: ['--registry-url', reg.url, '--heartbeat-interval', '0.1'] }]))[0]!;
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--registry-url', reg.url, '--service-removal-grace-period', '60']);
+    await waitFor(async () => (await http('POST', `${router.url}/v1/chat/completions`, { body: chat() })).status === 200, 'initial routing');
+    await reg.stop();
+    for (let i = 0; i < 5; i++) assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: chat() })).status, 200);
+    await waitFor(() => router.logs.some((l) => l.msg === 'registry unreachable; serving the last known list'), 'outage noticed');
+    const again = await startService(['registry', '--port', String(reg.port), '--host', '127.0.0.1', '--no-persist']);
+    await waitFor(async () => (await http('GET', `${again.url}/services/outage-mock`)).status === 200, 'mock re-registered');
+    for (let i = 0; i < 5; i++) assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: chat() })).status, 200);
+    await Promise.all([router.stop(), mock.stop(), again.stop()]);
+  });
+});
+
+describe('router: polling fallback for a registry without a change feed', () => {
+  it('detects the original registry once, polls ?healthy=true, and removes vanished services after the grace period', async () => {
+    const mocks = await startMocks([{ models: 'm', name: 'poll-a' }, { models: 'm', name: 'poll-b' }]);
+    const hits: string[] = [];
+    let listed = mocks.map((m) => m);
+    const original = createServer((req, res) => {
+      hits.push(req.url ?? '');
+      if (req.url === '/services' || req.url === '/services?healthy=true') {
+        const services = listed.map((m) => ({
+          name: m.logs.find((l) => l.msg === 'mock listening')!.name,
+          host: '127.0.0.1',
+          hostname: 'localhost',
+          port: m.port,
+          url: m.url,
+          status: 'running',
+          timestamp: '2026-01-01T00:00:00+00:00',
+          last_heartbeat: 1,
+          health_status: 'unknown',
+          is_healthy: true,
+          metadata: { type: 'openai-api', models: ['m'] },
+        }));
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ services, total: services.length, timestamp: '2026-01-01T00:00:00+00:00' }));
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => original.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(original.address() as any).port}`;
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--registry-url', `${url}/`, '--registry-sync-interval', '0.1', '--service-removal-grace-period', '0.8', '--health-interval', '600']);
+    await waitFor(async () => (await routerServices(router)).length === 2, 'both discovered');
+    await waitFor(() => hits.filter((h) => h === '/services?healthy=true').length >= 3, 'polling');
+    assert.equal(hits.filter((h) => h === '/services').length, 1, 'feed support probed once');
+    assert.equal(hits.filter((h) => h.startsWith('/events')).length, 0);
+    assert.ok(!hits.some((h) => h.startsWith('//')), 'a trailing slash in --registry-url is handled');
+
+    listed = [mocks[0]!];
+    const vanishedAt = Date.now();
+    // still routable during the grace period
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) seen.add(servedBy((await http('POST', `${router.url}/v1/chat/completions`, { body: chat() })).body));
+    assert.ok(Date.now() - vanishedAt < 800 ? seen.size === 2 : true);
+    await waitFor(async () => (await routerServices(router)).length === 1, 'vanished service removed after the grace period');
+    assert.ok(Date.now() - vanishedAt >= 700);
+    for (let i = 0; i < 3; i++) assert.equal(servedBy((await http('POST', `${router.url}/v1/chat/completions`, { body: chat() })).body), 'poll-a');
+    await Promise.all([router.stop(), ...mocks.map((m) => m.stop())]);
+    original.close();
+  });
+});

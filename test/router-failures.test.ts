@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { describe, it } from 'node:test';
+import { http, metric, readSse, servedBy, startMocks, startService, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
+
+const chat = (extra: Record<string, unknown> = {}) => ({ model: 'm', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, ...extra });
+const requestsServed = async (mocks: RunningService[]) => {
+  let n = 0;
+  for (const m of mocks) if (m.alive) n += (await http('GET', `${m.url}/health`)).body.requests;
+  return n;
+};
+
+async function routerFor(mocks: RunningService[], args: string[] = [], env: Record<string, string> = {}): Promise<RunningService> {
+  const file = await writeStaticServices(mocks.map((m, i) => ({ name: `mock-${'abcdef'[i]}`, port: m.port, models: ['m'] })));
+  return startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', file, ...args], { env });
+}
+
+async function stopAll(...svcs: RunningService[]): Promise<void> {
+  await Promise.all(svcs.map((s) => s.stop()));
+}
+
+describe('router: retries', () => {
+  it('keeps every request succeeding when a backend dies, and reports connection refused when all are gone', async () => {
+    const mocks = await startMocks([{ models: 'm' }, { models: 'm' }, { models: 'm' }]);
+    const router = await routerFor(mocks, ['--health-interval', '3600', '--max-errors', '100']);
+    // wait until the start-up check has passed for everyone, then kill one backend
+    await waitFor(async () => (await http('GET', `${router.url}/services`)).body.services.every((s: any) => s.response_time > 0), 'first health round');
+    await mocks[1]!.stop('SIGKILL');
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) statuses.push((await http('POST', `${router.url}/v1/chat/completions`, { body: chat() })).status);
+    assert.deepEqual(new Set(statuses), new Set([200]));
+    const dead = (await http('GET', `${router.url}/services`)).body.services.find((s: any) => s.name === 'mock-b');
+    assert.ok(dead.error_count >= 3, `failed attempts counted: ${dead.error_count}`);
+    await mocks[0]!.stop('SIGKILL');
+    await mocks[2]!.stop('SIGKILL');
+    const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat() });
+    assert.equal(r.status, 503);
+    assert.equal(r.body.error, 'Service unavailable - connection refused');
+    await router.stop();
+  });
+
+  it('never retries once the response has started', async () => {
+    const mocks = await startMocks([{ models: 'm' }, { models: 'm' }]);
+    const router = await routerFor(mocks);
+    const before = await requestsServed(mocks);
+    const cut = await readSse(`${router.url}/v1/chat/completions`, chat({ stream: true }), { 'x-mock-drop-after': '2' });
+    assert.equal(cut.status, 200);
+    assert.equal(cut.done, false);
+    assert.ok(cut.error, 'the client sees the stream cut off');
+    assert.equal(cut.events.length, 2);
+    const plain = await fetch(`${router.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat()), headers: { 'x-mock-drop-after': '0' } })
+      .then((r) => r.json())
+      .then(() => 'complete', () => 'cut');
+    assert.equal(plain, 'cut');
+    assert.equal(await requestsServed(mocks), before + 2, 'each request reached exactly one backend');
+    await stopAll(router, ...mocks);
+  });
+});
+
+describe('router: timeouts', () => {
+  it('answers 504 when no response headers arrive in PROXY_TIMEOUT_SECONDS, without retrying', async () => {
+    const mocks = await startMocks([{ models: 'm' }, { models: 'm' }]);
+    const router = await routerFor(mocks, [], { PROXY_TIMEOUT_SECONDS: '0.4' });
+    const before = await requestsServed(mocks);
+    const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat(), headers: { 'x-mock-hang': '1' } });
+    assert.equal(r.status, 504);
+    assert.equal(r.body.error, 'Service timeout');
+    assert.equal(await requestsServed(mocks), before + 1);
+    // the hung upstream request was abandoned: the backend saw its client go away
+    await waitFor(async () => (await metric(mocks[0]!.url, 'mock:requests_cancelled_total')) + (await metric(mocks[1]!.url, 'mock:requests_cancelled_total')) === 1, 'upstream aborted');
+    await stopAll(router, ...mocks);
+  });
+
+  it('cuts a stream that stays silent longer than --idle-timeout', async () => {
+    const mocks = await startMocks([{ models: 'm', args: ['--itl-ms', '3000'] }]);
+    const router = await routerFor(mocks, ['--idle-timeout', '0.3']);
+    const r = await readSse(`${router.url}/v1/chat/completions`, chat({ stream: true }));
+    assert.equal(r.status, 200);
+    assert.equal(r.done, false);
+    assert.ok(r.error);
+    assert.equal(r.events.length, 2, 'role chunk and first token, then silence');
+    await waitFor(async () => (await metric(mocks[0]!.url, 'mock:requests_cancelled_total')) === 1, 'backend freed');
+    await stopAll(router, ...mocks);
+  });
+
+  it('cuts a response that exceeds the total timeout after its headers', async () => {
+    const mocks = await startMocks([{ models: 'm', args: ['--itl-ms', '200', '--output-tokens', '20'] }]);
+    const router = await routerFor(mocks, [], { PROXY_TIMEOUT_SECONDS: '0.5' });
+    const r = await readSse(`${router.url}/v1/chat/completions`, chat({ stream: true, max_tokens: 20 }));
+    assert.equal(r.done, false);
+    assert.ok(r.error);
+    assert.ok(r.events.length >= 2 && r.events.length < 20);
+    await stopAll(router, ...mocks);
+  });
+});
+
+describe('router: client disconnects', () => {
+  it('aborts the upstream request at once: waiting for the first token, mid-stream, and non-streaming', async () => {
+    const slowStart = await startMocks([{ models: 'm', args: ['--ttft-ms', '20000'] }]);
+    const slowTokens = await startMocks([{ models: 'n', args: ['--itl-ms', '400', '--output-tokens', '40'] }]);
+    const file = await writeStaticServices([
+      { name: 'slow-start', port: slowStart[0]!.port, models: ['m'] },
+      { name: 'slow-tokens', port: slowTokens[0]!.port, models: ['n'] },
+    ]);
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', file]);
+    const a = slowStart[0]!;
+    const b = slowTokens[0]!;
+
+    const waiting = new AbortController();
+    const p1 = fetch(`${router.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat({ stream: true })), signal: waiting.signal }).catch(() => 'aborted');
+    await waitFor(async () => (await metric(a.url, 'vllm:num_requests_running')) === 1, 'request running on the backend');
+    waiting.abort();
+    assert.equal(await p1, 'aborted');
+    await waitFor(async () => (await metric(a.url, 'mock:requests_cancelled_total')) === 1, 'backend saw the disconnect while prefilling');
+
+    const mid = new AbortController();
+    const res = await fetch(`${router.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ ...chat({ stream: true }), model: 'n', max_tokens: 40 }), signal: mid.signal });
+    const reader = res.body!.getReader();
+    await reader.read();
+    mid.abort();
+    await waitFor(async () => (await metric(b.url, 'mock:requests_cancelled_total')) === 1, 'backend saw the disconnect mid-stream');
+
+    const plain = new AbortController();
+    const p3 = fetch(`${router.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ ...chat(), model: 'n', max_tokens: 40 }), signal: plain.signal }).catch(() => 'aborted');
+    await waitFor(async () => (await metric(b.url, 'vllm:num_requests_running')) === 1, 'non-streaming request running');
+    plain.abort();
+    assert.equal(await p3, 'aborted');
+    await waitFor(async () => (await metric(b.url, 'mock:requests_cancelled_total')) === 2, 'backend saw the disconnect of a plain request');
+
+    const stats = await waitFor(async () => {
+      const s = (await http('GET', `${router.url}/stats`)).body;
+      return s.in_flight === 0 ? s : undefined;
+    }, 'router in-flight back to 0');
+    assert.ok(stats.services.every((s: any) => s.error_count === 0 && s.healthy), 'a client hanging up is never a backend failure');
+    await stopAll(router, a, b);
+  });
+});
+
+describe('router: health, ejection and recovery', () => {
+  it('ejects a backend after --max-errors consecutive 502/503 answers and routes around it', async () => {
+    const mocks = await startMocks([{ models: 'm', args: ['--error-rate', '1', '--error-status', '503'] }, { models: 'm' }]);
+    const router = await routerFor(mocks, ['--max-errors', '2', '--health-interval', '3600']);
+    const results: Array<[number, string]> = [];
+    for (let i = 0; i < 10; i++) {
+      const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat() });
+      results.push([r.status, r.status === 200 ? servedBy(r.body) : 'mock-a']);
+    }
+    assert.equal(results.filter(([s]) => s === 503).length, 2, 'backend 503s pass through until the ejection');
+    assert.deepEqual(results.slice(4).map(([s]) => s), [200, 200, 200, 200, 200, 200]);
+    const a = (await http('GET', `${router.url}/services`)).body.services.find((s: any) => s.name === 'mock-a');
+    assert.equal(a.healthy, false);
+    assert.ok(a.ejected_until > Date.now() / 1000 + 20);
+    assert.equal(a.error_count, 2);
+    await router.stop();
+
+    // with frequent checks, a passing check ends the ejection early
+    const recovering = await routerFor(mocks, ['--max-errors', '1', '--health-interval', '0.2']);
+    await http('POST', `${recovering.url}/v1/chat/completions`, { body: chat() });
+    await http('POST', `${recovering.url}/v1/chat/completions`, { body: chat() });
+    await waitFor(async () => (await http('GET', `${recovering.url}/services`)).body.services.find((s: any) => s.name === 'mock-a').error_count >= 1, 'an ejection');
+    await waitFor(async () => (await http('GET', `${recovering.url}/services`)).body.services.every((s: any) => s.healthy), 'recovery by health check');
+    await stopAll(recovering, ...mocks);
+  });
+
+  it('does not route to a backend whose babysitter says 503 (not ready) and routes again once it says 200', async () => {
+    let ready = false;
+    let fake: Server | undefined;
+    let mock: RunningService | undefined;
+    // find a port pair P (mock) and P+1 (fake babysitter)
+    for (let tries = 0; tries < 20 && !fake; tries++) {
+      const candidate = await startMocks([{ models: 'm', name: 'mock-a' }]);
+      const server = createServer((req, res) => {
+        res.writeHead(req.url === '/health' && ready ? 200 : 503, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ status: ready ? 'ready' : 'starting' }));
+      });
+      const ok = await new Promise<boolean>((resolve) => {
+        server.once('error', () => resolve(false));
+        server.listen(candidate[0]!.port + 1, '127.0.0.1', () => resolve(true));
+      });
+      if (ok) {
+        fake = server;
+        mock = candidate[0];
+      } else await candidate[0]!.stop();
+    }
+    assert.ok(fake && mock);
+    const other = (await startMocks([{ models: 'm', name: 'mock-b' }]))[0]!;
+    const router = await routerFor([mock, other], ['--health-interval', '0.2']);
+    await waitFor(async () => (await http('GET', `${router.url}/services`)).body.services.find((s: any) => s.name === 'mock-a').healthy === false, 'not-ready backend unroutable');
+    for (let i = 0; i < 4; i++) assert.equal(servedBy((await http('POST', `${router.url}/v1/chat/completions`, { body: chat() })).body), 'mock-b');
+    ready = true;
+    await waitFor(async () => (await http('GET', `${router.url}/services`)).body.services.every((s: any) => s.healthy), 'ready backend routable');
+    const seen = new Set<string>();
+    for (let i = 0; i < 4; i++) seen.add(servedBy((await http('POST', `${router.url}/v1/chat/completions`, { body: chat() })).body));
+    assert.deepEqual(seen, new Set(['mock-a', 'mock-b']));
+    await stopAll(router, mock, other);
+    fake.close();
+  });
+});
+
+describe('router: graceful shutdown', () => {
+  it('lets an in-flight stream finish on SIGTERM, then exits 0', async () => {
+    const mocks = await startMocks([{ models: 'm', args: ['--itl-ms', '80', '--output-tokens', '10'] }]);
+    const router = await routerFor(mocks);
+    const res = await fetch(`${router.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(chat({ stream: true, max_tokens: 10 })) });
+    const reader = res.body!.getReader();
+    await reader.read();
+    router.signal('SIGTERM');
+    let text = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += Buffer.from(value).toString();
+    }
+    assert.match(text, /data: \[DONE\]/);
+    assert.equal((await router.exited).code, 0);
+    await mocks[0]!.stop();
+  });
+});

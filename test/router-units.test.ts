@@ -1,0 +1,243 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Backend, type BackendSpec } from '../src/router/backend.js';
+import { parseBytes } from '../src/router/cli.js';
+import { downstreamResponseHeaders } from '../src/router/headers.js';
+import { aggregateModels } from '../src/router/model-catalog.js';
+import { createPolicy } from '../src/router/policies/index.js';
+import { LeastLoad } from '../src/router/policies/least-load.js';
+import { PowerOfTwo } from '../src/router/policies/power-of-two.js';
+import { rendezvous } from '../src/router/policies/session-affinity.js';
+import { WeightedRoundRobin } from '../src/router/policies/weighted-round-robin.js';
+import { extractRouting, sessionKey, type RequestInfo } from '../src/router/request-info.js';
+import { loadStaticServices } from '../src/router/static-services.js';
+
+const POOL = { connectTimeoutMs: 1000, headersTimeoutMs: 1000, idleTimeoutMs: 1000 };
+const backends: Backend[] = [];
+function backend(name: string, opts: { weight?: number; models?: string[]; cacheType?: string; port?: number } = {}): Backend {
+  const spec: BackendSpec = {
+    name,
+    host: '127.0.0.1',
+    port: opts.port ?? 9000 + backends.length,
+    url: `http://127.0.0.1:${opts.port ?? 9000 + backends.length}`,
+    weight: opts.weight ?? 1,
+    metadata: { type: 'openai-api', models: opts.models ?? ['m'], ...(opts.cacheType ? { cache_type: opts.cacheType } : {}) },
+    isStatic: true,
+  };
+  const b = new Backend(spec, POOL);
+  backends.push(b);
+  return b;
+}
+const info = (over: Partial<RequestInfo> = {}): RequestInfo => ({ model: 'm', stream: false, promptCacheKey: undefined, size: 0, sessionKey: undefined, body: undefined, ...over });
+const count = (picks: Backend[]) => picks.reduce<Record<string, number>>((acc, b) => ((acc[b.name] = (acc[b.name] ?? 0) + 1), acc), {});
+
+describe('weighted round robin', () => {
+  it('rotates evenly per model, unaffected by other models', () => {
+    const [a, b, c] = [backend('a'), backend('b'), backend('c')];
+    const p = new WeightedRoundRobin();
+    const picks: Backend[] = [];
+    for (let i = 0; i < 30; i++) {
+      picks.push(p.select([a, b], info({ model: 'x' }))!);
+      p.select([a, b, c], info({ model: 'y' })); // interleaved traffic of another model
+    }
+    assert.deepEqual(count(picks), { a: 15, b: 15 });
+    assert.notEqual(picks[0], picks[1]);
+  });
+
+  it('honours weights smoothly and skips weight 0 unless all are 0', () => {
+    const a = backend('wa', { weight: 1 });
+    const b = backend('wb', { weight: 3 });
+    const z = backend('wz', { weight: 0 });
+    const p = new WeightedRoundRobin();
+    const picks = Array.from({ length: 40 }, () => p.select([a, b, z], info())!);
+    assert.deepEqual(count(picks), { wa: 10, wb: 30 });
+    // smooth: never 3 a's in a row, b's spread out
+    assert.ok(!picks.slice(0, 4).every((x) => x === b));
+    const zero = [backend('z1', { weight: 0 }), backend('z2', { weight: 0 })];
+    const zpicks = Array.from({ length: 4 }, () => p.select(zero, info())!);
+    assert.deepEqual(count(zpicks), { z1: 2, z2: 2 });
+  });
+});
+
+describe('session affinity (rendezvous hashing)', () => {
+  const fleet = Array.from({ length: 5 }, (_, i) => backend(`node-${i}`));
+  const keys = Array.from({ length: 2000 }, (_, i) => `m:prompt_cache:user-${i}`);
+
+  it('is stable and spreads keys', () => {
+    const first = keys.map((k) => rendezvous(fleet, k)!);
+    assert.deepEqual(keys.map((k) => rendezvous(fleet, k)!), first);
+    const spread = count(first);
+    for (const n of Object.values(spread)) assert.ok(n > 250 && n < 550, `balanced: ${JSON.stringify(spread)}`);
+  });
+
+  it('moves only the keys of a backend that left, and only keys to one that joined', () => {
+    const before = keys.map((k) => rendezvous(fleet, k)!);
+    const without = fleet.filter((b) => b.name !== 'node-2');
+    const after = keys.map((k) => rendezvous(without, k)!);
+    keys.forEach((_, i) => {
+      if (before[i]!.name !== 'node-2') assert.equal(after[i], before[i]);
+    });
+    const bigger = [...fleet, backend('node-5')];
+    const grown = keys.map((k) => rendezvous(bigger, k)!);
+    let moved = 0;
+    keys.forEach((_, i) => {
+      if (grown[i] !== before[i]) {
+        moved++;
+        assert.equal(grown[i]!.name, 'node-5');
+      }
+    });
+    assert.ok(moved > 200 && moved < 500, `about a sixth moved: ${moved}`);
+  });
+
+  it('respects weights', () => {
+    const light = backend('light', { weight: 1 });
+    const heavy = backend('heavy', { weight: 3 });
+    const c = count(keys.map((k) => rendezvous([light, heavy], k)!));
+    assert.ok(c.heavy! > 2.4 * c.light! && c.heavy! < 3.6 * c.light!, JSON.stringify(c));
+  });
+
+  it('is applied by the composed policy for requests with a session key only', () => {
+    const p = createPolicy('round-robin', { sizeThresholdBytes: 100 });
+    const pair = [backend('s1'), backend('s2')];
+    const sticky = Array.from({ length: 6 }, () => p.select(pair, info({ sessionKey: 'm:session:abc' }))!);
+    assert.equal(new Set(sticky).size, 1);
+    const rotating = Array.from({ length: 6 }, () => p.select(pair, info())!);
+    assert.equal(new Set(rotating).size, 2);
+  });
+});
+
+describe('size classes', () => {
+  const paged = backend('paged-1', { cacheType: 'paged' });
+  const untyped = backend('untyped');
+  const stat = [backend('static-1', { cacheType: 'static' }), backend('static-2', { cacheType: 'static' })];
+  const p = createPolicy('round-robin', { sizeThresholdBytes: 100 });
+
+  it('sends large requests to static backends and small ones to paged (untyped counts as paged)', () => {
+    const all = [paged, untyped, ...stat];
+    const large = Array.from({ length: 8 }, () => p.select(all, info({ size: 101 }))!);
+    assert.ok(large.every((b) => b.cacheType === 'static'));
+    assert.equal(new Set(large).size, 2);
+    const small = Array.from({ length: 8 }, () => p.select(all, info({ size: 100 }))!);
+    assert.deepEqual(new Set(small.map((b) => b.name)), new Set(['paged-1', 'untyped']));
+  });
+
+  it('falls back to all candidates when the class is empty, and keeps affinity inside the class', () => {
+    assert.ok(p.select([paged, untyped], info({ size: 5000 })));
+    const key = info({ size: 5000, sessionKey: 'm:prompt_cache:k' });
+    const chosen = p.select([paged, ...stat], key)!;
+    assert.equal(chosen.cacheType, 'static');
+    for (let i = 0; i < 5; i++) assert.equal(p.select([paged, ...stat], key), chosen);
+  });
+});
+
+describe('load-aware policies', () => {
+  it('least-load picks the fewest in flight, rotating ties', () => {
+    const [a, b, c] = [backend('l1'), backend('l2'), backend('l3')];
+    a.inFlight = 3;
+    b.inFlight = 1;
+    c.inFlight = 2;
+    const p = new LeastLoad();
+    assert.equal(p.select([a, b, c], info()), b);
+    a.inFlight = b.inFlight = c.inFlight = 0;
+    assert.equal(new Set(Array.from({ length: 3 }, () => p.select([a, b, c], info()))).size, 3);
+  });
+
+  it('power-of-two picks the less loaded of two distinct samples', () => {
+    const [a, b] = [backend('p1'), backend('p2')];
+    a.inFlight = 5;
+    const p = new PowerOfTwo(() => 0);
+    assert.equal(p.select([a, b], info()), b);
+  });
+});
+
+describe('routing field extraction', () => {
+  const ex = (v: unknown) => extractRouting(Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)));
+
+  it('reads model, stream, prompt_cache_key and message text size', () => {
+    const r = ex({ model: 'm1', stream: true, prompt_cache_key: 'k', messages: [{ role: 'user', content: 'héllo' }, { role: 'user', content: [{ type: 'text', text: 'abc' }, { type: 'image_url', image_url: {} }] }] });
+    assert.deepEqual(r, { model: 'm1', stream: true, promptCacheKey: 'k', size: 6 + 3 });
+  });
+
+  it('is tolerant: one odd field never hides the others', () => {
+    assert.equal(ex({ model: 'm1', prompt: [1, 2, 3] }).model, 'm1');
+    assert.equal(ex({ model: 'm1', prompt: [1, 2, 3] }).size, 12);
+    assert.equal(ex({ model: 7, stream: true }).stream, true);
+    assert.equal(ex({ model: 'm1', messages: 'odd', stream: 'yes' }).model, 'm1');
+    assert.equal(ex({ model: 'm1', messages: [null, 3, { content: 5 }] }).size, 0);
+    assert.equal(ex({ model: 'm1', prompt: ['ab', 'c'] }).size, 3);
+    assert.equal(ex('not json').model, undefined);
+    assert.equal(ex('[1,2]').model, undefined);
+    assert.equal(extractRouting(undefined).size, 0);
+  });
+
+  it('builds session keys from prompt_cache_key, X-Session-Id, then X-Forwarded-For + UA', () => {
+    assert.equal(sessionKey('m', 'k', {}), 'm:prompt_cache:k');
+    assert.equal(sessionKey(undefined, undefined, { 'x-session-id': 's1' }), 'default:session:s1');
+    assert.equal(sessionKey('m', undefined, { 'x-forwarded-for': ' 1.2.3.4 , 5.6.7.8', 'user-agent': 'ua' }), 'm:ip:1.2.3.4|ua');
+    assert.equal(sessionKey('m', undefined, {}), undefined);
+  });
+});
+
+describe('router helpers', () => {
+  it('strips hop-by-hop response headers and keeps the rest', () => {
+    const raw = ['Content-Type', 'text/event-stream', 'Connection', 'keep-alive, X-Hop', 'Transfer-Encoding', 'chunked', 'X-Hop', '1', 'X-Keep', '2'].map((s) => Buffer.from(s));
+    assert.deepEqual(downstreamResponseHeaders(raw, 'rid'), ['Content-Type', 'text/event-stream', 'X-Keep', '2', 'x-request-id', 'rid']);
+  });
+
+  it('parses sizes', () => {
+    assert.equal(parseBytes('32MiB', 'max-body'), 32 * 1024 * 1024);
+    assert.equal(parseBytes('512k', 'max-body'), 512 * 1024);
+    assert.equal(parseBytes('100', 'max-body'), 100);
+    assert.throws(() => parseBytes('lots', 'max-body'), /--max-body/);
+  });
+
+  it('aggregates models_list objects, de-duplicated and sorted, over routable backends', () => {
+    const a = backend('agg-a', { models: ['z', 'y'] });
+    a.metadata = { ...a.metadata, models_list: [{ id: 'z', object: 'model', owned_by: 'a' }, { id: 'y' }, 'junk'] };
+    const b = backend('agg-b', { models: ['x', 'z'] });
+    const down = backend('agg-down', { models: ['hidden'] });
+    down.checkOk = false;
+    const list = aggregateModels([a, b, down], Date.now(), 1);
+    assert.deepEqual(list.map((m) => m.id), ['x', 'y', 'z']);
+    assert.equal(list[2]!.owned_by, 'a');
+  });
+
+  it('loads the three static services shapes and names the key of a bad entry', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'static-'));
+    const entry = { name: 's', host: 'h', port: 80, max_fails: 3 };
+    const shapes = [{ static_services: { services: [entry] } }, { services: [entry] }, [entry]];
+    for (const [i, shape] of shapes.entries()) {
+      const path = join(dir, `s${i}.json`);
+      await writeFile(path, JSON.stringify(shape));
+      const [spec] = loadStaticServices(path);
+      assert.deepEqual(spec, { name: 's', host: 'h', port: 80, url: 'http://h:80', weight: 1, metadata: {}, isStatic: true });
+    }
+    const bad = join(dir, 'bad.json');
+    await writeFile(bad, JSON.stringify({ services: [entry, { name: 'x', host: 'h', port: 'eighty' }] }));
+    assert.throws(() => loadStaticServices(bad), /bad\.json: key 'services\[1\]\.port'/);
+  });
+
+  it('ejects after consecutive failures with doubling back-off, and a success resets the count', () => {
+    const b = backend('ej');
+    const now = 1_000_000;
+    assert.equal(b.recordFailure(3, now), false);
+    b.recordSuccess();
+    b.recordFailure(3, now);
+    b.recordFailure(3, now);
+    assert.equal(b.recordFailure(3, now), true);
+    assert.equal(b.ejectedUntil, now + 30_000);
+    assert.equal(b.routable(now + 1), false);
+    assert.equal(b.routable(now + 30_000), true);
+    for (let i = 0; i < 3; i++) b.recordFailure(3, now + 30_000);
+    assert.equal(b.ejectedUntil, now + 30_000 + 60_000);
+    b.endEjection();
+    assert.equal(b.routable(now + 30_001), true);
+  });
+});
+
+process.on('exit', () => {
+  for (const b of backends) void b.pool.destroy();
+});
