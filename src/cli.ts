@@ -5,6 +5,7 @@ import { VERSION } from './common/version.js';
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: (argv: string[], name?: string) => Promise<void> }> }> = {
   registry: { summary: 'service registry (compatible with infini-registry)', load: () => import('./registry/cli.js') },
   router: { summary: 'OpenAI-compatible router (compatible with infini-router)', load: () => import('./router/cli.js') },
+  babysitter: { summary: 'supervisor of one inference server (compatible with infini-babysitter)', load: () => import('./babysitter/cli.js') },
   mock: { summary: 'OpenAI-compatible simulated inference engine', load: () => import('./mock/cli.js') },
 };
 

@@ -11,6 +11,8 @@ export interface OptionSpec {
   multiple?: boolean;
   metavar?: string;
   env?: string;
+  /** The value may begin with dashes (`--args "--model /m"`): the next word is always the value. */
+  dashValue?: boolean;
 }
 
 export interface CommandSpec {
@@ -62,9 +64,18 @@ export function parseCommand(spec: CommandSpec, argv: string[]): { values: Optio
     if (opt.short) parseOptions[key].short = opt.short;
     if (opt.multiple) parseOptions[key].multiple = true;
   }
+  // parseArgs refuses values that look like options; join those that may legitimately start with '-'.
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const key = a.startsWith('--') ? a.slice(2) : undefined;
+    if (key && all[key]?.dashValue && i + 1 < argv.length) {
+      args.push(`${a}=${argv[++i]}`);
+    } else args.push(a);
+  }
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: parseOptions, allowPositionals: false, strict: true, allowNegative: false } as Parameters<typeof parseArgs>[0]);
+    parsed = parseArgs({ args, options: parseOptions, allowPositionals: false, strict: true, allowNegative: false } as Parameters<typeof parseArgs>[0]);
   } catch (err) {
     throw new UsageError(`${(err as Error).message.replace(/\. To specify.*$/s, '')} (see --help)`);
   }

@@ -83,6 +83,9 @@ export class RegistrationKeeper {
   private pending = new Set<string>();
   private beat: Promise<void> | undefined;
   private stopped = false;
+  /** Back-off of registration retries while the registry is unreachable, per record. */
+  private retryDelay = new Map<string, number>();
+  private retryTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly client: RegistryClient,
@@ -101,6 +104,7 @@ export class RegistrationKeeper {
   async remove(name: string): Promise<void> {
     if (!this.records.delete(name)) return;
     this.pending.delete(name);
+    this.clearRetry(name);
     await this.client.deregister(name);
   }
 
@@ -112,6 +116,7 @@ export class RegistrationKeeper {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    for (const name of [...this.retryTimers.keys()]) this.clearRetry(name);
     await this.beat;
     const names = [...this.records.keys()];
     this.records.clear();
@@ -130,13 +135,35 @@ export class RegistrationKeeper {
     try {
       await this.client.register(reg);
       this.pending.delete(reg.name);
+      this.clearRetry(reg.name);
       this.log.info({ service: reg.name, registry: this.client.baseUrl }, 'registered with registry');
       return true;
     } catch (err) {
       if (!this.pending.has(reg.name)) this.log.warn({ service: reg.name, registry: this.client.baseUrl, err: (err as Error).message }, 'registration failed; will retry');
       this.pending.add(reg.name);
+      this.scheduleRetry(reg.name);
       return false;
     }
+  }
+
+  /** Retries a failed registration sooner than the next heartbeat: 0.5 s doubling up to the interval. */
+  private scheduleRetry(name: string): void {
+    if (this.stopped || this.retryTimers.has(name)) return;
+    const delay = Math.min(this.intervalMs, this.retryDelay.get(name) ?? 500);
+    this.retryDelay.set(name, delay * 2);
+    const t = setTimeout(() => {
+      this.retryTimers.delete(name);
+      const reg = this.records.get(name);
+      if (reg && this.pending.has(name) && !this.stopped) void this.registerOne(reg);
+    }, delay);
+    t.unref();
+    this.retryTimers.set(name, t);
+  }
+
+  private clearRetry(name: string): void {
+    clearTimeout(this.retryTimers.get(name));
+    this.retryTimers.delete(name);
+    this.retryDelay.delete(name);
   }
 
   private async beatAll(): Promise<void> {

@@ -38,7 +38,8 @@ export function mockSpec(name: string): CommandSpec {
       'startup-delay': { type: 'string', default: '0', metavar: 'SECONDS', help: 'listen only after this delay (slow start)' },
     },
     epilog:
-      'Per-request faults by header: x-mock-error: <status>, x-mock-hang: 1, x-mock-drop-after: <K>, x-mock-crash: 1.\n' +
+      'Per-request faults by header: x-mock-error: <status>, x-mock-hang: 1, x-mock-drop-after: <K>, x-mock-crash: 1,\n' +
+      'x-mock-freeze: 1 (the whole engine hangs from then on, /health included).\n' +
       'Endpoints: /v1/chat/completions, /v1/completions, /v1/embeddings (also without /v1), /v1/models, /models, /health, /metrics.',
   };
 }

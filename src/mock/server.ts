@@ -67,7 +67,17 @@ export class MockServer {
     return this.opts.models.map((id) => ({ id, object: 'model', created: this.createdAt, owned_by: 'infini-mock' }));
   }
 
+  /** Set by the freeze fault: the engine hangs and answers nothing any more (health included). */
+  private frozen = false;
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    if (this.frozen) return;
+    if (req.headers['x-mock-freeze'] !== undefined) {
+      this.frozen = true;
+      this.metrics.faults.inc({ kind: 'freeze' });
+      this.log.warn('injected fault: engine frozen, answering nothing from now on');
+      return;
+    }
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);

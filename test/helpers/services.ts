@@ -4,6 +4,7 @@
  * its process group when the test file ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -320,4 +321,41 @@ export async function readSse(url: string, body: unknown, headers: Record<string
     return { status: res.status, events, times, done, error };
   }
   return { status: res.status, events, times, done };
+}
+
+/** A port P such that P and P+1 are both free now (a backend and its babysitter). */
+export async function freePortPair(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const bind = (port: number) =>
+    new Promise<import('node:net').Server | undefined>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(undefined));
+      s.listen(port, '127.0.0.1', () => resolve(s));
+    });
+  for (let i = 0; i < 50; i++) {
+    const first = await bind(0);
+    const port = (first!.address() as import('node:net').AddressInfo).port;
+    const second = port < 65535 ? await bind(port + 1) : undefined;
+    first!.close();
+    second?.close();
+    if (second) return port;
+  }
+  throw new Error('no free port pair');
+}
+
+export const FAKE_BACKEND = join(ROOT, 'test', 'fixtures', 'fake-backend.mjs');
+
+/** Whether a process is running: it exists and is not a zombie waiting for init to reap it. */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
 }

@@ -1,0 +1,69 @@
+/** HTTP probes of the supervised backend, always via 127.0.0.1 and always bounded by a timeout. */
+
+export interface ModelObject {
+  id: string;
+  [key: string]: unknown;
+}
+
+export type ProbeStatus = number | 'refused' | 'error';
+
+export async function probeStatus(url: string, timeoutMs: number): Promise<ProbeStatus> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    await res.body?.cancel().catch(() => undefined);
+    return res.status;
+  } catch (err) {
+    return (err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED' ? 'refused' : 'error';
+  }
+}
+
+/** The model list as an array of objects: `{"data": [...]}` or a bare array; undefined if unavailable. */
+export async function fetchModels(port: number, timeoutMs: number): Promise<ModelObject[] | undefined> {
+  for (const path of ['/v1/models', '/models']) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
+      if (!res.ok) {
+        await res.body?.cancel().catch(() => undefined);
+        continue;
+      }
+      const body = (await res.json()) as unknown;
+      const list = Array.isArray(body) ? body : Array.isArray((body as { data?: unknown })?.data) ? (body as { data: unknown[] }).data : undefined;
+      if (!list) continue;
+      return list
+        .map((m) => (typeof m === 'string' ? { id: m } : m))
+        .filter((m): m is ModelObject => typeof m === 'object' && m !== null && typeof (m as ModelObject).id === 'string');
+    } catch {
+      // try the next path
+    }
+  }
+  return undefined;
+}
+
+/** Declared model ids as OpenAI model objects (for backends without a models endpoint). */
+export function declaredModels(ids: string[]): ModelObject[] {
+  const created = Math.floor(Date.now() / 1000);
+  return ids.map((id) => ({ id, object: 'model', created, owned_by: 'infini-svc' }));
+}
+
+/**
+ * Ready: the models list is non-empty; for a backend that declares its models, `/health` answering
+ * 200 is enough. Returns the models to register, or undefined while not ready.
+ */
+export async function probeReady(port: number, declared: string[] | undefined, timeoutMs: number): Promise<ModelObject[] | undefined> {
+  if (declared && declared.length > 0) {
+    const status = await probeStatus(`http://127.0.0.1:${port}/health`, timeoutMs);
+    if (status === 200) return declaredModels(declared);
+    if (status !== 404) return undefined;
+  }
+  const models = await fetchModels(port, timeoutMs);
+  if (!models || models.length === 0) return undefined;
+  return declared && declared.length > 0 ? declaredModels(declared) : models;
+}
+
+/** Alive: `/health` answers 2xx; where there is no `/health` (404), the models list answers. */
+export async function probeLive(port: number, timeoutMs: number): Promise<boolean> {
+  const status = await probeStatus(`http://127.0.0.1:${port}/health`, timeoutMs);
+  if (typeof status === 'number' && status >= 200 && status < 300) return true;
+  if (status === 404) return (await fetchModels(port, timeoutMs)) !== undefined;
+  return false;
+}

@@ -1,0 +1,93 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { httpUrl } from '../common/address.js';
+import { sendError, sendJson } from '../common/http-json.js';
+import type { CommandLine } from './command-line.js';
+import { BACKEND_TYPES, type BabysitterConfig } from './config.js';
+import { fetchModels } from './probes.js';
+import type { Supervisor } from './supervisor.js';
+
+const MODELS_TIMEOUT_MS = 5_000;
+
+/** The babysitter's own endpoints on port+1: /health (200 only while the backend is ready), /models, /info. */
+export class BabysitterServer {
+  readonly server: Server;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly cfg: BabysitterConfig,
+    private readonly cmd: CommandLine,
+    private readonly supervisor: Supervisor,
+  ) {
+    this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => void this.handle(req, res));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    req.resume();
+    const path = (req.url ?? '/').split('?')[0];
+    const routes: Record<string, () => Promise<void> | void> = {
+      '/health': () => this.health(res),
+      '/models': () => this.models(res),
+      '/v1/models': () => this.models(res),
+      '/info': () => this.info(res),
+    };
+    const route = routes[path!];
+    if (!route) return sendError(res, 404, `no such endpoint: ${req.method} ${path}`);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      return sendError(res, 405, `method ${req.method} not allowed on ${path}`);
+    }
+    try {
+      await route();
+    } catch {
+      if (!res.headersSent) sendError(res, 500, 'internal error');
+    }
+  }
+
+  private health(res: ServerResponse): void {
+    const ready = this.supervisor.state === 'ready';
+    sendJson(res, ready ? 200 : 503, {
+      status: ready ? 'healthy' : this.supervisor.state,
+      service: this.cfg.name,
+      babysitter: 'enhanced',
+      infinilm_server_running: ready,
+      infinilm_server_port: this.cfg.port,
+      timestamp: Math.floor(Date.now() / 1000),
+    });
+  }
+
+  /** The backend's models via 127.0.0.1, always as an OpenAI list (a bare array is wrapped). */
+  private async models(res: ServerResponse): Promise<void> {
+    const declared = this.cfg.backend.type !== 'mock' && this.cfg.backend.models?.length;
+    if (declared && this.supervisor.state === 'ready') return sendJson(res, 200, { object: 'list', data: this.supervisor.models });
+    const list = await fetchModels(this.cfg.port, MODELS_TIMEOUT_MS);
+    if (!list) return sendError(res, 503, `backend on port ${this.cfg.port} is not serving a models list (state: ${this.supervisor.state})`);
+    sendJson(res, 200, { object: 'list', data: list });
+  }
+
+  private info(res: ServerResponse): void {
+    const s = this.supervisor;
+    sendJson(res, 200, {
+      name: this.cfg.name,
+      service: this.cfg.name,
+      babysitter: 'enhanced',
+      host: this.cfg.host,
+      port: this.cfg.port + 1,
+      url: httpUrl(this.cfg.host, this.cfg.port + 1),
+      service_type: BACKEND_TYPES[this.cfg.backend.type],
+      infinilm_server_port: this.cfg.port,
+      uptime: Math.floor((Date.now() - this.startedAt) / 1000),
+      restart_count: s.restartCount,
+      state: s.state,
+      pid: s.pid ?? null,
+      last_exit_code: s.lastExitCode,
+      last_exit_signal: s.lastExitSignal,
+      last_down_reason: s.lastDownReason,
+      next_start_in_s: s.nextStartAt !== undefined ? Math.max(0, (s.nextStartAt - Date.now()) / 1000) : null,
+      models: s.models.map((m) => m.id),
+      command: [this.cmd.program, ...this.cmd.args],
+      registry_url: this.cfg.registryUrl ?? null,
+      metadata: this.cfg.metadata,
+      recent_logs: s.recentLines.slice(-50),
+    });
+  }
+}

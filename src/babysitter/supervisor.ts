@@ -1,0 +1,227 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { Logger } from '../common/log.js';
+import type { CommandLine } from './command-line.js';
+import type { BabysitterConfig } from './config.js';
+import { stopGroup } from './process-group.js';
+import { probeLive, probeReady, type ModelObject } from './probes.js';
+
+export type BackendState = 'starting' | 'ready' | 'backoff' | 'failed' | 'stopping' | 'stopped';
+
+export interface SupervisorHooks {
+  onReady(models: ModelObject[]): void;
+  /** The backend stopped being ready (exit, hang, failed start); `reason` says why. */
+  onDown(reason: string): void;
+}
+
+/** How long ready without trouble resets the restart back-off. */
+const STABLE_AFTER_MS = 10 * 60_000;
+const READY_PROBE_TIMEOUT_MS = 2_000;
+const RECENT_LINES = 200;
+
+/**
+ * Supervises one backend process group: starts it as a direct child in its own group, waits for
+ * readiness, probes liveness while ready, restarts it with exponential back-off when it exits,
+ * hangs or fails to start, and stops the whole group (SIGTERM, grace, SIGKILL) on request.
+ */
+export class Supervisor {
+  state: BackendState = 'stopped';
+  restartCount = 0;
+  lastExitCode: number | null = null;
+  lastExitSignal: string | null = null;
+  lastDownReason: string | null = null;
+  models: ModelObject[] = [];
+  pid: number | undefined;
+  readySince: number | undefined;
+  nextStartAt: number | undefined;
+  readonly recentLines: string[] = [];
+
+  private child: ChildProcess | undefined;
+  private generation = 0;
+  private consecutiveFailures = 0;
+  private timers = new Set<NodeJS.Timeout>();
+
+  constructor(
+    private readonly cfg: BabysitterConfig,
+    private readonly cmd: CommandLine,
+    private readonly log: Logger,
+    private readonly hooks: SupervisorHooks,
+  ) {}
+
+  start(): void {
+    this.launch();
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  private clearTimers(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private remember(line: string): void {
+    this.recentLines.push(line);
+    if (this.recentLines.length > RECENT_LINES) this.recentLines.splice(0, this.recentLines.length - RECENT_LINES);
+  }
+
+  private launch(): void {
+    const gen = ++this.generation;
+    this.state = 'starting';
+    this.nextStartAt = undefined;
+    this.models = [];
+    const startedAt = Date.now();
+    // Values of env are never logged, only their names.
+    this.log.info({ program: this.cmd.program, args: this.cmd.args, cwd: this.cmd.cwd, env_keys: Object.keys(this.cfg.backend.env), attempt: this.restartCount + 1 }, 'starting backend');
+    let child: ChildProcess;
+    try {
+      child = spawn(this.cmd.program, this.cmd.args, {
+        cwd: this.cmd.cwd,
+        env: { ...process.env, ...this.cfg.backend.env },
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'cannot start backend');
+      this.lastExitCode = null;
+      this.lastExitSignal = null;
+      this.failed('spawn failed');
+      return;
+    }
+    this.child = child;
+    this.pid = child.pid;
+    for (const [stream, source] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
+      createInterface({ input: source, crlfDelay: Infinity }).on('line', (line) => {
+        this.remember(`[${stream}] ${line}`);
+        this.log.info({ stream, line }, 'backend output');
+      });
+    }
+    child.on('error', (err) => {
+      // spawn errors (ENOENT, EACCES) arrive here; an exit event may not follow
+      if (gen !== this.generation) return;
+      this.log.error({ err: err.message, program: this.cmd.program }, 'backend failed to start');
+      this.remember(`[babysitter] ${err.message}`);
+      this.pid = undefined;
+      this.child = undefined;
+      this.failed('spawn failed');
+    });
+    child.on('exit', (code, signal) => {
+      // a newer generation means we are stopping this group ourselves: not a crash
+      if (gen !== this.generation) return;
+      this.lastExitCode = code;
+      this.lastExitSignal = signal;
+      this.log.warn({ code, signal, state: this.state }, 'backend exited');
+      const pgid = child.pid!;
+      this.child = undefined;
+      this.pid = undefined;
+      // the rest of its group (workers holding GPU memory) goes before any restart
+      void stopGroup(pgid, 2_000).then(() => {
+        if (gen === this.generation) this.failed(code === 0 ? 'exited' : 'crashed');
+      });
+    });
+    void this.waitReady(gen, startedAt);
+  }
+
+  private async waitReady(gen: number, startedAt: number): Promise<void> {
+    let delay = 200;
+    while (gen === this.generation && this.state === 'starting' && this.child) {
+      const models = await probeReady(this.cfg.port, this.cfg.backend.type === 'mock' ? undefined : this.cfg.backend.models, READY_PROBE_TIMEOUT_MS);
+      if (gen !== this.generation || this.state !== 'starting') return;
+      if (models) {
+        this.state = 'ready';
+        this.readySince = Date.now();
+        this.models = models;
+        this.log.info({ port: this.cfg.port, models: models.map((m) => m.id), startup_s: (Date.now() - startedAt) / 1000 }, 'backend ready');
+        this.hooks.onReady(models);
+        this.watchLiveness(gen);
+        return;
+      }
+      if (Date.now() - startedAt > this.cfg.startupTimeoutMs) {
+        this.log.error({ timeout_s: this.cfg.startupTimeoutMs / 1000 }, 'backend not ready within the startup timeout');
+        await this.restartGroup(gen, 'startup timeout');
+        return;
+      }
+      await new Promise((r) => this.later(delay, () => r(undefined)));
+      delay = Math.min(1000, Math.round(delay * 1.5));
+    }
+  }
+
+  private watchLiveness(gen: number): void {
+    let failures = 0;
+    const probe = async () => {
+      if (gen !== this.generation || this.state !== 'ready') return;
+      const alive = await probeLive(this.cfg.port, this.cfg.livenessTimeoutMs);
+      if (gen !== this.generation || this.state !== 'ready') return;
+      failures = alive ? 0 : failures + 1;
+      if (!alive) this.log.warn({ failures, of: this.cfg.livenessFailures }, 'backend liveness probe failed');
+      if (failures >= this.cfg.livenessFailures) {
+        this.log.error('backend hung: restarting it');
+        await this.restartGroup(gen, 'hung');
+        return;
+      }
+      this.later(this.cfg.livenessIntervalMs, () => void probe());
+    };
+    this.later(this.cfg.livenessIntervalMs, () => void probe());
+  }
+
+  /** Stops the group ourselves (hang, startup timeout), then restarts with back-off. */
+  private async restartGroup(gen: number, reason: string): Promise<void> {
+    if (gen !== this.generation) return;
+    const pid = this.child?.pid;
+    const own = ++this.generation;
+    if (pid !== undefined) await stopGroup(pid, this.cfg.stopGraceMs);
+    if (own !== this.generation) return;
+    this.child = undefined;
+    this.pid = undefined;
+    this.failed(reason);
+  }
+
+  /** The backend is down: tell the hooks and schedule the next start (or give up). */
+  private failed(reason: string): void {
+    const wasReady = this.state === 'ready';
+    this.lastDownReason = reason;
+    this.hooks.onDown(reason);
+    if (this.readySince !== undefined && Date.now() - this.readySince >= STABLE_AFTER_MS) this.consecutiveFailures = 0;
+    this.readySince = undefined;
+    if (this.restartCount >= this.cfg.maxRestarts) {
+      this.state = 'failed';
+      this.log.error({ restarts: this.restartCount, reason }, 'maximum restart limit reached: backend failed');
+      return;
+    }
+    this.consecutiveFailures++;
+    const delay = Math.min(this.cfg.maxRestartDelayMs, this.cfg.restartDelayMs * 2 ** Math.min(this.consecutiveFailures - 1, 30));
+    this.state = 'backoff';
+    this.nextStartAt = Date.now() + delay;
+    this.log.warn({ reason, was_ready: wasReady, delay_s: delay / 1000, restart: this.restartCount + 1 }, 'restarting backend after delay');
+    const gen = this.generation;
+    this.later(delay, () => {
+      if (gen !== this.generation || this.state !== 'backoff') return;
+      this.restartCount++;
+      this.launch();
+    });
+  }
+
+  /** Stops supervising and the whole backend group; resolves when no process of it is left. */
+  async stop(): Promise<void> {
+    this.generation++;
+    this.clearTimers();
+    this.state = 'stopping';
+    const child = this.child;
+    const pid = child?.pid;
+    if (child && pid !== undefined) {
+      const reaped = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once('exit', () => r()));
+      const how = await stopGroup(pid, this.cfg.stopGraceMs);
+      // wait (briefly) until our direct child is reaped, so no zombie outlives the babysitter
+      await Promise.race([reaped, new Promise((r) => setTimeout(r, 1000))]);
+      this.log.info({ backend_pid: pid, how }, 'backend stopped');
+    }
+    this.child = undefined;
+    this.pid = undefined;
+    this.state = 'stopped';
+  }
+}

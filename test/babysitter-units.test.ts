@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { buildCommandLine } from '../src/babysitter/command-line.js';
+import { parseEnvFlags, resolveConfig } from '../src/babysitter/config.js';
+import { babysitterSpec } from '../src/babysitter/cli.js';
+import { parseCommand } from '../src/common/command.js';
+import { splitShellWords } from '../src/common/shell-words.js';
+import { tempDir } from './helpers/services.js';
+
+const resolve = (argv: string[]) => {
+  const { values, given } = parseCommand(babysitterSpec('infini-babysitter'), argv);
+  return resolveConfig(values, given);
+};
+
+describe('babysitter configuration', () => {
+  it('splits --args like a shell, even when the value begins with dashes', () => {
+    assert.deepEqual(splitShellWords(`--model '/m x' --port 8100 "a \\"b\\"" c\\ d`), ['--model', '/m x', '--port', '8100', 'a "b"', 'c d']);
+    const cfg = resolve(['--port', '8100', '--command', 'conda run -n env python', '--args', '--model /m --port 8100']);
+    assert.deepEqual(cfg.backend.args, ['--model', '/m', '--port', '8100']);
+    const cmd = buildCommandLine(cfg);
+    assert.deepEqual([cmd.program, ...cmd.args], ['conda', 'run', '-n', 'env', 'python', '--model', '/m', '--port', '8100']);
+  });
+
+  it('takes --env as repeatable K=V and as the original space-separated list', () => {
+    assert.deepEqual(parseEnvFlags(['A=1 B=2', 'C=hello world', 'D=']), { A: '1', B: '2', C: 'hello world', D: '' });
+    assert.throws(() => parseEnvFlags(['novalue']), /--env/);
+  });
+
+  it('applies flag > file > default, and keeps TOML args elements whole', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'b.toml');
+    await writeFile(file, `name = "file-name"\nhost = "10.0.0.5"\nport = 8100\nregistry_url = "http://reg:18000/"\nextra_key = 1\n[babysitter]\nrestart_delay = 2\nheartbeat_interval = 10\n[backend]\ntype = "command"\ncommand = "python3 server.py"\nargs = ["--name", "a b"]\nenv = { TOKEN = "secret" }\n[metadata]\ncache_type = "static"\nstatic = true\nwhen = 2026-01-01T00:00:00Z\n`);
+    const fromFile = resolve(['--config-file', file]);
+    assert.equal(fromFile.name, 'file-name');
+    assert.equal(fromFile.host, '10.0.0.5');
+    assert.equal(fromFile.registryUrl, 'http://reg:18000');
+    assert.equal(fromFile.restartDelayMs, 2000);
+    assert.equal(fromFile.heartbeatIntervalMs, 10_000);
+    assert.equal(fromFile.maxRestarts, 10_000);
+    assert.equal(fromFile.stopGraceMs, 30_000);
+    assert.equal(fromFile.startupTimeoutMs, 1_200_000);
+    assert.deepEqual(fromFile.backend.args, ['--name', 'a b']);
+    assert.deepEqual(fromFile.backend.env, { TOKEN: 'secret' });
+    assert.deepEqual(fromFile.metadata, { cache_type: 'static', static: true, when: '2026-01-01T00:00:00.000Z' });
+    assert.deepEqual(fromFile.unknownKeys, ['extra_key']);
+    const overridden = resolve(['--config-file', file, '--host', 'localhost', '--port', '9100', '--restart-delay', '7', '--name', 'cli-name', '--env', 'X=1']);
+    assert.equal(overridden.host, 'localhost', 'a flag wins even when it says localhost');
+    assert.equal(overridden.port, 9100);
+    assert.equal(overridden.restartDelayMs, 7000);
+    assert.equal(overridden.name, 'cli-name');
+    assert.deepEqual(overridden.backend.env, { TOKEN: 'secret', X: '1' });
+  });
+
+  it('names the default service after the type and port', () => {
+    assert.equal(resolve(['--port', '8100', '--command', 'x']).name, 'command-8100');
+    assert.equal(resolve(['--port', '8100', '--service-type', 'VLLM', '--path', '/m']).name, 'vllm-8100');
+    assert.equal(resolve(['--port', '8100', '--service-type', 'mock', '--args', 'a,b']).backend.models!.join(), 'a,b');
+  });
+
+  it('refuses bad configuration with one line naming the file and key', async () => {
+    const dir = await tempDir();
+    const cases: Array<[string, RegExp]> = [
+      ['port = 8100\n[backend]\ntype = "nope"\n', /key 'backend\.type': unknown backend type 'nope'/],
+      ['[backend]\ntype = "command"\ncommand = "x"\n', /key 'port': required/],
+      ['port = "8100"\n[backend]\ntype = "command"\ncommand = "x"\n', /key 'port': expected an integer/],
+      ['port = 8100\n[backend]\ntype = "command"\n', /key 'backend\.command': required/],
+      ['port = 8100\n[backend]\ntype = "command"\ncommand = "x"\nargs = "not an array"\n', /key 'backend\.args': expected an array of strings/],
+      ['port = 8100\n[backend]\ntype = "vllm"\n', /key 'backend\.model'/],
+      ['port = 8100\n[babysitter]\nrestart_delay = "soon"\n[backend]\ntype = "command"\ncommand = "x"\n', /key 'babysitter\.restart_delay'/],
+      ['port = 8100\n', /key 'backend': required table is missing/],
+      ['port = [oops\n', /config .*b\d\.toml: /],
+    ];
+    for (const [i, [text, pattern]] of cases.entries()) {
+      const file = join(dir, `b${i}.toml`);
+      await writeFile(file, text);
+      assert.throws(() => resolve(['--config-file', file]), (err: Error) => pattern.test(err.message) && err.message.includes(file) && !err.message.includes('\n'), text);
+    }
+    assert.throws(() => resolve(['--command', 'x']), /--port is required/);
+    assert.throws(() => resolve(['--port', '1', '--service-type', 'tgi']), /--service-type: unknown backend type 'tgi'/);
+  });
+});
+
+describe('babysitter command lines per backend type', () => {
+  const line = (argv: string[]) => {
+    const c = buildCommandLine(resolve(argv));
+    return [c.program, ...c.args];
+  };
+
+  it('builds the presets', () => {
+    assert.deepEqual(line(['--port', '8100', '--service-type', 'vllm', '--path', '/models/q', '--args', '--tp 2']), ['python3', '-m', 'vllm.entrypoints.openai.api_server', '--model', '/models/q', '--port', '8100', '--host', '0.0.0.0', '--tp', '2']);
+    assert.deepEqual(line(['--port', '8100', '--service-type', 'sglang', '--path', 'Qwen/Qwen3-8B', '--bind', '127.0.0.1']), ['python3', '-m', 'sglang.launch_server', '--model-path', 'Qwen/Qwen3-8B', '--port', '8100', '--host', '127.0.0.1']);
+    assert.deepEqual(line(['--port', '8100', '--service-type', 'llama.cpp', '--path', '/m.gguf', '--args', '-c 4096']), ['llama-server', '-m', '/m.gguf', '--port', '8100', '--host', '0.0.0.0', '-c', '4096']);
+    assert.deepEqual(line(['--port', '8100', '--service-type', 'infinilm', '--path', '/m', '--work-dir', '/opt/infinilm']), ['python3', '/opt/infinilm/launch_server.py', '--port', '8100', '--host', '0.0.0.0', '--model-path', '/m']);
+    assert.deepEqual(line(['--port', '8100', '--service-type', 'InfiniLM-Rust', '--path', 'svc.toml']), ['xtask', 'service', 'svc.toml', '-p', '8100']);
+    const mock = line(['--port', '8100', '--service-type', 'mock', '--args', 'a,b', '--name', 'n']);
+    assert.equal(mock[0], process.execPath);
+    assert.match(mock[1]!, /dist\/src\/cli\.js$/);
+    assert.deepEqual(mock.slice(2), ['mock', '--port', '8100', '--host', '0.0.0.0', '--models', 'a,b', '--name', 'n-server']);
+    assert.ok(!mock.includes('--registry-url'), 'the mock never registers itself under the babysitter name');
+  });
+});
