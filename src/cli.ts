@@ -3,6 +3,7 @@ import { VERSION } from './common/version.js';
 
 /** Subcommands, loaded lazily so each service starts only what it needs. */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: (argv: string[], name?: string) => Promise<void> }> }> = {
+  up: { summary: 'bring up a whole local cluster (registry, router, babysitters)', load: () => import('./up/cli.js') },
   registry: { summary: 'service registry (compatible with infini-registry)', load: () => import('./registry/cli.js') },
   router: { summary: 'OpenAI-compatible router (compatible with infini-router)', load: () => import('./router/cli.js') },
   babysitter: { summary: 'supervisor of one inference server (compatible with infini-babysitter)', load: () => import('./babysitter/cli.js') },
