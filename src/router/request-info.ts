@@ -53,24 +53,28 @@ function promptSize(prompt: unknown): number {
  */
 export function extractRouting(body: Buffer | undefined): Pick<RequestInfo, 'model' | 'stream' | 'promptCacheKey' | 'size'> {
   const none = { model: undefined, stream: false, promptCacheKey: undefined, size: 0 };
-  if (!body || body.length === 0) return none;
+  return extractInto(none, body);
+}
+
+/** Fills the routing fields of `info` from the body (one object per request, no copies). */
+export function extractInto<T extends Pick<RequestInfo, 'model' | 'stream' | 'promptCacheKey' | 'size'>>(info: T, body: Buffer | undefined): T {
+  if (!body || body.length === 0) return info;
   const first = body[0];
   // Only JSON objects carry routing fields; skip parsing anything else (cheap check of the first byte).
-  if (first !== 0x7b && first !== 0x20 && first !== 0x0a && first !== 0x0d && first !== 0x09) return none;
+  if (first !== 0x7b && first !== 0x20 && first !== 0x0a && first !== 0x0d && first !== 0x09) return info;
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
   } catch {
-    return none;
+    return info;
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return none;
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return info;
   const b = parsed as Record<string, unknown>;
-  return {
-    model: typeof b.model === 'string' ? b.model : undefined,
-    stream: b.stream === true,
-    promptCacheKey: typeof b.prompt_cache_key === 'string' && b.prompt_cache_key !== '' ? b.prompt_cache_key : undefined,
-    size: Array.isArray(b.messages) ? messagesSize(b.messages) : promptSize(b.prompt),
-  };
+  info.model = typeof b.model === 'string' ? b.model : undefined;
+  info.stream = b.stream === true;
+  info.promptCacheKey = typeof b.prompt_cache_key === 'string' && b.prompt_cache_key !== '' ? b.prompt_cache_key : undefined;
+  info.size = Array.isArray(b.messages) ? messagesSize(b.messages) : promptSize(b.prompt);
+  return info;
 }
 
 /**

@@ -5,7 +5,7 @@ import type { BackendSet } from './backend-set.js';
 import type { RouterMetrics } from './metrics.js';
 import { aggregateModels } from './model-catalog.js';
 import type { Proxy } from './proxy.js';
-import { extractRouting, sessionKey, type RequestInfo } from './request-info.js';
+import { extractInto, sessionKey, type RequestInfo } from './request-info.js';
 
 export interface RouterServerOptions {
   backends: BackendSet;
@@ -86,8 +86,9 @@ export class RouterServer {
   }
 
   private routingInfo(req: IncomingMessage, body: Buffer | undefined): RequestInfo {
-    const fields = extractRouting(body);
-    return { ...fields, sessionKey: sessionKey(fields.model, fields.promptCacheKey, req.headers), body };
+    const info: RequestInfo = extractInto({ model: undefined, stream: false, promptCacheKey: undefined, size: 0, sessionKey: undefined, body }, body);
+    info.sessionKey = sessionKey(info.model, info.promptCacheKey, req.headers);
+    return info;
   }
 
   private tooLarge(req: IncomingMessage, res: ServerResponse): void {
@@ -124,6 +125,7 @@ export class RouterServer {
       healthy_services: list.filter((s) => s.healthy).length,
       registry_url: this.opts.registryUrl,
       in_flight: this.opts.proxy.inFlight,
+      memory_mb: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1e5) / 10])),
       services: list,
     });
   }
