@@ -9,7 +9,7 @@ import { PrefixCache } from './prefix-cache.js';
 import { RequestContext } from './request-context.js';
 import { BatchScheduler } from './scheduler.js';
 import { embed, generate } from './text-generator.js';
-import { countTokens, tokenIds } from './tokenizer.js';
+import { countTokens, memoize, tokenIds } from './tokenizer.js';
 
 const BODY_LIMIT = 64 * 1024 * 1024;
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' };
@@ -43,6 +43,7 @@ export class MockServer {
   private readonly faults: FaultInjector;
   private readonly createdAt = Math.floor(Date.now() / 1000);
   private readonly modelList: string;
+  private readonly promptTokenIds = memoize(tokenIds);
 
   constructor(
     readonly opts: MockOptions,
@@ -189,7 +190,7 @@ export class MockServer {
     let promptTokens = 0;
     let uncached = 0;
     for (let i = 0; i < prompts.length; i++) {
-      const tokens = ids[i] ?? tokenIds(prompts[i]!);
+      const tokens = ids[i] ?? this.promptTokenIds(prompts[i]!);
       const keys = this.cache.blockKeys(tokens);
       const hit = this.cache.lookup(tokens, keys);
       this.cache.insert(keys);

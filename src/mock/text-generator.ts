@@ -1,5 +1,5 @@
 import { fnv1a } from '../common/hash.js';
-import { tokenize } from './tokenizer.js';
+import { memoize, tokenize } from './tokenizer.js';
 
 /** Small seedable PRNG (mulberry32): same seed, same sequence, on every machine. */
 export function mulberry32(seed: number): () => number {
@@ -32,8 +32,10 @@ export interface Generation {
  * (tests can assert on it) and different prompts differ. The natural length is `outputTokens`;
  * `maxTokens` below it cuts the answer with finish_reason "length".
  */
+const openingTokens = memoize(tokenize, 256);
+
 export function generate(opts: { seed: number; name: string; model: string; prompt: string; outputTokens: number; maxTokens?: number }): Generation {
-  const tokens = tokenize(`Hello from ${opts.name} (model: ${opts.model}).`);
+  const tokens = openingTokens(`Hello from ${opts.name} (model: ${opts.model}).`).slice();
   const rand = mulberry32(fnv1a(opts.prompt, fnv1a(opts.model, opts.seed ^ 0x9e3779b9)));
   while (tokens.length < opts.outputTokens) tokens.push(` ${WORDS[Math.floor(rand() * WORDS.length)]}`);
   tokens.length = Math.min(tokens.length, opts.outputTokens);

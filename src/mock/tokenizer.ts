@@ -23,3 +23,20 @@ export function countTokens(text: string): number {
 export function tokenIds(text: string): number[] {
   return tokenize(text).map((t) => fnv1a(t.trim()));
 }
+
+/**
+ * Memoises a string function over recent inputs (bounded, oldest dropped first): repeated prompts
+ * and per-model answer prefixes are tokenised once, which keeps the mock far cheaper than a router.
+ */
+export function memoize<T>(fn: (text: string) => T, capacity = 1024): (text: string) => T {
+  const cache = new Map<string, T>();
+  return (text: string) => {
+    let v = cache.get(text);
+    if (v === undefined) {
+      v = fn(text);
+      if (cache.size >= capacity) cache.delete(cache.keys().next().value as string);
+      cache.set(text, v);
+    }
+    return v;
+  };
+}
