@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { FAKE_BACKEND, freePortPair, http, pidAlive, servedBy, spawnCli, startService, tempDir, waitFor, type RunningService } from './helpers/services.js';
+import { FAKE_BACKEND, freePortPair, http, pidAlive, servedBy, spawnCli, startService, tempDir, waitFor, type RunningService, startRegistry } from './helpers/services.js';
 
 const info = async (b: RunningService) => (await http('GET', `${b.url}/info`)).body;
 
 describe('babysitter: registration and routing', () => {
   it('registers both records, the router routes to the backend, and SIGTERM deregisters both', async () => {
-    const reg = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist']);
+    const reg = await startRegistry();
     const dir = await tempDir();
     const port = await freePortPair();
     const cfg = join(dir, 'sitter.toml');
@@ -64,7 +64,7 @@ describe('babysitter: registration and routing', () => {
   });
 
   it('is repopulated within a heartbeat after a memory-only registry restarts', async () => {
-    const reg = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist']);
+    const reg = await startRegistry();
     const port = await freePortPair();
     const sitter = await startService(['babysitter', '--port', String(port), '--service-type', 'mock', '--args', 'm1', '--registry-url', reg.url, '--heartbeat-interval', '0.3', '--host', '127.0.0.1']);
     await waitFor(async () => (await http('GET', `${reg.url}/services/mock-${port}-server`)).status === 200, 'registered');
@@ -194,7 +194,7 @@ describe('babysitter: command lines, environment and model discovery', () => {
   });
 
   it('wraps a bare model array and registers declared models of a backend without a models endpoint', async () => {
-    const reg = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist']);
+    const reg = await startRegistry();
     const port = await freePortPair();
     const bare = await startService(['babysitter', '--port', String(port), '--command', `${process.execPath} ${FAKE_BACKEND} --port ${port}`, '--env', 'MODE=bare', '--registry-url', reg.url]);
     await waitFor(async () => (await info(bare)).state === 'ready', 'ready');
@@ -214,7 +214,7 @@ describe('babysitter: command lines, environment and model discovery', () => {
   });
 
   it('removes the backend record at once when the backend dies, and registers it again after the restart', async () => {
-    const reg = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist']);
+    const reg = await startRegistry();
     const port = await freePortPair();
     const sitter = await startService(['babysitter', '--port', String(port), '--name', 'flappy', '--service-type', 'mock', '--args', 'm', '--registry-url', reg.url, '--restart-delay', '1', '--heartbeat-interval', '30']);
     await waitFor(async () => (await http('GET', `${reg.url}/services/flappy-server`)).status === 200, 'registered');

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { CLI, freePortPair, http, pidAlive, readSse, spawnCli, startService, tempDir, waitFor, type RunningService } from './helpers/services.js';
+import { CLI, freePortPair, http, pidAlive, readSse, spawnCli, startService, tempDir, waitFor, type RunningService, startRegistry } from './helpers/services.js';
 
 const chat = (model: string, content = 'test', extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content }], ...extra });
 
@@ -30,7 +30,7 @@ describe('e2e: the original integration scenario (8 tests + 2 babysitter checks)
   const modelSets = ['model-a,model-shared', 'model-b,model-shared', 'model-c'];
 
   before(async () => {
-    registry = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist']);
+    registry = await startRegistry();
     const dir = await tempDir();
     for (const [i, models] of modelSets.entries()) {
       const port = await freePortPair();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { http, metric, readSse, spawnCli, startService, waitFor, type RunningService } from './helpers/services.js';
+import { http, metric, readSse, spawnCli, startService, waitFor, type RunningService, startRegistry } from './helpers/services.js';
 
 const chatBody = (content: string, extra: Record<string, unknown> = {}) => ({ model: 'model-a', messages: [{ role: 'user', content }], ...extra });
 
@@ -336,7 +336,7 @@ describe('mock: failure injection', () => {
 describe('mock: registry integration', () => {
   let reg: RunningService;
   before(async () => {
-    reg = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist']);
+    reg = await startRegistry();
   });
   after(() => reg.stop());
 
@@ -360,7 +360,7 @@ describe('mock: registry integration', () => {
   });
 
   it('uses the registry token and the advertise host', async () => {
-    const secured = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist', '--auth-token', 'tok']);
+    const secured = await startRegistry(['--auth-token', 'tok']);
     const mock = await startService(['mock', '--port', '0', '--host', '0.0.0.0', '--advertise-host', 'localhost', '--models', 'x', '--registry-url', secured.url], { env: { INFINI_REGISTRY_TOKEN: 'tok' } });
     const rec = await waitFor(async () => {
       const r = await http('GET', `${secured.url}/services/mock-${mock.port}`);

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { http, SseReader, startService, spawnCli, tempDir, waitFor, type RunningService } from './helpers/services.js';
+import { http, SseReader, startService, spawnCli, tempDir, waitFor, type RunningService, startRegistry } from './helpers/services.js';
 
 function service(name: string, extra: Record<string, unknown> = {}) {
   return { name, host: '127.0.0.1', port: 9000, hostname: '127.0.0.1', url: 'http://127.0.0.1:9000', status: 'running', ...extra };
@@ -13,7 +13,7 @@ function service(name: string, extra: Record<string, unknown> = {}) {
 describe('registry API', () => {
   let reg: RunningService;
   before(async () => {
-    reg = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist']);
+    reg = await startRegistry();
   });
   after(() => reg.stop());
 
@@ -316,7 +316,7 @@ describe('registry liveness: heartbeat expiry, stale removal, background probes'
 describe('registry change feed', () => {
   let reg: RunningService;
   before(async () => {
-    reg = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist', '--heartbeat-timeout', '0.5', '--stale-timeout', '60']);
+    reg = await startRegistry(['--heartbeat-timeout', '0.5', '--stale-timeout', '60']);
   });
   after(() => reg.stop());
 
@@ -419,7 +419,7 @@ describe('registry persistence', () => {
 
   it('--no-persist writes nothing and starts empty', async () => {
     const dir = await tempDir();
-    const reg = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist'], { cwd: dir });
+    const reg = await startRegistry([], { cwd: dir });
     await http('POST', `${reg.url}/services`, { body: service('volatile') });
     await reg.stop();
     await assert.rejects(readFile(join(dir, 'infini-registry-state.json')));
@@ -440,7 +440,7 @@ describe('registry persistence', () => {
 describe('registry auth', () => {
   let reg: RunningService;
   before(async () => {
-    reg = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist'], { env: { INFINI_REGISTRY_TOKEN: 's3cret' } });
+    reg = await startRegistry([], { env: { INFINI_REGISTRY_TOKEN: 's3cret' } });
   });
   after(() => reg.stop());
 
@@ -478,7 +478,7 @@ describe('registry CLI', () => {
   });
 
   it('reports a port in use clearly', async () => {
-    const first = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist']);
+    const first = await startRegistry();
     const second = spawnCli(['registry', '--port', String(first.port), '--host', '127.0.0.1', '--no-persist']);
     assert.equal((await second.exited).code, 2);
     assert.match(second.stderrText, new RegExp(`port ${first.port}.*already in use`));

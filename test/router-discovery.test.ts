@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { describe, it } from 'node:test';
-import { http, servedBy, startMocks, startService, waitFor, type RunningService } from './helpers/services.js';
+import { http, servedBy, startMocks, startService, waitFor, type RunningService, startRegistry } from './helpers/services.js';
 
 const chat = (model = 'm') => ({ model, messages: [{ role: 'user', content: 'hello' }], max_tokens: 4 });
 const routerServices = async (router: RunningService) => (await http('GET', `${router.url}/services`)).body.services as any[];
 
 describe('router: discovery from the registry change feed', () => {
   it('picks up registrations, health changes and deregistrations without polling', async () => {
-    const reg = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist', '--heartbeat-timeout', '0.6']);
+    const reg = await startRegistry(['--heartbeat-timeout', '0.6']);
     const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--registry-url', reg.url, '--registry-sync-interval', '600', '--health-interval', '600']);
     const mock = (await startMocks([{ models: 'm,feed-model', name: 'feed-mock', args: ['--registry-url', reg.url, '--heartbeat-interval', '0.1'] }]))[0]!;
     await waitFor(async () => (await http('POST', `${router.url}/v1/chat/completions`, { body: chat('feed-model') })).status === 200, 'routing to the new backend');
@@ -33,7 +33,7 @@ describe('router: discovery from the registry change feed', () => {
   });
 
   it('keeps routing with the last known list while the registry is down, and resyncs after it returns', async () => {
-    const reg = await startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist']);
+    const reg = await startRegistry();
     const mock = (await startMocks([{ models: 'm', name: 'outage-mock', args: ['--registry-url', reg.url, '--heartbeat-interval', '0.1'] }]))[0]!;
     const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--registry-url', reg.url, '--service-removal-grace-period', '60']);
     await waitFor(async () => (await http('POST', `${router.url}/v1/chat/completions`, { body: chat() })).status === 200, 'initial routing');

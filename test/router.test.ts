@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { http, readSse, servedBy, spawnCli, startMocks, startService, tempDir, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
+import { http, readSse, servedBy, spawnCli, startMocks, startService, tempDir, writeStaticServices, type RunningService } from './helpers/services.js';
 
 const chat = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, ...extra });
 

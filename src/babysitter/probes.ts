@@ -1,21 +1,11 @@
 /** HTTP probes of the supervised backend, always via 127.0.0.1 and always bounded by a timeout. */
+import { is2xx, probeStatus } from '../common/http-probe.js';
 
 export interface ModelObject {
   id: string;
   [key: string]: unknown;
 }
 
-export type ProbeStatus = number | 'refused' | 'error';
-
-export async function probeStatus(url: string, timeoutMs: number): Promise<ProbeStatus> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    await res.body?.cancel().catch(() => undefined);
-    return res.status;
-  } catch (err) {
-    return (err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED' ? 'refused' : 'error';
-  }
-}
 
 /** The model list as an array of objects: `{"data": [...]}` or a bare array; undefined if unavailable. */
 export async function fetchModels(port: number, timeoutMs: number): Promise<ModelObject[] | undefined> {
@@ -63,7 +53,7 @@ export async function probeReady(port: number, declared: string[] | undefined, t
 /** Alive: `/health` answers 2xx; where there is no `/health` (404), the models list answers. */
 export async function probeLive(port: number, timeoutMs: number): Promise<boolean> {
   const status = await probeStatus(`http://127.0.0.1:${port}/health`, timeoutMs);
-  if (typeof status === 'number' && status >= 200 && status < 300) return true;
+  if (is2xx(status)) return true;
   if (status === 404) return (await fetchModels(port, timeoutMs)) !== undefined;
   return false;
 }

@@ -1,16 +1,9 @@
+import type { Registration } from '../registry/record.js';
 import type { Logger } from './log.js';
+import { PeriodicTask } from './periodic.js';
 
 /** What a service sends to `POST /services` (the registry's registration body). */
-export interface Registration {
-  name: string;
-  host: string;
-  port: number;
-  hostname: string;
-  url: string;
-  status: string;
-  metadata: Record<string, unknown>;
-  weight?: number;
-}
+export type { Registration };
 
 export type HeartbeatResult = 'ok' | 'not-found' | 'error';
 
@@ -78,10 +71,9 @@ export class RegistryClient {
  * memory-only restart) and deregisters them on stop.
  */
 export class RegistrationKeeper {
-  private timer: NodeJS.Timeout | undefined;
+  private readonly beats: PeriodicTask;
   private records = new Map<string, Registration>();
   private pending = new Set<string>();
-  private beat: Promise<void> | undefined;
   private stopped = false;
   /** Back-off of registration retries while the registry is unreachable, per record. */
   private retryDelay = new Map<string, number>();
@@ -91,12 +83,14 @@ export class RegistrationKeeper {
     private readonly client: RegistryClient,
     private readonly intervalMs: number,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.beats = new PeriodicTask(() => this.beatAll(), intervalMs);
+  }
 
   /** Adds or replaces a record and registers it now (failures are retried on the next beat). */
   async set(reg: Registration): Promise<boolean> {
     this.records.set(reg.name, reg);
-    this.ensureTimer();
+    if (!this.stopped) this.beats.start();
     return this.registerOne(reg);
   }
 
@@ -115,20 +109,11 @@ export class RegistrationKeeper {
   /** Stops heartbeating and deregisters every record (best effort, bounded by the client timeout). */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
     for (const name of [...this.retryTimers.keys()]) this.clearRetry(name);
-    await this.beat;
+    await this.beats.stop();
     const names = [...this.records.keys()];
     this.records.clear();
     await Promise.all(names.map((n) => this.client.deregister(n)));
-  }
-
-  private ensureTimer(): void {
-    if (this.timer || this.stopped) return;
-    this.timer = setInterval(() => {
-      if (!this.beat) this.beat = this.beatAll().finally(() => (this.beat = undefined));
-    }, this.intervalMs);
-    this.timer.unref();
   }
 
   private async registerOne(reg: Registration): Promise<boolean> {

@@ -109,49 +109,30 @@ export function parseRequest(endpoint: Endpoint, raw: Buffer, models: ReadonlySe
     return { kind: 'chat', model, prompts: [lines.join('\n')], promptTokenIds: [undefined], stream, includeUsage, maxTokens };
   }
 
-  // completions: a string, an array of strings, a token-id array, or an array of token-id arrays
-  const p = b.prompt;
-  if (p === undefined) return bad("missing required field 'prompt'", 'prompt');
-  let prompts: string[];
-  let ids: Array<number[] | undefined>;
-  if (typeof p === 'string') {
-    prompts = [p];
-    ids = [undefined];
-  } else if (isTokenArray(p)) {
-    prompts = [p.join(' ')];
-    ids = [p];
-  } else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === 'string')) {
-    prompts = p as string[];
-    ids = prompts.map(() => undefined);
-  } else if (Array.isArray(p) && p.length > 0 && p.every(isTokenArray)) {
-    ids = p as number[][];
-    prompts = ids.map((t) => t!.join(' '));
-  } else {
-    return bad("'prompt' must be a string, an array of strings, an array of token ids or an array of token-id arrays", 'prompt');
-  }
-  return { kind: 'completions', model, prompts, promptTokenIds: ids, stream, includeUsage, maxTokens };
+  const prompt = textsOrTokens(b, 'prompt');
+  if (isError(prompt)) return prompt;
+  return { kind: 'completions', model, prompts: prompt.texts, promptTokenIds: prompt.ids, stream, includeUsage, maxTokens };
+}
+
+/**
+ * A completions `prompt` or embeddings `input`: a string, an array of strings, a token-id array,
+ * or an array of token-id arrays. Token ids are kept (they count as tokens as they are).
+ */
+function textsOrTokens(b: Record<string, unknown>, field: string): { texts: string[]; ids: Array<number[] | undefined> } | OpenAIError {
+  const v = b[field];
+  if (v === undefined) return bad(`missing required field '${field}'`, field);
+  if (typeof v === 'string') return { texts: [v], ids: [undefined] };
+  if (isTokenArray(v)) return { texts: [v.join(' ')], ids: [v] };
+  if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string')) return { texts: v as string[], ids: v.map(() => undefined) };
+  if (Array.isArray(v) && v.length > 0 && v.every(isTokenArray)) return { texts: (v as number[][]).map((t) => t.join(' ')), ids: v as number[][] };
+  return bad(`'${field}' must be a string, an array of strings, an array of token ids or an array of token-id arrays`, field);
 }
 
 function parseEmbeddings(b: Record<string, unknown>, model: string): EmbeddingRequest | OpenAIError {
-  const input = b.input;
-  if (input === undefined) return bad("missing required field 'input'", 'input');
-  let inputs: string[];
-  let tokenInputs: Array<number[] | undefined>;
-  if (typeof input === 'string') {
-    inputs = [input];
-    tokenInputs = [undefined];
-  } else if (isTokenArray(input)) {
-    inputs = [input.join(' ')];
-    tokenInputs = [input];
-  } else if (Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === 'string')) {
-    inputs = input as string[];
-    tokenInputs = inputs.map(() => undefined);
-  } else if (Array.isArray(input) && input.length > 0 && input.every(isTokenArray)) {
-    tokenInputs = input as number[][];
-    inputs = tokenInputs.map((t) => t!.join(' '));
-  } else {
-    return bad("'input' must be a string, an array of strings, an array of token ids or an array of token-id arrays", 'input');
-  }
+  const input = textsOrTokens(b, 'input');
+  if (isError(input)) return input;
+  const inputs = input.texts;
+  const tokenInputs = input.ids;
   const fmt = b.encoding_format;
   if (fmt !== undefined && fmt !== null && fmt !== 'float' && fmt !== 'base64') return bad("'encoding_format' must be 'float' or 'base64'", 'encoding_format');
   let dimensions: number | undefined;

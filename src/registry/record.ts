@@ -18,20 +18,7 @@ export interface ServiceRecord {
 }
 
 /** The record as the API returns it (§1.2 of the original), with `is_healthy` computed on read. */
-export interface ServiceView {
-  name: string;
-  host: string;
-  port: number;
-  hostname: string;
-  url: string;
-  status: string;
-  timestamp: string;
-  last_heartbeat: number;
-  health_status: string;
-  is_healthy: boolean;
-  metadata: Record<string, unknown>;
-  weight?: number;
-}
+export type ServiceView = Omit<ServiceRecord, 'lastHeartbeatMs'> & { last_heartbeat: number; is_healthy: boolean };
 
 export const METADATA_LIMIT_BYTES = 256 * 1024;
 const NAME_PATTERN = /^[A-Za-z0-9._:-]{1,253}$/;

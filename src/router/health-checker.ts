@@ -1,19 +1,8 @@
+import { is2xx, probeStatus } from '../common/http-probe.js';
 import type { Logger } from '../common/log.js';
 import type { Backend } from './backend.js';
 import type { BackendSet } from './backend-set.js';
-
-type CheckResult = 'ok' | 'fail' | 'nothing-listens';
-
-async function get(url: string, timeoutMs: number): Promise<CheckResult> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    await res.body?.cancel().catch(() => undefined);
-    return res.ok ? 'ok' : 'fail';
-  } catch (err) {
-    const code = ((err as { cause?: { code?: string } }).cause?.code ?? '') as string;
-    return code === 'ECONNREFUSED' ? 'nothing-listens' : 'fail';
-  }
-}
+import { PeriodicTask } from '../common/periodic.js';
 
 /**
  * The router's own check of each backend: the babysitter's `/health` at port+1 (200 ready, 503 not
@@ -21,28 +10,23 @@ async function get(url: string, timeoutMs: number): Promise<CheckResult> {
  * A passing check ends an ejection early. Rounds never overlap.
  */
 export class HealthChecker {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly task: PeriodicTask;
 
   constructor(
     private readonly backends: BackendSet,
-    private readonly intervalMs: number,
+    intervalMs: number,
     private readonly timeoutMs: number,
     private readonly log: Logger,
-  ) {}
-
-  start(): void {
-    const tick = () => {
-      if (!this.running) this.running = this.round().finally(() => (this.running = undefined));
-    };
-    tick();
-    this.timer = setInterval(tick, this.intervalMs);
-    this.timer.unref();
+  ) {
+    this.task = new PeriodicTask(() => this.round(), intervalMs);
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  start(): void {
+    this.task.start({ immediately: true });
+  }
+
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   round(): Promise<void> {
@@ -51,13 +35,14 @@ export class HealthChecker {
 
   async check(b: Backend): Promise<boolean> {
     const started = performance.now();
-    let result = await get(`${b.babysitterUrl}/health`, this.timeoutMs);
-    if (result === 'nothing-listens') {
+    let status = await probeStatus(`${b.babysitterUrl}/health`, this.timeoutMs);
+    if (status === 'refused') {
+      // nothing listens at port+1: no babysitter, so ask the backend itself
       const base = b.url.replace(/\/+$/, '');
-      result = await get(`${base}/health`, this.timeoutMs);
-      if (result !== 'ok') result = await get(`${base}/v1/models`, this.timeoutMs);
+      status = await probeStatus(`${base}/health`, this.timeoutMs);
+      if (!is2xx(status)) status = await probeStatus(`${base}/v1/models`, this.timeoutMs);
     }
-    const ok = result === 'ok';
+    const ok = is2xx(status);
     b.checkSeconds = (performance.now() - started) / 1000;
     if (ok !== b.checkOk) this.log.info({ backend: b.name, ok }, ok ? 'backend check passes' : 'backend check fails');
     b.checkOk = ok;

@@ -133,14 +133,19 @@ export async function startService(args: string[], opts: { env?: Record<string, 
   return svc;
 }
 
+/** A memory-only registry on 127.0.0.1 and an ephemeral port, with extra flags. */
+export function startRegistry(extra: string[] = [], opts: { env?: Record<string, string | undefined>; cwd?: string } = {}): Promise<RunningService> {
+  return startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist', ...extra], opts);
+}
+
 /** Polls `check` until it returns a truthy value; no fixed sleeps in tests. */
-export async function waitFor<T>(check: () => Promise<T> | T, what: string, timeoutMs = 10_000, everyMs = 25): Promise<T> {
+export async function waitFor<T>(check: () => Promise<T> | T, what: string, timeoutMs = 10_000, everyMs = 25): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const v = await check();
-      if (v) return v;
+      if (v) return v as NonNullable<T>;
     } catch (err) {
       last = err;
     }
