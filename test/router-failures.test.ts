@@ -216,3 +216,37 @@ describe('router: graceful shutdown', () => {
     await mocks[0]!.stop();
   });
 });
+
+describe('router: connect timeout', () => {
+  it('gives up connecting after --connect-timeout and retries elsewhere', async () => {
+    // a listener that never accepts, its backlog filled: further connection attempts hang
+    const { spawn } = await import('node:child_process');
+    const py = spawn('python3', ['-c', 'import socket,sys\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\nsys.stdin.read()'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const port = await new Promise<number>((resolve) => py.stdout!.once('data', (d) => resolve(Number(String(d).trim()))));
+    const { connect } = await import('node:net');
+    const fillers = [connect(port, '127.0.0.1'), connect(port, '127.0.0.1')];
+    const mocks = await startMocks([{ models: 'm' }]);
+    const file = await writeStaticServices([
+      { name: 'blackhole', port, models: ['m'] },
+      { name: 'mock-a', port: mocks[0]!.port, models: ['m'] },
+    ]);
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', file, '--connect-timeout', '0.3', '--health-interval', '3600', '--max-errors', '100']);
+    try {
+      for (let i = 0; i < 4; i++) {
+        const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat() });
+        assert.equal(r.status, 200);
+        assert.equal(servedBy(r.body), 'mock-a');
+      }
+      const hole = (await http('GET', `${router.url}/services`)).body.services.find((s: any) => s.name === 'blackhole');
+      assert.ok(hole.error_count >= 1, 'the hanging connect counted as a failed attempt');
+      await mocks[0]!.stop();
+      const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat() });
+      assert.equal(r.status, 503);
+      assert.equal(r.body.error, 'Service unavailable - connection refused');
+    } finally {
+      await router.stop();
+      fillers.forEach((s) => s.destroy());
+      py.kill();
+    }
+  });
+});
