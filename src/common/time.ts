@@ -2,8 +2,3 @@
 export function rfc3339(ms: number = Date.now()): string {
   return new Date(ms).toISOString().slice(0, 19) + '+00:00';
 }
-
-/** Unix seconds (fractional) from epoch milliseconds. */
-export function unixSeconds(ms: number = Date.now()): number {
-  return ms / 1000;
-}
