@@ -90,7 +90,7 @@ export function toMarkdown(r: BenchReport): string {
     const direct = s.targets.direct;
     const nginx = s.targets.nginx;
     for (const [name, t] of Object.entries(s.targets)) {
-      const isRouter = name === 'router';
+      const isRouter = name.startsWith('router');
       lines.push(`| ${s.name} | ${name} | ${fmt(t.rps, 0)} | ${fmt(t.p50Ms, 3)} | ${fmt(t.p99Ms, 3)} | ${t.errors} | ${fmt(t.cpuPerReqUs, 0)} | ${isRouter ? fmt(ratio(t.rps, direct?.rps)) : ''} | ${isRouter ? fmt(ratio(t.rps, nginx?.rps)) : ''} |`);
     }
   }

@@ -28,6 +28,7 @@ const { values: opts } = parseArgs({
     'idle-conns': { type: 'string', default: '1000' },
     loadgen: { type: 'string', default: 'auto' },
     'no-nginx': { type: 'boolean', default: false },
+    'router-workers': { type: 'string', default: '2' },
     out: { type: 'string', default: join(ROOT, 'bench', 'results') },
     readme: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -35,7 +36,7 @@ const { values: opts } = parseArgs({
 });
 if (opts.help) {
   process.stdout.write(`npm run bench -- [--duration S] [--rounds N] [--connections N] [--streams N] [--idle-conns N]
-                 [--loadgen auto|wrk|node] [--no-nginx] [--out DIR] [--readme]
+                 [--loadgen auto|wrk|node] [--no-nginx] [--router-workers N (0: skip)] [--out DIR] [--readme]
 Compares direct-to-backend, the router and (when installed) nginx on 127.0.0.1.
 Install the comparison tools with: apt-get install -y wrk nginx-light
 `);
@@ -187,6 +188,17 @@ async function main(): Promise<void> {
   const router = new BenchProcess(ROUTER_BIN, ['--router-port', String(routerPort), '--host', '127.0.0.1', '--static-services', staticFile, '--log-level', 'warn']);
   procs.push(router);
   await waitHttp(`http://127.0.0.1:${routerPort}/health`);
+  // the optional multi-process mode, measured as its own target
+  const routerWorkers = Number(opts['router-workers']);
+  let multiPids: number[] = [];
+  let multiPort = 0;
+  if (routerWorkers > 1) {
+    multiPort = await freePort();
+    const multi = new BenchProcess(ROUTER_BIN, ['--router-port', String(multiPort), '--host', '127.0.0.1', '--static-services', staticFile, '--log-level', 'warn', '--workers', String(routerWorkers)]);
+    procs.push(multi);
+    await waitHttp(`http://127.0.0.1:${multiPort}/health`);
+    multiPids = withChildren(multi.pid);
+  }
   let nginxPids: number[] = [];
   if (useNginx) {
     for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(work, d), { recursive: true });
@@ -198,11 +210,12 @@ async function main(): Promise<void> {
   const urls: Record<string, string> = {
     direct: `http://127.0.0.1:${b1}/v1/chat/completions`,
     router: `http://127.0.0.1:${routerPort}/v1/chat/completions`,
+    ...(routerWorkers > 1 ? { [`router x${routerWorkers}`]: `http://127.0.0.1:${multiPort}/v1/chat/completions` } : {}),
     ...(useNginx ? { nginx: `http://127.0.0.1:${nginxPort}/v1/chat/completions` } : {}),
   };
   // direct: the CPU is the mock's own, which tells its capacity next to the router's
   const mockPid = procs[0]!.pid;
-  const pidsOf = (target: string) => (target === 'router' ? [router.pid] : target === 'nginx' ? nginxPids : [mockPid]);
+  const pidsOf = (target: string) => (target === 'router' ? [router.pid] : target === 'nginx' ? nginxPids : target.startsWith('router x') ? multiPids : [mockPid]);
   const memoryMb: BenchReport['memoryMb'] = {};
 
   // warm-up (JIT, pools), then idle RSS

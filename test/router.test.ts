@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { http, readSse, servedBy, spawnCli, startMocks, startService, tempDir, writeStaticServices, type RunningService } from './helpers/services.js';
+import { http, pidAlive, readSse, servedBy, spawnCli, startMocks, startService, tempDir, writeStaticServices, type RunningService } from './helpers/services.js';
 
 const chat = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, ...extra });
 
@@ -237,5 +237,28 @@ describe('router: configuration', () => {
     assert.equal(h.body.status, 'running');
     assert.equal(h.body.message, 'No healthy services available');
     await router.stop();
+  });
+});
+
+describe('router: --workers', () => {
+  it('shares the port among workers, aggregates /metrics, re-forks a dead worker and stops them all', async () => {
+    const mocks = await startMocks([{ models: 'm' }, { models: 'm' }]);
+    const file = await writeStaticServices(mocks.map((m, i) => ({ name: `mock-${'ab'[i]}`, port: m.port, models: ['m'] })));
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', file, '--workers', '2']);
+    await router.waitForLog((l) => l.msg === 'router listening' && l.pid !== router.logs.find((x) => x.msg === 'router listening')!.pid);
+    for (let i = 0; i < 20; i++) assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: chat('m') })).status, 200);
+    const text = await (await fetch(`${router.url}/metrics`)).text();
+    const attempts = text.split('\n').filter((l) => l.startsWith('infini_router_upstream_attempts_total{')).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    assert.equal(attempts, 20, 'counters summed over both workers');
+    const stats = (await http('GET', `${router.url}/stats`)).body;
+    assert.ok(Number.isInteger(stats.worker) && Number.isInteger(stats.pid));
+    process.kill(stats.pid, 'SIGKILL');
+    await router.waitForLog((l) => l.msg === 'router worker died; forking a new one');
+    for (let i = 0; i < 5; i++) assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: chat('m') })).status, 200);
+    await router.waitForLog((l) => l.msg === 'router listening' && l.pid !== stats.pid && router.logs.filter((x) => x.msg === 'router listening').length >= 3);
+    const pids = [...new Set(router.logs.filter((l) => l.msg === 'router listening').map((l) => l.pid as number))];
+    assert.equal((await router.stop('SIGTERM')).code, 0);
+    for (const pid of pids) assert.equal(pidAlive(pid), false);
+    await Promise.all(mocks.map((m) => m.stop()));
   });
 });

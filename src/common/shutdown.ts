@@ -2,18 +2,16 @@ import type { Logger } from './log.js';
 
 /**
  * Runs `stop` once on the first SIGINT or SIGTERM, then exits 0. A second signal while stopping
- * exits at once (status 130), so an operator can always get their terminal back.
+ * exits at once (status 130), so an operator can always get their terminal back. The returned
+ * function starts the same graceful stop for other reasons (a message from a cluster primary);
+ * calling it while already stopping does nothing.
  */
-export function onShutdownSignal(log: Logger, stop: (signal: string) => Promise<void>): void {
+export function onShutdownSignal(log: Logger, stop: (reason: string) => Promise<void>): (reason: string) => void {
   let stopping = false;
-  const handler = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(130);
-    }
+  const begin = (reason: string) => {
     stopping = true;
-    log.info({ signal }, 'shutting down');
-    stop(signal).then(
+    log.info({ reason }, 'shutting down');
+    stop(reason).then(
       () => process.exit(0),
       (err: unknown) => {
         log.error({ err }, 'error during shutdown');
@@ -21,6 +19,16 @@ export function onShutdownSignal(log: Logger, stop: (signal: string) => Promise<
       },
     );
   };
+  const handler = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(130);
+    }
+    begin(signal);
+  };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
+  return (reason: string) => {
+    if (!stopping) begin(reason);
+  };
 }

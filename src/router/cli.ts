@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { UsageError, numberOption, parseCommand, portOption, runCommand, type CommandSpec, type OptionValues } from '../common/command.js';
 import { mergeFlagFile } from '../common/config-file.js';
 import { listen } from '../common/listen.js';
@@ -11,6 +12,9 @@ import { Proxy } from './proxy.js';
 import { RegistryWatcher } from './registry-watcher.js';
 import { RouterServer } from './server.js';
 import { loadStaticServices } from './static-services.js';
+import { onPrimaryStop, runPrimary } from './workers.js';
+
+const isPrimary = cluster.isPrimary;
 
 export function routerSpec(name: string): CommandSpec {
   return {
@@ -34,6 +38,7 @@ export function routerSpec(name: string): CommandSpec {
       'max-body': { type: 'string', default: '32MiB', metavar: 'BYTES', help: 'largest request body (suffixes KiB, MiB)' },
       'max-connections': { type: 'string', default: '16384', metavar: 'N', help: 'cap on client connections' },
       'drain-timeout': { type: 'string', default: '30', metavar: 'SECONDS', help: 'how long shutdown waits for in-flight requests' },
+      workers: { type: 'string', default: '1', metavar: 'N', help: 'router processes sharing the port (each balances on its own; /metrics is aggregated, /stats is per worker)' },
     },
     epilog:
       'Environment: PROXY_TIMEOUT_SECONDS (1800; response headers and total per request),\n' +
@@ -85,6 +90,12 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const policyName = String(values.policy);
     if (!POLICIES[policyName]) throw new UsageError(`--policy: unknown policy '${policyName}' (expected one of ${Object.keys(POLICIES).join(', ')})`);
     const maxErrors = numberOption(values, 'max-errors', { integer: true, min: 1, max: 1000 });
+    const workers = numberOption(values, 'workers', { integer: true, min: 1, max: 256 });
+    if (workers > 1 && isPrimary) {
+      if (values['static-services']) loadStaticServices(String(values['static-services'])); // refuse a bad file before forking
+      runPrimary(workers, log);
+      return;
+    }
 
     const backends = new BackendSet({
       connectTimeoutMs: seconds('connect-timeout'),
@@ -124,7 +135,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     log.info({ port: bound, host, registry_url: registryUrl, static_services: backends.all.filter((b) => b.isStatic).length, policy: policyName }, 'router listening');
 
     const drainMs = seconds('drain-timeout');
-    onShutdownSignal(log, async () => {
+    const stop = onShutdownSignal(log, async () => {
       await watcher?.stop();
       await checker.stop();
       await api.close(drainMs);
@@ -132,5 +143,6 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       await backends.closeAll();
       log.info('router stopped');
     });
+    if (!isPrimary) onPrimaryStop(stop);
   });
 }

@@ -6,6 +6,7 @@ import type { RouterMetrics } from './metrics.js';
 import { aggregateModels } from './model-catalog.js';
 import type { Proxy } from './proxy.js';
 import { extractInto, sessionKey, type RequestInfo } from './request-info.js';
+import { clusterMetrics, isWorker, workerId } from './workers.js';
 
 export interface RouterServerOptions {
   backends: BackendSet;
@@ -125,16 +126,21 @@ export class RouterServer {
       healthy_services: list.filter((s) => s.healthy).length,
       registry_url: this.opts.registryUrl,
       in_flight: this.opts.proxy.inFlight,
+      ...(workerId !== undefined ? { worker: workerId, pid: process.pid } : {}),
       memory_mb: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1e5) / 10])),
       services: list,
     });
   }
 
   private metrics(res: ServerResponse): void {
-    void this.opts.metrics.registry.metrics().then((text) => {
-      res.writeHead(200, { 'content-type': this.opts.metrics.registry.contentType });
-      res.end(text);
-    });
+    const text = isWorker ? clusterMetrics() : this.opts.metrics.registry.metrics();
+    text.then(
+      (body) => {
+        res.writeHead(200, { 'content-type': this.opts.metrics.registry.contentType });
+        res.end(body);
+      },
+      (err: Error) => sendError(res, 503, `metrics unavailable: ${err.message}`),
+    );
   }
 
   /** Stops accepting and waits for in-flight requests up to `drainMs`, then cuts what is left. */

@@ -1,0 +1,103 @@
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry } from 'prom-client';
+import type { Logger } from '../common/log.js';
+
+/** IPC messages between the primary and its router workers. */
+const METRICS = 'infini-router:metrics';
+const STOP = 'infini-router:stop';
+
+interface MetricsMessage {
+  type: typeof METRICS;
+  id: number;
+  text?: string;
+  error?: string;
+}
+
+/**
+ * `--workers N`: the primary forks N router processes that share the listening port (cluster hands
+ * out connections). Each worker discovers, checks and balances on its own, like nginx workers; the
+ * primary re-forks a worker that dies, aggregates /metrics across workers, and on SIGINT/SIGTERM
+ * asks every worker to drain and exits when all are gone.
+ */
+export function runPrimary(workers: number, log: Logger): void {
+  const aggregator = new AggregatorRegistry();
+  let stopping = false;
+  let restarts = 0;
+  const fork = (): Worker => cluster.fork();
+  for (let i = 0; i < workers; i++) fork();
+  log.info({ workers }, 'router primary started its workers');
+
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) {
+        log.info('all router workers stopped');
+        process.exit(0);
+      }
+      return;
+    }
+    const delay = Math.min(30_000, 1000 * 2 ** Math.min(restarts++, 5));
+    log.warn({ worker: worker.id, code, signal, restart_in_s: delay / 1000 }, 'router worker died; forking a new one');
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, delay);
+  });
+
+  cluster.on('message', (worker, message: MetricsMessage) => {
+    if (message?.type !== METRICS) return;
+    aggregator.clusterMetrics().then(
+      (text) => worker.send({ type: METRICS, id: message.id, text }),
+      (err: Error) => worker.send({ type: METRICS, id: message.id, error: err.message }),
+    );
+  });
+
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: killing the workers now');
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
+      process.exit(130);
+    }
+    stopping = true;
+    log.info({ signal }, 'stopping the router workers');
+    // a message, not a signal: workers that got the terminal's SIGINT too must not see a second one
+    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send({ type: STOP });
+    if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+/** In a worker: the primary's stop request starts the usual graceful stop. */
+export function onPrimaryStop(stop: (reason: string) => void): void {
+  process.on('message', (message: { type?: string }) => {
+    if (message?.type === STOP) stop('primary');
+  });
+}
+
+let nextId = 0;
+const waiting = new Map<number, (m: MetricsMessage) => void>();
+
+/** In a worker: /metrics for the whole router, aggregated by the primary over all workers. */
+export function clusterMetrics(timeoutMs = 5000): Promise<string> {
+  if (waiting.size === 0 && nextId === 0) {
+    process.on('message', (m: MetricsMessage) => {
+      if (m?.type === METRICS) waiting.get(m.id)?.(m);
+    });
+  }
+  const id = ++nextId;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      waiting.delete(id);
+      reject(new Error('metrics from the router primary timed out'));
+    }, timeoutMs);
+    waiting.set(id, (m) => {
+      clearTimeout(timer);
+      waiting.delete(id);
+      if (m.error !== undefined) reject(new Error(m.error));
+      else resolve(m.text ?? '');
+    });
+    process.send!({ type: METRICS, id });
+  });
+}
+
+export const isWorker = cluster.isWorker;
+export const workerId = cluster.worker?.id;
