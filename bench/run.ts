@@ -197,7 +197,8 @@ async function main(): Promise<void> {
     const multi = new BenchProcess(ROUTER_BIN, ['--router-port', String(multiPort), '--host', '127.0.0.1', '--static-services', staticFile, '--log-level', 'warn', '--workers', String(routerWorkers)]);
     procs.push(multi);
     await waitHttp(`http://127.0.0.1:${multiPort}/health`);
-    multiPids = withChildren(multi.pid);
+    const deadline = Date.now() + 10_000;
+    while ((multiPids = withChildren(multi.pid)).length < routerWorkers + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   }
   let nginxPids: number[] = [];
   if (useNginx) {
