@@ -104,6 +104,6 @@ export function toMarkdown(r: BenchReport): string {
   lines.push('');
   lines.push('| target check | value | bound | result |');
   lines.push('|---|---:|---|---|');
-  for (const c of r.checks) lines.push(`| ${c.what} | ${fmt(c.value)} | ${c.target} | ${c.pass === undefined ? 'not measured' : c.pass ? 'pass' : 'FAIL'} |`);
+  for (const c of r.checks) lines.push(`| ${c.what} | ${fmt(c.value, 3)} | ${c.target} | ${c.pass === undefined ? 'not measured' : c.pass ? 'pass' : 'FAIL'} |`);
   return lines.join('\n') + '\n';
 }
