@@ -22,48 +22,58 @@ export class BodyTooLargeError extends Error {
   }
 }
 
+export interface BodyCallbacks {
+  /** The complete body (possibly empty). */
+  onBody(body: Buffer): void;
+  /** The body is over the limit: answer 413 now; what the client still sends is drained. */
+  onTooLarge(): void;
+  /** The request stream failed before its end. */
+  onError?(err: Error): void;
+}
+
 /**
- * Reads the whole request body up to `limit` bytes. Over the limit it rejects with BodyTooLargeError
- * and keeps draining (bounded) what the client still sends, so the 413 answer reaches a client that
- * is still writing instead of being lost in a connection reset.
+ * Collects a request body up to `limit` bytes, with callbacks (no promise: this is on the router's
+ * and the mock's hot path). Over the limit it reports at once and keeps draining, up to a bound,
+ * what the client still sends, so the 413 answer reaches a client that is still writing instead of
+ * being lost in a connection reset.
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      drain(req, limit);
-      reject(new BodyTooLargeError(limit));
+export function collectBody(req: IncomingMessage, limit: number, cb: BodyCallbacks): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let done = false;
+  const drainCap = Math.max(limit * 8, 16 * 1024 * 1024);
+  const tooLarge = () => {
+    done = true;
+    cb.onTooLarge();
+  };
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) tooLarge();
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (done) {
+      if (size > drainCap) req.socket.destroy();
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off('data', onData);
-        req.off('end', onEnd);
-        drain(req, limit);
-        reject(new BodyTooLargeError(limit));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', reject);
+    if (size > limit) return tooLarge();
+    chunks.push(chunk);
+  });
+  req.on('error', (err) => {
+    if (done) return;
+    done = true;
+    cb.onError?.(err);
+  });
+  req.on('end', () => {
+    if (done) return;
+    done = true;
+    cb.onBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
   });
 }
 
-/** Discards the rest of a rejected body, up to a bound, then drops the connection. */
-function drain(req: IncomingMessage, limit: number): void {
-  let discarded = 0;
-  const cap = Math.max(limit * 8, 16 * 1024 * 1024);
-  req.on('data', (chunk: Buffer) => {
-    discarded += chunk.length;
-    if (discarded > cap) req.socket.destroy();
+/** `collectBody` as a promise, for control-plane handlers: rejects with BodyTooLargeError. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    collectBody(req, limit, { onBody: resolve, onTooLarge: () => reject(new BodyTooLargeError(limit)), onError: reject });
   });
-  req.resume();
 }
 
 export type JsonParseResult = { ok: true; value: unknown } | { ok: false; error: string };

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { collectBody } from '../common/http-json.js';
 import type { Logger } from '../common/log.js';
 import { FaultInjector, type FaultPlan } from './faults.js';
 import { MockMetrics } from './metrics.js';
@@ -115,23 +116,13 @@ export class MockServer {
   }
 
   private readBody(req: IncomingMessage, res: ServerResponse, then: (body: Buffer) => void): void {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > BODY_LIMIT) {
-        if (!tooLarge) {
-          tooLarge = true;
-          res.setHeader('connection', 'close');
-          sendOpenAIError(res, { status: 413, message: `request body exceeds ${BODY_LIMIT} bytes`, type: 'invalid_request_error', code: 'request_too_large' });
-        }
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (!tooLarge) then(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    collectBody(req, BODY_LIMIT, {
+      onBody: then,
+      onTooLarge: () => {
+        res.setHeader('connection', 'close');
+        sendOpenAIError(res, { status: 413, message: `request body exceeds ${BODY_LIMIT} bytes`, type: 'invalid_request_error', code: 'request_too_large' });
+      },
+      onError: () => res.destroy(),
     });
   }
 

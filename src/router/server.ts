@@ -1,5 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { sendError, sendJson } from '../common/http-json.js';
+import { collectBody, sendError, sendJson } from '../common/http-json.js';
 import type { Logger } from '../common/log.js';
 import type { BackendSet } from './backend-set.js';
 import type { RouterMetrics } from './metrics.js';
@@ -58,31 +58,18 @@ export class RouterServer {
 
   /** Collects the request body up to --max-body, then hands the request to the proxy. */
   private readBody(req: IncomingMessage, res: ServerResponse): void {
-    const limit = this.opts.maxBodyBytes;
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > limit) return this.tooLarge(req, res);
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on('data', (chunk: Buffer) => {
-      if (failed) return;
-      size += chunk.length;
-      if (size > limit) {
-        failed = true;
-        this.tooLarge(req, res);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('error', () => {
-      if (failed) return;
-      failed = true;
-      if (!res.headersSent && !res.destroyed) this.opts.proxy.fail(res, 400, 'Failed to read request body');
-    });
-    req.on('end', () => {
-      if (failed) return;
-      const body = size === 0 ? undefined : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      this.opts.proxy.handle(req, res, body, this.routingInfo(req, body));
+    collectBody(req, this.opts.maxBodyBytes, {
+      onBody: (raw) => {
+        const body = raw.length === 0 ? undefined : raw;
+        this.opts.proxy.handle(req, res, body, this.routingInfo(req, body));
+      },
+      onTooLarge: () => {
+        res.setHeader('connection', 'close');
+        this.opts.proxy.fail(res, 413, `request body exceeds --max-body (${this.opts.maxBodyBytes} bytes)`);
+      },
+      onError: () => {
+        if (!res.headersSent && !res.destroyed) this.opts.proxy.fail(res, 400, 'Failed to read request body');
+      },
     });
   }
 
@@ -90,12 +77,6 @@ export class RouterServer {
     const info: RequestInfo = extractInto({ model: undefined, stream: false, promptCacheKey: undefined, size: 0, sessionKey: undefined, body }, body);
     info.sessionKey = sessionKey(info.model, info.promptCacheKey, req.headers);
     return info;
-  }
-
-  private tooLarge(req: IncomingMessage, res: ServerResponse): void {
-    res.setHeader('connection', 'close');
-    this.opts.proxy.fail(res, 413, `request body exceeds --max-body (${this.opts.maxBodyBytes} bytes)`);
-    req.resume();
   }
 
   private health(res: ServerResponse): void {
