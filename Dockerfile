@@ -14,13 +14,12 @@ RUN npm run build && npm prune --omit=dev
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
-# a smaller young generation keeps RSS low under load (see README, Performance)
-ENV NODE_OPTIONS=--max-semi-space-size=8
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY examples ./examples
 VOLUME ["/data"]
 EXPOSE 8000 18000
-ENTRYPOINT ["node", "/app/dist/src/cli.js"]
+# V8 flags as in src/common/node-flags.ts (README, Performance)
+ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/dist/src/cli.js"]
 CMD ["up", "--data-dir", "/data"]

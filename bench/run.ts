@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
+import { NODE_FLAGS } from '../src/common/node-flags.js';
 import { hasCommand, runNode, runWrk, type LoadSpec } from './load.js';
 import { BenchProcess, cpuSeconds, freePort, nginxConfig, rssMb, waitHttp, withChildren } from './processes.js';
 import { check, combineRounds, median, ratio, toMarkdown, type BenchReport, type RunResult, type Scenario } from './report.js';
@@ -66,7 +67,7 @@ const cleanup = async () => {
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => void cleanup().then(() => process.exit(130)));
 
 async function startMock(port: number, extra: string[] = []): Promise<void> {
-  procs.push(new BenchProcess(process.execPath, [CLI, 'mock', '--port', String(port), '--models', extra.includes('slow') ? 'slow' : 'm', '--log-level', 'warn', ...extra.filter((a) => a !== 'slow')]));
+  procs.push(new BenchProcess(process.execPath, [...NODE_FLAGS, CLI, 'mock', '--port', String(port), '--models', extra.includes('slow') ? 'slow' : 'm', '--log-level', 'warn', ...extra.filter((a) => a !== 'slow')]));
   await waitHttp(`http://127.0.0.1:${port}/health`);
 }
 

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { NODE_FLAGS } from '../common/node-flags.js';
 import { PACKAGE_ROOT } from '../common/version.js';
 import type { BabysitterConfig } from './config.js';
 
@@ -42,7 +43,7 @@ export function buildCommandLine(cfg: BabysitterConfig): CommandLine {
       // --registry-url: the babysitter registers the backend itself (the original's name collision).
       return {
         program: process.execPath,
-        args: [join(PACKAGE_ROOT, 'dist', 'src', 'cli.js'), 'mock', '--port', port, '--host', host, '--models', b.models!.join(','), '--name', `${cfg.name}-server`, ...b.args],
+        args: [...NODE_FLAGS, join(PACKAGE_ROOT, 'dist', 'src', 'cli.js'), 'mock', '--port', port, '--host', host, '--models', b.models!.join(','), '--name', `${cfg.name}-server`, ...b.args],
         cwd,
       };
   }

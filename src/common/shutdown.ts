@@ -8,6 +8,7 @@ import type { Logger } from './log.js';
  */
 export function onShutdownSignal(log: Logger, stop: (reason: string) => Promise<void>): (reason: string) => void {
   let stopping = false;
+  let signals = 0;
   const begin = (reason: string) => {
     stopping = true;
     log.info({ reason }, 'shutting down');
@@ -20,11 +21,12 @@ export function onShutdownSignal(log: Logger, stop: (reason: string) => Promise<
     );
   };
   const handler = (signal: NodeJS.Signals) => {
-    if (stopping) {
+    // only a second *signal* forces: a stop begun by a message (cluster primary) still drains
+    if (++signals >= 2) {
       log.warn({ signal }, 'second signal: exiting now');
       process.exit(130);
     }
-    begin(signal);
+    if (!stopping) begin(signal);
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);

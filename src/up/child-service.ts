@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
+import { NODE_FLAGS } from '../common/node-flags.js';
 import { PACKAGE_ROOT } from '../common/version.js';
 
 export const CLI_PATH = join(PACKAGE_ROOT, 'dist', 'src', 'cli.js');
@@ -31,9 +32,7 @@ export class ChildService {
   start(): void {
     const fd = openSync(this.logPath, 'a');
     try {
-      // the router keeps a small young generation, as its bin shim does (lower RSS under load)
-      const nodeFlags = this.kind === 'router' ? ['--max-semi-space-size=8'] : [];
-      this.proc = spawn(process.execPath, [...nodeFlags, CLI_PATH, ...this.args], { detached: true, stdio: ['ignore', fd, fd], env: process.env });
+      this.proc = spawn(process.execPath, [...NODE_FLAGS, CLI_PATH, ...this.args], { detached: true, stdio: ['ignore', fd, fd], env: process.env });
     } finally {
       closeSync(fd);
     }
