@@ -12,7 +12,7 @@ import { LeastLoad } from '../src/router/policies/least-load.js';
 import { PowerOfTwo } from '../src/router/policies/power-of-two.js';
 import { rendezvous } from '../src/router/policies/session-affinity.js';
 import { WeightedRoundRobin } from '../src/router/policies/weighted-round-robin.js';
-import { extractRouting, sessionKey, type RequestInfo } from '../src/router/request-info.js';
+import { extractInto, sessionKey, type RequestInfo } from '../src/router/request-info.js';
 import { loadStaticServices } from '../src/router/static-services.js';
 
 const POOL = { connectTimeoutMs: 1000, headersTimeoutMs: 1000, idleTimeoutMs: 1000 };
@@ -154,7 +154,8 @@ describe('load-aware policies', () => {
 });
 
 describe('routing field extraction', () => {
-  const ex = (v: unknown) => extractRouting(Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)));
+  const fresh = () => ({ model: undefined, stream: false, promptCacheKey: undefined, size: 0 });
+  const ex = (v: unknown) => extractInto(fresh(), Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)));
 
   it('reads model, stream, prompt_cache_key and message text size', () => {
     const r = ex({ model: 'm1', stream: true, prompt_cache_key: 'k', messages: [{ role: 'user', content: 'héllo' }, { role: 'user', content: [{ type: 'text', text: 'abc' }, { type: 'image_url', image_url: {} }] }] });
@@ -170,7 +171,7 @@ describe('routing field extraction', () => {
     assert.equal(ex({ model: 'm1', prompt: ['ab', 'c'] }).size, 3);
     assert.equal(ex('not json').model, undefined);
     assert.equal(ex('[1,2]').model, undefined);
-    assert.equal(extractRouting(undefined).size, 0);
+    assert.equal(extractInto(fresh(), undefined).size, 0);
   });
 
   it('builds session keys from prompt_cache_key, X-Session-Id, then X-Forwarded-For + UA', () => {

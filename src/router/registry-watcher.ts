@@ -56,8 +56,8 @@ function toSpec(r: RecordLike): BackendSpec | undefined {
  */
 export class RegistryWatcher {
   mode: 'feed' | 'poll' | 'unknown' = 'unknown';
-  /** Whether the last contact with the registry succeeded (for /health). */
-  reachable: boolean | undefined = undefined;
+  /** Whether the last contact with the registry succeeded, so an outage is logged once. */
+  private reachable: boolean | undefined = undefined;
   private stopped = false;
   private feedAbort: AbortController | undefined;
   private sleepTimer: NodeJS.Timeout | undefined;

@@ -48,15 +48,10 @@ function promptSize(prompt: unknown): number {
 }
 
 /**
- * Reads `model`, `stream`, `prompt_cache_key` and the text size. Each field is read on its own, so
- * an unexpected shape of one (token-id prompt, numeric model, odd messages) never hides the others.
+ * Fills `model`, `stream`, `prompt_cache_key` and the text size of `info` from the body (one object
+ * per request, no copies). Each field is read on its own, so an unexpected shape of one (token-id
+ * prompt, numeric model, odd messages) never hides the others.
  */
-export function extractRouting(body: Buffer | undefined): Pick<RequestInfo, 'model' | 'stream' | 'promptCacheKey' | 'size'> {
-  const none = { model: undefined, stream: false, promptCacheKey: undefined, size: 0 };
-  return extractInto(none, body);
-}
-
-/** Fills the routing fields of `info` from the body (one object per request, no copies). */
 export function extractInto<T extends Pick<RequestInfo, 'model' | 'stream' | 'promptCacheKey' | 'size'>>(info: T, body: Buffer | undefined): T {
   if (!body || body.length === 0) return info;
   const first = body[0];
