@@ -184,8 +184,9 @@ describe('routing field extraction', () => {
 
 describe('router helpers', () => {
   it('strips hop-by-hop response headers and keeps the rest', () => {
-    const raw = ['Content-Type', 'text/event-stream', 'Connection', 'keep-alive, X-Hop', 'Transfer-Encoding', 'chunked', 'X-Hop', '1', 'X-Keep', '2'].map((s) => Buffer.from(s));
-    assert.deepEqual(downstreamResponseHeaders(raw, 'rid'), ['Content-Type', 'text/event-stream', 'X-Keep', '2', 'x-request-id', 'rid']);
+    const raw = ['Content-Type', 'text/event-stream', 'Connection', 'keep-alive, X-Hop', 'Transfer-Encoding', 'chunked', 'X-Hop', '1', 'X-Keep', '2', 'Content-Length', '5'];
+    assert.deepEqual(downstreamResponseHeaders(raw, 'rid', false), ['Content-Type', 'text/event-stream', 'X-Keep', '2', 'x-request-id', 'rid']);
+    assert.deepEqual(downstreamResponseHeaders(raw.slice(-2), undefined, true), ['Content-Length', '5']);
   });
 
   it('parses sizes', () => {

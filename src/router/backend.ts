@@ -1,6 +1,6 @@
-import { Pool } from 'undici';
 import { httpUrl } from '../common/address.js';
 import { fnv1a } from '../common/hash.js';
+import { UpstreamPool } from './upstream/pool.js';
 
 /** What a backend is, as described by a static entry or a registry record. */
 export interface BackendSpec {
@@ -22,6 +22,9 @@ export interface PoolOptions {
   idleTimeoutMs: number;
 }
 
+/** How long an unused upstream connection stays open (a server's Keep-Alive hint can shorten it). */
+const KEEP_ALIVE_MS = 30_000;
+
 const EJECT_BASE_MS = 30_000;
 const EJECT_MAX_MS = 5 * 60_000;
 
@@ -34,8 +37,8 @@ export class Backend {
   host = '';
   port = 0;
   url = '';
-  /** Origin for the pool and a path prefix from the registered URL (usually ''). */
-  origin = '';
+  /** Host header for upstream requests and a path prefix from the registered URL (usually ''). */
+  hostHeader = '';
   basePath = '';
   babysitterUrl = '';
   weight = 1;
@@ -48,7 +51,7 @@ export class Backend {
   isStatic = false;
   /** Stable 32-bit hash of the name, for rendezvous hashing. */
   nameHash = 0;
-  pool!: Pool;
+  pool!: UpstreamPool;
 
   listedHealthy = true;
   checkOk = true;
@@ -91,15 +94,9 @@ export class Backend {
       const parsed = new URL(spec.url);
       const old = this.pool;
       this.url = spec.url;
-      this.origin = parsed.origin;
+      this.hostHeader = parsed.host;
       this.basePath = parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/+$/, '');
-      this.pool = new Pool(this.origin, {
-        connect: { timeout: this.poolOptions.connectTimeoutMs },
-        headersTimeout: this.poolOptions.headersTimeoutMs,
-        bodyTimeout: this.poolOptions.idleTimeoutMs,
-        keepAliveTimeout: 30_000,
-        pipelining: 1,
-      });
+      this.pool = UpstreamPool.forOrigin(parsed, { ...this.poolOptions, keepAliveMs: KEEP_ALIVE_MS });
       if (old) void old.close().catch(() => undefined);
     }
   }

@@ -11,37 +11,46 @@ function connectionTokens(value: string | undefined): Set<string> | undefined {
   return names.length ? new Set(names) : undefined;
 }
 
+/** Methods whose requests carry a body by definition: they always get a Content-Length. */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
+
 /**
- * Request headers for the upstream as a flat [name, value, ...] list: hop-by-hop removed,
- * X-Forwarded-For appended with the client's address, X-Request-Id kept or generated.
+ * The header lines (each ending in CRLF) of the request to the upstream: hop-by-hop removed,
+ * X-Forwarded-For appended with the client's address, X-Request-Id kept or generated, and the
+ * Content-Length of the buffered body. Values are Node's latin1 strings, so writing them as latin1
+ * sends the client's bytes unchanged.
  */
-export function upstreamRequestHeaders(req: IncomingMessage, requestId: string): string[] {
+export function upstreamHeaderLines(req: IncomingMessage, requestId: string, bodyLength: number): string {
   const raw = req.rawHeaders;
   const extra = connectionTokens(req.headers.connection);
-  const out: string[] = [];
+  let out = '';
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
     if (REQUEST_SKIP.has(lower) || extra?.has(lower)) continue;
-    out.push(name, raw[i + 1]!);
+    out += `${name}: ${raw[i + 1]!}\r\n`;
   }
   const prior = req.headers['x-forwarded-for'];
   const peer = req.socket.remoteAddress ?? '';
-  out.push('x-forwarded-for', prior ? `${prior}, ${peer}` : peer);
-  if (req.headers['x-request-id'] === undefined) out.push('x-request-id', requestId);
+  out += `x-forwarded-for: ${prior ? `${prior}, ${peer}` : peer}\r\n`;
+  if (req.headers['x-request-id'] === undefined) out += `x-request-id: ${requestId}\r\n`;
+  if (bodyLength > 0 || BODY_METHODS.has(req.method ?? '')) out += `content-length: ${bodyLength}\r\n`;
   return out;
 }
 
-/** Response headers for the client from undici's raw list, hop-by-hop removed. */
-export function downstreamResponseHeaders(raw: Buffer[], requestId: string | undefined): string[] {
+/**
+ * Response headers for the client from the upstream's flat list, hop-by-hop removed. Content-Length
+ * is dropped when the body is not length-delimited (it would contradict the framing we send).
+ */
+export function downstreamResponseHeaders(raw: string[], requestId: string | undefined, keepLength: boolean): string[] {
   const out: string[] = [];
   let extra: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+    const name = raw[i]!;
     const lower = name.toLowerCase();
-    const value = raw[i + 1]!.toString('latin1');
+    const value = raw[i + 1]!;
     if (lower === 'connection') extra = connectionTokens(value);
-    if (RESPONSE_SKIP.has(lower)) continue;
+    if (RESPONSE_SKIP.has(lower) || (!keepLength && lower === 'content-length')) continue;
     out.push(name, value);
   }
   if (extra) {

@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
 import { sendError } from '../common/http-json.js';
 import type { Logger } from '../common/log.js';
 import type { Backend } from './backend.js';
 import type { BackendSet } from './backend-set.js';
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { downstreamResponseHeaders, upstreamHeaderLines } from './headers.js';
 import type { Policy } from './policies/policy.js';
 import type { RequestInfo } from './request-info.js';
+import type { UpstreamConnection, UpstreamHandler } from './upstream/connection.js';
+import type { ResponseHead } from './upstream/response-parser.js';
 
 export interface ProxyOptions {
   maxErrors: number;
@@ -28,8 +29,8 @@ function nextRequestId(): string {
 /** Why an attempt failed, in the original's three categories. */
 type FailureKind = 'connect' | 'timeout' | 'other';
 
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'EADDRNOTAVAIL']);
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ROUTER_TOTAL_TIMEOUT']);
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UPSTREAM_CONNECT_TIMEOUT', 'EADDRNOTAVAIL']);
+const TIMEOUT_CODES = new Set(['UPSTREAM_HEADERS_TIMEOUT', 'UPSTREAM_BODY_TIMEOUT', 'ROUTER_TOTAL_TIMEOUT']);
 
 function classify(err: Error): FailureKind {
   const code = (err as NodeJS.ErrnoException).code ?? '';
@@ -68,7 +69,8 @@ interface Exchange {
   res: ServerResponse;
   body: Buffer | undefined;
   info: RequestInfo;
-  headers: string[];
+  /** Header lines for the upstream, built once for all attempts. */
+  headerLines: string;
   requestId: string;
   attempts: number;
   tried: Set<Backend> | undefined;
@@ -112,7 +114,7 @@ export class Proxy {
       res,
       body,
       info,
-      headers: upstreamRequestHeaders(req, requestId),
+      headerLines: upstreamHeaderLines(req, requestId, body?.length ?? 0),
       requestId,
       attempts: 0,
       tried: undefined,
@@ -141,13 +143,9 @@ export class Proxy {
     const attempt = new Attempt(this, ex, backend);
     ex.current = attempt;
     this.active.add(attempt);
-    const options: Dispatcher.DispatchOptions = {
-      path: backend.basePath + (ex.req.url ?? '/'),
-      method: ex.req.method as Dispatcher.HttpMethod,
-      headers: ex.headers,
-      body: ex.body,
-    };
-    backend.pool.dispatch(options, attempt);
+    const method = ex.req.method ?? 'GET';
+    const head = `${method} ${backend.basePath}${ex.req.url ?? '/'} HTTP/1.1\r\nhost: ${backend.hostHeader}\r\n${ex.headerLines}\r\n`;
+    attempt.conn = backend.pool.request(head, ex.body, method === 'HEAD', attempt);
   }
 
   /** Called once per attempt when it ends, however it ended. */
@@ -194,35 +192,18 @@ export class Proxy {
   }
 }
 
-/** Above this many bytes waiting to be written, write at once instead of at the end of the tick. */
-const COALESCE_LIMIT = 64 * 1024;
-
-/** Attempts with data waiting for the end-of-tick write; one microtask serves all of them. */
-let flushQueue: Attempt[] = [];
-function flushAll(): void {
-  const queue = flushQueue;
-  flushQueue = [];
-  for (const a of queue) a.flushQueued();
-}
-
 /**
- * One upstream attempt, as an undici dispatch handler. It uses undici's raw handler callbacks
- * (onConnect/onHeaders/onData/onComplete/onError): no streams, no header objects. Body chunks that
- * arrive in the same socket read (undici hands over each HTTP chunk separately, e.g. every SSE
- * event) are written to the client together at the end of that tick: fewer writes, no added delay.
- * Backpressure: when the client's socket is full, the next onData returns false (pausing the
- * upstream) until the client drains.
+ * One upstream attempt, as the handler of a request on a backend connection. A chunked answer to a
+ * client that speaks chunked itself is relayed with its framing untouched: every socket read from
+ * the backend becomes one write to the client (each SSE event as soon as the backend wrote it, no
+ * re-encoding). Backpressure: when the client's socket is full, reading from the backend stops
+ * until the client drains.
  */
-class Attempt implements Dispatcher.DispatchHandler {
+class Attempt implements UpstreamHandler {
   readonly startedAt = Date.now();
-  private abortUpstream: ((err?: Error) => void) | undefined;
+  conn: UpstreamConnection | undefined;
   private responded = false;
   private done = false;
-  private resume: (() => void) | undefined;
-  private pendingAbort: Error | undefined;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private queued = false;
   private blocked = false;
 
   constructor(
@@ -232,71 +213,47 @@ class Attempt implements Dispatcher.DispatchHandler {
   ) {}
 
   abort(err?: Error): void {
-    if (this.done) return;
-    if (this.abortUpstream) this.abortUpstream(err);
-    else this.pendingAbort = err ?? new Error('aborted');
+    if (!this.done) this.conn?.abort(this, err);
   }
 
-  onConnect(abort: (err?: Error) => void): void {
-    this.abortUpstream = abort;
-    if (this.pendingAbort || this.ex.clientGone) abort(this.pendingAbort);
-  }
-
-  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    if (statusCode < 200) return true; // 1xx: informational, the real answer follows
+  onHeaders(head: ResponseHead, conn: UpstreamConnection): void {
     const { ex, backend } = this;
+    const status = head.status;
     this.responded = true;
-    this.resume = resume;
     backend.lastResponseMs = Date.now() - this.startedAt;
-    if (statusCode === 502 || statusCode === 503) this.proxy.recordFailure(backend);
+    if (status === 502 || status === 503) this.proxy.recordFailure(backend);
     else backend.recordSuccess();
-    if (ex.clientGone) return false;
-    ex.res.writeHead(statusCode, downstreamResponseHeaders(rawHeaders, ex.req.headers['x-request-id'] === undefined ? ex.requestId : undefined));
-    return true;
+    if (ex.clientGone) return this.abort();
+    const headers = downstreamResponseHeaders(head.headers, ex.req.headers['x-request-id'] === undefined ? ex.requestId : undefined, head.framing !== 'chunked' && head.framing !== 'close');
+    const res = ex.res;
+    const passFraming = head.framing === 'chunked' && ex.req.httpVersionMinor === 1 && ex.req.httpVersionMajor === 1;
+    if (passFraming) headers.push('transfer-encoding', 'chunked');
+    res.writeHead(status, headers);
+    if (passFraming) {
+      // The backend's chunk framing goes out as it is: Node must not frame it again.
+      res.chunkedEncoding = false;
+      conn.rawChunked = true;
+    }
   }
 
-  onData(chunk: Buffer): boolean {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= COALESCE_LIMIT) this.flush();
-    else if (!this.queued) {
-      this.queued = true;
-      if (flushQueue.push(this) === 1) queueMicrotask(flushAll);
+  onData(data: Buffer, start: number, end: number): boolean {
+    // the data lives in the connection's read buffer: keep a copy for the client's socket
+    const chunk = Buffer.allocUnsafe(end - start);
+    data.copy(chunk, 0, start, end);
+    const res = this.ex.res;
+    if (!res.write(chunk) && !this.blocked) {
+      this.blocked = true;
+      res.once('drain', () => {
+        this.blocked = false;
+        this.conn?.resume(this);
+      });
     }
     return !this.blocked;
   }
 
-  flushQueued(): void {
-    this.queued = false;
-    if (!this.done) this.flush();
-  }
-
-  /** Writes what is pending as one chunk; a full client socket pauses the upstream until 'drain'. */
-  private flush(): void {
-    if (this.pendingBytes === 0) return;
-    const data = this.takePending();
-    const res = this.ex.res;
-    if (!res.write(data) && !this.blocked) {
-      this.blocked = true;
-      res.once('drain', () => {
-        this.blocked = false;
-        this.resume?.();
-      });
-    }
-  }
-
-  private takePending(): Buffer {
-    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
-    return data;
-  }
-
   onComplete(): void {
     this.done = true;
-    // the last data and the end of the answer go out in one write
-    if (this.pendingBytes > 0) this.ex.res.end(this.takePending());
-    else this.ex.res.end();
+    this.ex.res.end();
     this.proxy.finished(this, undefined, false);
   }
 
@@ -307,8 +264,6 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.proxy.finished(this, undefined, false);
       return;
     }
-    // deliver what did arrive before the failure, then the proxy cuts the client off
-    if (this.pendingBytes > 0 && this.responded) this.ex.res.write(this.takePending());
     const kind = classify(err);
     // Retry only when nothing of the answer arrived and the failure was not a timeout.
     const retry = !this.responded && kind !== 'timeout';
