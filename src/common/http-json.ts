@@ -1,7 +1,13 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+
+/** What sendJson needs of a response: node:http's ServerResponse and our Http1Response both fit. */
+export interface JsonResponder {
+  writeHead(status: number, headers: Record<string, string | number>): unknown;
+  end(text: string): unknown;
+}
 
 /** Sends a JSON body with an explicit length (no chunked encoding for small control-plane answers). */
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(res: JsonResponder, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json',
@@ -12,7 +18,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 /** Every error of our control-plane services: `{"error": "<message naming the problem>"}`. */
-export function sendError(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+export function sendError(res: JsonResponder, status: number, message: string, headers: Record<string, string> = {}): void {
   sendJson(res, status, { error: message }, headers);
 }
 

@@ -1,5 +1,4 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { UsageError } from './command.js';
 
 /** Listens and resolves with the bound port; a busy port becomes one clear line naming it. */

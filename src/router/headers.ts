@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { Http1Request } from '../common/http1/server.js';
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus those the proxy sets itself; never forwarded. */
 const REQUEST_SKIP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'trailers', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'x-forwarded-for']);
@@ -20,7 +20,7 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
  * Content-Length of the buffered body. Values are Node's latin1 strings, so writing them as latin1
  * sends the client's bytes unchanged.
  */
-export function upstreamHeaderLines(req: IncomingMessage, requestId: string, bodyLength: number): string {
+export function upstreamHeaderLines(req: Http1Request, requestId: string, bodyLength: number): string {
   const raw = req.rawHeaders;
   const extra = connectionTokens(req.headers.connection);
   let out = '';
@@ -31,10 +31,10 @@ export function upstreamHeaderLines(req: IncomingMessage, requestId: string, bod
     out += `${name}: ${raw[i + 1]!}\r\n`;
   }
   const prior = req.headers['x-forwarded-for'];
-  const peer = req.socket.remoteAddress ?? '';
+  const peer = req.remoteAddress;
   out += `x-forwarded-for: ${prior ? `${prior}, ${peer}` : peer}\r\n`;
   if (req.headers['x-request-id'] === undefined) out += `x-request-id: ${requestId}\r\n`;
-  if (bodyLength > 0 || BODY_METHODS.has(req.method ?? '')) out += `content-length: ${bodyLength}\r\n`;
+  if (bodyLength > 0 || BODY_METHODS.has(req.method)) out += `content-length: ${bodyLength}\r\n`;
   return out;
 }
 

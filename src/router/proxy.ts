@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { sendError } from '../common/http-json.js';
+import type { Http1Response } from '../common/http1/response.js';
+import type { Http1Request } from '../common/http1/server.js';
 import type { Logger } from '../common/log.js';
 import type { Backend } from './backend.js';
 import type { BackendSet } from './backend-set.js';
@@ -52,21 +53,10 @@ class TotalTimeoutError extends Error {
   }
 }
 
-const EXCHANGE = Symbol('exchange');
-type ResponseWithExchange = ServerResponse & { [EXCHANGE]?: Exchange };
-
-/** One shared 'close' listener (no closure per request): a client gone early aborts the upstream. */
-function onClientClose(this: ResponseWithExchange): void {
-  const ex = this[EXCHANGE];
-  if (!ex || this.writableFinished) return;
-  ex.clientGone = true;
-  ex.current?.abort();
-}
-
 /** Per-request state shared by its attempts. */
 interface Exchange {
-  req: IncomingMessage;
-  res: ServerResponse;
+  req: Http1Request;
+  res: Http1Response;
   body: Buffer | undefined;
   info: RequestInfo;
   /** Header lines for the upstream, built once for all attempts. */
@@ -106,7 +96,7 @@ export class Proxy {
     return this.active.size;
   }
 
-  handle(req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, info: RequestInfo): void {
+  handle(req: Http1Request, res: Http1Response, body: Buffer | undefined, info: RequestInfo): void {
     const incomingId = req.headers['x-request-id'];
     const requestId = typeof incomingId === 'string' && incomingId !== '' ? incomingId : nextRequestId();
     const ex: Exchange = {
@@ -121,8 +111,11 @@ export class Proxy {
       clientGone: false,
       current: undefined,
     };
-    (res as ResponseWithExchange)[EXCHANGE] = ex;
-    res.on('close', onClientClose);
+    // a client gone early aborts the upstream
+    res.onClose = () => {
+      ex.clientGone = true;
+      ex.current?.abort();
+    };
     this.attempt(ex, undefined);
   }
 
@@ -143,8 +136,8 @@ export class Proxy {
     const attempt = new Attempt(this, ex, backend);
     ex.current = attempt;
     this.active.add(attempt);
-    const method = ex.req.method ?? 'GET';
-    const head = `${method} ${backend.basePath}${ex.req.url ?? '/'} HTTP/1.1\r\nhost: ${backend.hostHeader}\r\n${ex.headerLines}\r\n`;
+    const method = ex.req.method;
+    const head = `${method} ${backend.basePath}${ex.req.url} HTTP/1.1\r\nhost: ${backend.hostHeader}\r\n${ex.headerLines}\r\n`;
     attempt.conn = backend.pool.request(head, ex.body, method === 'HEAD', attempt);
   }
 
@@ -170,7 +163,7 @@ export class Proxy {
     }
   }
 
-  fail(res: ServerResponse, status: number, message: string): void {
+  fail(res: Http1Response, status: number, message: string): void {
     this.routerErrors.set(status, (this.routerErrors.get(status) ?? 0) + 1);
     sendError(res, status, message);
   }
@@ -226,24 +219,19 @@ class Attempt implements UpstreamHandler {
     if (ex.clientGone) return this.abort();
     const headers = downstreamResponseHeaders(head.headers, ex.req.headers['x-request-id'] === undefined ? ex.requestId : undefined, head.framing !== 'chunked' && head.framing !== 'close');
     const res = ex.res;
-    const passFraming = head.framing === 'chunked' && ex.req.httpVersionMinor === 1 && ex.req.httpVersionMajor === 1;
+    // The backend's chunk framing goes out as it is to a client that speaks chunked.
+    const passFraming = head.framing === 'chunked' && ex.req.httpVersionMinor === 1;
     if (passFraming) headers.push('transfer-encoding', 'chunked');
-    res.writeHead(status, headers);
-    if (passFraming) {
-      // The backend's chunk framing goes out as it is: Node must not frame it again.
-      res.chunkedEncoding = false;
-      conn.rawChunked = true;
-    }
+    res.writeHead(status, headers, passFraming);
+    if (passFraming) conn.rawChunked = true;
   }
 
   onData(data: Buffer, start: number, end: number): boolean {
-    // the data lives in the connection's read buffer: keep a copy for the client's socket
-    const chunk = Buffer.allocUnsafe(end - start);
-    data.copy(chunk, 0, start, end);
+    // the data lives in the connection's read buffer: writeFrom copies it
     const res = this.ex.res;
-    if (!res.write(chunk) && !this.blocked) {
+    if (!res.writeFrom(data, start, end) && !this.blocked) {
       this.blocked = true;
-      res.once('drain', () => {
+      res.onDrain(() => {
         this.blocked = false;
         this.conn?.resume(this);
       });

@@ -1,5 +1,3 @@
-import type { IncomingHttpHeaders } from 'node:http';
-
 /** What routing needs to know about a request, read from the raw body without re-serialising it. */
 export interface RequestInfo {
   model: string | undefined;
@@ -76,7 +74,7 @@ export function extractInto<T extends Pick<RequestInfo, 'model' | 'stream' | 'pr
  * Session key for affinity: the body's `prompt_cache_key`, else an `X-Session-Id` header, else
  * `X-Forwarded-For` (first entry) + User-Agent, as the original did. The TCP peer is not used.
  */
-export function sessionKey(model: string | undefined, promptCacheKey: string | undefined, headers: IncomingHttpHeaders): string | undefined {
+export function sessionKey(model: string | undefined, promptCacheKey: string | undefined, headers: Readonly<Record<string, string | string[] | undefined>>): string | undefined {
   const scope = model ?? 'default';
   if (promptCacheKey !== undefined) return `${scope}:prompt_cache:${promptCacheKey}`;
   const sid = headers['x-session-id'];

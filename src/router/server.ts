@@ -1,5 +1,7 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { collectBody, sendError, sendJson } from '../common/http-json.js';
+import type { Server } from 'node:net';
+import { sendError, sendJson } from '../common/http-json.js';
+import type { Http1Response } from '../common/http1/response.js';
+import { Http1Server, type Http1Request } from '../common/http1/server.js';
 import type { Logger } from '../common/log.js';
 import type { BackendSet } from './backend-set.js';
 import type { RouterMetrics } from './metrics.js';
@@ -18,17 +20,21 @@ export interface RouterServerOptions {
   log: Logger;
 }
 
-type LocalHandler = (res: ServerResponse) => void;
+type LocalHandler = (res: Http1Response) => void;
 
 /** The router's HTTP front: a few local endpoints; everything else is proxied. */
 export class RouterServer {
-  readonly server: Server;
+  readonly http: Http1Server;
   private readonly local: Record<string, LocalHandler>;
   private readonly startedSeconds = Math.floor(Date.now() / 1000);
 
   constructor(private readonly opts: RouterServerOptions) {
-    this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: 0 }, (req, res) => this.handle(req, res));
-    this.server.maxConnections = opts.maxConnections;
+    this.http = new Http1Server((req, res) => this.handle(req, res), {
+      maxBodyBytes: opts.maxBodyBytes,
+      tooLargeMessage: (limit) => `request body exceeds --max-body (${limit} bytes)`,
+      onError: (status) => opts.proxy.routerErrors.set(status, (opts.proxy.routerErrors.get(status) ?? 0) + 1),
+    });
+    this.http.server.maxConnections = opts.maxConnections;
     const health: LocalHandler = (res) => this.health(res);
     const models: LocalHandler = (res) => sendJson(res, 200, { object: 'list', data: aggregateModels(opts.backends.all, Date.now(), this.startedSeconds) });
     this.local = {
@@ -42,44 +48,29 @@ export class RouterServer {
     };
   }
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    const url = req.url ?? '/';
+  get server(): Server {
+    return this.http.server;
+  }
+
+  private handle(req: Http1Request, res: Http1Response): void {
+    const url = req.url;
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const local = this.local[path];
     if (local !== undefined) {
       if (req.method === 'GET' || req.method === 'HEAD') return local(res);
-      req.resume();
-      res.setHeader('allow', 'GET, HEAD');
-      return sendError(res, 405, `method ${req.method} not allowed on ${path}`);
+      return sendError(res, 405, `method ${req.method} not allowed on ${path}`, { allow: 'GET, HEAD' });
     }
-    this.readBody(req, res);
+    this.opts.proxy.handle(req, res, req.body, this.routingInfo(req, req.body));
   }
 
-  /** Collects the request body up to --max-body, then hands the request to the proxy. */
-  private readBody(req: IncomingMessage, res: ServerResponse): void {
-    collectBody(req, this.opts.maxBodyBytes, {
-      onBody: (raw) => {
-        const body = raw.length === 0 ? undefined : raw;
-        this.opts.proxy.handle(req, res, body, this.routingInfo(req, body));
-      },
-      onTooLarge: () => {
-        res.setHeader('connection', 'close');
-        this.opts.proxy.fail(res, 413, `request body exceeds --max-body (${this.opts.maxBodyBytes} bytes)`);
-      },
-      onError: () => {
-        if (!res.headersSent && !res.destroyed) this.opts.proxy.fail(res, 400, 'Failed to read request body');
-      },
-    });
-  }
-
-  private routingInfo(req: IncomingMessage, body: Buffer | undefined): RequestInfo {
+  private routingInfo(req: Http1Request, body: Buffer | undefined): RequestInfo {
     const info: RequestInfo = extractInto({ model: undefined, stream: false, promptCacheKey: undefined, size: 0, sessionKey: undefined, body }, body);
     info.sessionKey = sessionKey(info.model, info.promptCacheKey, req.headers);
     return info;
   }
 
-  private health(res: ServerResponse): void {
+  private health(res: Http1Response): void {
     const now = Date.now();
     const all = this.opts.backends.all;
     const healthy = all.filter((b) => b.routable(now)).length;
@@ -93,13 +84,13 @@ export class RouterServer {
     });
   }
 
-  private services(res: ServerResponse): void {
+  private services(res: Http1Response): void {
     const now = Date.now();
     const list = this.opts.backends.all.map((b) => b.info(now));
     sendJson(res, 200, { services: list, total: list.length, registry_url: this.opts.registryUrl });
   }
 
-  private stats(res: ServerResponse): void {
+  private stats(res: Http1Response): void {
     const now = Date.now();
     const list = this.opts.backends.all.map((b) => b.info(now));
     sendJson(res, 200, {
@@ -113,11 +104,11 @@ export class RouterServer {
     });
   }
 
-  private metrics(res: ServerResponse): void {
+  private metrics(res: Http1Response): void {
     const text = isWorker ? clusterMetrics() : this.opts.metrics.registry.metrics();
     text.then(
       (body) => {
-        res.writeHead(200, { 'content-type': this.opts.metrics.registry.contentType });
+        res.writeHead(200, { 'content-type': this.opts.metrics.registry.contentType, 'content-length': Buffer.byteLength(body) });
         res.end(body);
       },
       (err: Error) => sendError(res, 503, `metrics unavailable: ${err.message}`),
@@ -125,11 +116,7 @@ export class RouterServer {
   }
 
   /** Stops accepting and waits for in-flight requests up to `drainMs`, then cuts what is left. */
-  async close(drainMs: number): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    const timer = setTimeout(() => this.server.closeAllConnections(), drainMs);
-    await closed;
-    clearTimeout(timer);
+  close(drainMs: number): Promise<void> {
+    return this.http.close(drainMs);
   }
 }

@@ -1,3 +1,5 @@
+import { ChunkedDecoder } from '../../common/http1/chunked.js';
+
 /**
  * An HTTP/1.1 response parser for the router's upstream connections (RFC 9112). It parses the
  * head into a flat header list and follows the body framing. A chunked body is handed over either
@@ -36,36 +38,16 @@ export class ResponseParseError extends Error {
 
 /** Largest response head accepted (status line and headers). */
 export const MAX_HEAD_BYTES = 64 * 1024;
-/** Longest chunk-size line (extensions included) and largest trailer section. */
-const MAX_LINE_BYTES = 4096;
-
 const enum State {
   Head,
   Length,
-  ChunkSize,
-  ChunkExt,
-  ChunkSizeLf,
-  ChunkData,
-  ChunkDataCr,
-  ChunkDataLf,
-  TrailerStart,
-  TrailerLine,
-  TrailerEndLf,
+  Chunked,
   Close,
   Done,
   Dead,
 }
 
-const CR = 13;
-const LF = 10;
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
-
-function hexValue(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  if (c >= 65 && c <= 70) return c - 55;
-  return -1;
-}
 
 export class ResponseParser {
   /** Hand a chunked body over with its framing instead of decoded (set it in onHead). */
@@ -76,11 +58,13 @@ export class ResponseParser {
   private partial: Buffer | undefined;
   /** Body bytes (Length) or chunk bytes (ChunkData) still to come. */
   private remaining = 0;
-  private sizeDigits = 0;
-  /** Bytes of the current chunk-size line or trailer section, bounded. */
-  private lineBytes = 0;
+  private readonly chunked: ChunkedDecoder;
 
-  constructor(private readonly sink: ParserSink) {}
+  constructor(private readonly sink: ParserSink) {
+    this.chunked = new ChunkedDecoder((buf, start, end) => {
+      if (!this.rawChunked) this.sink.onBody(buf, start, end);
+    });
+  }
 
   /** Prepares for the response to the next request; a HEAD request's response has no body. */
   reset(headRequest: boolean): void {
@@ -107,6 +91,7 @@ export class ResponseParser {
   /** Stops all further callbacks (the exchange was aborted). */
   stop(): void {
     this.state = State.Dead;
+    this.chunked.stop();
   }
 
   /**
@@ -169,9 +154,8 @@ export class ResponseParser {
         this.state = head.contentLength === 0 ? State.Done : State.Length;
         break;
       case 'chunked':
-        this.state = State.ChunkSize;
-        this.sizeDigits = 0;
-        this.lineBytes = 0;
+        this.state = State.Chunked;
+        this.chunked.reset();
         break;
       case 'close':
         this.state = State.Close;
@@ -185,112 +169,44 @@ export class ResponseParser {
 
   private parseBody(buf: Buffer, pos: number, len: number): number {
     const sink = this.sink;
-    const raw = this.rawChunked;
-    const rawStart = pos;
-    while (pos < len) {
-      switch (this.state) {
-        case State.Length: {
-          const n = Math.min(this.remaining, len - pos);
-          sink.onBody(buf, pos, pos + n);
-          if (this.stopped) return len;
-          pos += n;
-          this.remaining -= n;
-          if (this.remaining === 0) {
-            this.state = State.Done;
-            sink.onEnd();
-          }
-          return pos;
-        }
-        case State.Close:
-          sink.onBody(buf, pos, len);
-          return len;
-        case State.ChunkSize: {
-          const c = buf[pos]!;
-          const v = hexValue(c);
-          if (v >= 0) {
-            if (++this.sizeDigits > 12) throw new ResponseParseError('chunk size too large');
-            this.remaining = this.remaining * 16 + v;
-          } else if (this.sizeDigits === 0) {
-            throw new ResponseParseError('invalid chunk size');
-          } else if (c === CR) this.state = State.ChunkSizeLf;
-          else if (c === 59 /* ; */ || c === 32 || c === 9) this.state = State.ChunkExt;
-          else throw new ResponseParseError('invalid chunk size');
-          this.lineBytes++;
-          pos++;
-          break;
-        }
-        case State.ChunkExt: {
-          const cr = buf.indexOf(CR, pos);
-          const stop = cr === -1 || cr >= len ? len : cr;
-          this.lineBytes += stop - pos;
-          if (this.lineBytes > MAX_LINE_BYTES) throw new ResponseParseError('chunk extension too long');
-          pos = stop;
-          if (stop < len) {
-            this.state = State.ChunkSizeLf;
-            pos++;
-          }
-          break;
-        }
-        case State.ChunkSizeLf:
-          if (buf[pos] !== LF) throw new ResponseParseError('invalid chunk size line');
-          pos++;
-          this.sizeDigits = 0;
-          this.lineBytes = 0;
-          this.state = this.remaining === 0 ? State.TrailerStart : State.ChunkData;
-          break;
-        case State.ChunkData: {
-          const n = Math.min(this.remaining, len - pos);
-          if (!raw) {
-            sink.onBody(buf, pos, pos + n);
-            if (this.stopped) return len;
-          }
-          pos += n;
-          this.remaining -= n;
-          if (this.remaining === 0) this.state = State.ChunkDataCr;
-          break;
-        }
-        case State.ChunkDataCr:
-          if (buf[pos] !== CR) throw new ResponseParseError('missing CRLF after chunk data');
-          pos++;
-          this.state = State.ChunkDataLf;
-          break;
-        case State.ChunkDataLf:
-          if (buf[pos] !== LF) throw new ResponseParseError('missing CRLF after chunk data');
-          pos++;
-          this.state = State.ChunkSize;
-          break;
-        case State.TrailerStart:
-          if (buf[pos] === CR) {
-            this.state = State.TrailerEndLf;
-            pos++;
-          } else this.state = State.TrailerLine;
-          break;
-        case State.TrailerLine: {
-          const lf = buf.indexOf(LF, pos);
-          const stop = lf === -1 || lf >= len ? len : lf + 1;
-          this.lineBytes += stop - pos;
-          if (this.lineBytes > MAX_LINE_BYTES) throw new ResponseParseError('trailer section too large');
-          pos = stop;
-          if (lf !== -1 && lf < len) this.state = State.TrailerStart;
-          break;
-        }
-        case State.TrailerEndLf:
-          if (buf[pos] !== LF) throw new ResponseParseError('invalid end of chunked body');
-          pos++;
+    switch (this.state) {
+      case State.Length: {
+        const n = Math.min(this.remaining, len - pos);
+        if (n > 0) sink.onBody(buf, pos, pos + n);
+        if (this.stopped) return len;
+        this.remaining -= n;
+        if (this.remaining === 0) {
           this.state = State.Done;
-          if (raw) {
-            sink.onBody(buf, rawStart, pos);
-            if (this.state !== State.Done) return len;
-          }
           sink.onEnd();
-          return pos;
-        default:
-          // Done or Dead: the rest is not part of this response
-          return pos;
+        }
+        return pos + n;
       }
+      case State.Close:
+        if (pos < len) sink.onBody(buf, pos, len);
+        return len;
+      case State.Chunked: {
+        let end: number;
+        try {
+          end = this.chunked.execute(buf, pos, len);
+        } catch (err) {
+          throw new ResponseParseError((err as Error).message);
+        }
+        if (this.stopped) return len;
+        // raw mode: the framed bytes go out as they came, trailers included
+        if (this.rawChunked && end > pos) {
+          sink.onBody(buf, pos, end);
+          if (this.stopped) return len;
+        }
+        if (this.chunked.done) {
+          this.state = State.Done;
+          sink.onEnd();
+        }
+        return end;
+      }
+      default:
+        // Done (or stopped): the rest is not part of this response
+        return pos;
     }
-    if (raw && pos > rawStart && this.state !== State.Dead) sink.onBody(buf, rawStart, pos);
-    return pos;
   }
 }
 

@@ -1,0 +1,176 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+
+/** Headers as a flat [name, value, ...] list or an object. */
+export type HeaderInput = readonly string[] | Readonly<Record<string, string | number>>;
+
+/** What a response tells its connection when it is complete. */
+export interface ResponseOwner {
+  readonly closing: boolean;
+  responseDone(res: Http1Response, keepAlive: boolean): void;
+}
+
+let dateText = '';
+let dateUntil = 0;
+/** The Date header value, formatted once per second. */
+function httpDate(): string {
+  const now = Date.now();
+  if (now >= dateUntil) {
+    dateText = new Date(now).toUTCString();
+    dateUntil = now - (now % 1000) + 1000;
+  }
+  return dateText;
+}
+
+/** Writes above this size go out as separate buffers instead of being copied into one. */
+const COPY_LIMIT = 64 * 1024;
+
+/**
+ * One response on a server connection, with the part of node:http's ServerResponse API the services
+ * use (writeHead, write, end, headersSent, destroy). The head is held until the first body bytes so
+ * that both leave in one write; each write is one socket write, framed here when the body is
+ * chunked. A relay that already has chunked bytes passes `preframed` and they go out untouched.
+ */
+export class Http1Response {
+  headersSent = false;
+  /** end() was called. */
+  finished = false;
+  /** The connection closed before the response was finished. */
+  closed = false;
+  /** Called once if the connection closes before the response is finished (client gone). */
+  onClose: (() => void) | undefined;
+  statusCode = 200;
+  private head: string | undefined;
+  private chunked = false;
+  private noBody = false;
+
+  constructor(
+    private readonly owner: ResponseOwner,
+    readonly socket: Socket,
+    private readonly isHead: boolean,
+    private keepAlive: boolean,
+    private readonly http10: boolean,
+  ) {}
+
+  get destroyed(): boolean {
+    return this.socket.destroyed;
+  }
+
+  /**
+   * Stores the status line and headers. Framing follows node:http: Content-Length if given, else
+   * chunked (HTTP/1.1 clients) or close-delimited (HTTP/1.0). `preframed`: the headers carry
+   * `Transfer-Encoding: chunked` and every write is already chunk-framed.
+   */
+  writeHead(status: number, headers: HeaderInput = [], preframed = false): this {
+    if (this.headersSent) return this;
+    this.statusCode = status;
+    let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+    let hasLength = false;
+    let hasEncoding = false;
+    let hasDate = false;
+    const add = (name: string, value: string | number): void => {
+      // framing and connection management are ours; short names are checked first to stay cheap
+      const n = name.length;
+      if (n === 14 || n === 17 || n === 10 || n === 4) {
+        const lower = name.toLowerCase();
+        if (lower === 'content-length') hasLength = true;
+        else if (lower === 'transfer-encoding') hasEncoding = true;
+        else if (lower === 'connection' || lower === 'keep-alive') return;
+        else if (lower === 'date') hasDate = true;
+      }
+      text += `${name}: ${value}\r\n`;
+    };
+    if (Array.isArray(headers)) {
+      const list = headers as readonly string[];
+      for (let i = 0; i < list.length; i += 2) add(list[i]!, list[i + 1]!);
+    } else {
+      for (const [name, value] of Object.entries(headers)) add(name, value);
+    }
+    this.noBody = this.isHead || status === 204 || status === 304 || status < 200;
+    if (!this.noBody && !hasLength) {
+      if (preframed) {
+        if (!hasEncoding) text += 'transfer-encoding: chunked\r\n';
+      } else if (!this.http10) {
+        this.chunked = true;
+        if (!hasEncoding) text += 'transfer-encoding: chunked\r\n';
+      } else this.keepAlive = false; // HTTP/1.0 without a length: the end of the body is the close
+    }
+    if (this.owner.closing) this.keepAlive = false;
+    if (!this.keepAlive) text += 'connection: close\r\n';
+    else if (this.http10) text += 'connection: keep-alive\r\n';
+    if (!hasDate) text += `date: ${httpDate()}\r\n`;
+    this.head = `${text}\r\n`;
+    this.headersSent = true;
+    return this;
+  }
+
+  /** Writes body bytes; false when the socket's buffer is full (wait for onDrain). */
+  write(data: string | Buffer): boolean {
+    if (this.finished) return false;
+    if (!this.headersSent) this.writeHead(200);
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    return this.send(buf, 0, buf.length, false);
+  }
+
+  /** Writes `src[start, end)` (copied: `src` may be a reused read buffer). */
+  writeFrom(src: Buffer, start: number, end: number): boolean {
+    if (this.finished) return false;
+    if (!this.headersSent) this.writeHead(200);
+    return this.send(src, start, end, false);
+  }
+
+  /** Finishes the response, with optional last data in the same write. */
+  end(data?: string | Buffer): void {
+    if (this.finished) return;
+    if (!this.headersSent) this.writeHead(200, data === undefined ? { 'content-length': 0 } : { 'content-length': Buffer.byteLength(data) });
+    const buf = data === undefined ? undefined : typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    this.send(buf, 0, buf?.length ?? 0, true);
+    this.finished = true;
+    this.owner.responseDone(this, this.keepAlive);
+  }
+
+  /** Calls `fn` once the socket can take more data. */
+  onDrain(fn: () => void): void {
+    this.socket.once('drain', fn);
+  }
+
+  /** Cuts the connection now (the client sees an incomplete response). */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  /** Closes the connection once what was written is sent (the client sees the body end early). */
+  destroySoon(): void {
+    this.finished = true;
+    this.keepAlive = false;
+    this.socket.end();
+  }
+
+  /** One socket write: pending head, chunk framing, data, and the last-chunk marker. */
+  private send(src: Buffer | undefined, start: number, end: number, last: boolean): boolean {
+    const socket = this.socket;
+    if (socket.destroyed || !socket.writable) return true;
+    const head = this.head ?? '';
+    this.head = undefined;
+    const n = this.noBody || src === undefined ? 0 : end - start;
+    const prefix = this.chunked && n > 0 ? `${n.toString(16)}\r\n` : '';
+    const suffix = (this.chunked && n > 0 ? '\r\n' : '') + (this.chunked && last ? '0\r\n\r\n' : '');
+    if (n === 0) return head.length + suffix.length > 0 ? socket.write(head + suffix, 'latin1') : true;
+    const before = head.length + prefix.length;
+    if (n > COPY_LIMIT) {
+      socket.cork();
+      if (before > 0) socket.write(head + prefix, 'latin1');
+      // a large buffer of ours can go as it is; a slice of someone's read buffer is copied
+      socket.write(Buffer.from(src!.subarray(start, end)));
+      const ok = suffix.length > 0 ? socket.write(suffix, 'latin1') : socket.writableLength < socket.writableHighWaterMark;
+      socket.uncork();
+      return ok;
+    }
+    const out = Buffer.allocUnsafe(before + n + suffix.length);
+    if (head.length > 0) out.write(head, 0, 'latin1');
+    if (prefix.length > 0) out.write(prefix, head.length, 'latin1');
+    src!.copy(out, before, start, end);
+    if (suffix.length > 0) out.write(suffix, before + n, 'latin1');
+    return socket.write(out);
+  }
+}
