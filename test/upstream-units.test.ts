@@ -164,6 +164,7 @@ describe('upstream response parser', () => {
       ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n', /chunk size/],
       ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX', /CRLF after chunk/],
       ['HTTP/1.1 101 Switching Protocols\r\n\r\n', /protocol switch/],
+      ['HTTP/1.1 200 OK\r\nX-Split: a\nInjected: 1\r\n\r\n', /invalid character/],
       [`HTTP/1.1 200 OK\r\nX: ${'a'.repeat(70_000)}`, /larger than/],
     ];
     for (const [text, message] of bad) {

@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders } from 'node:http';
 import type { MockOptions } from './options.js';
 import { mulberry32 } from './text-generator.js';
 
@@ -30,7 +29,7 @@ export class FaultInjector {
     this.anyConfigured = opts.errorRate > 0 || opts.hangRate > 0 || opts.dropAfterChunks !== undefined || opts.crashAfterRequests !== undefined;
   }
 
-  plan(headers: IncomingHttpHeaders): FaultPlan {
+  plan(headers: Readonly<Record<string, string | undefined>>): FaultPlan {
     this.requests++;
     const hError = headers['x-mock-error'];
     const hHang = headers['x-mock-hang'];

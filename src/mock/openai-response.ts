@@ -1,5 +1,5 @@
 /** Builders of OpenAI response bodies and SSE chunks. Chunk strings are assembled by hand: they are the hot path. */
-import type { ServerResponse } from 'node:http';
+import type { JsonResponder } from '../common/http-json.js';
 import type { OpenAIError } from './openai-request.js';
 
 export interface Usage {
@@ -12,9 +12,14 @@ export function usage(prompt: number, completion: number): Usage {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
-export function sendOpenAIError(res: ServerResponse, err: OpenAIError): void {
-  const body = JSON.stringify({ error: { message: err.message, type: err.type, param: err.param ?? null, code: err.code } });
-  res.writeHead(err.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+/** The OpenAI error body. */
+export function openAIErrorBody(err: OpenAIError): string {
+  return JSON.stringify({ error: { message: err.message, type: err.type, param: err.param ?? null, code: err.code } });
+}
+
+export function sendOpenAIError(res: JsonResponder, err: OpenAIError, headers: Record<string, string> = {}): void {
+  const body = openAIErrorBody(err);
+  res.writeHead(err.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
   res.end(body);
 }
 

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { Http1Response } from '../common/http1/response.js';
 
 /**
  * Per-request cancellation without an AbortController: a client disconnect clears the pending
@@ -11,15 +11,14 @@ export class RequestContext {
   /** Extra clean-up to run on cancellation (e.g. leave the batch queue). */
   onCancel: (() => void) | undefined;
 
-  constructor(res: ServerResponse, onDisconnect: () => void) {
-    res.on('close', () => {
-      if (res.writableFinished) return;
+  constructor(res: Http1Response, onDisconnect: () => void) {
+    res.onClose = () => {
       this.cancelled = true;
       onDisconnect();
       clearTimeout(this.timer);
       this.onCancel?.();
       this.wake?.();
-    });
+    };
   }
 
   /** Waits `ms` (or until cancelled). */

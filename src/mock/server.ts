@@ -1,10 +1,11 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { collectBody } from '../common/http-json.js';
+import type { Server } from 'node:net';
+import type { Http1Response } from '../common/http1/response.js';
+import { Http1Server, type Http1Request } from '../common/http1/server.js';
 import type { Logger } from '../common/log.js';
 import { FaultInjector, type FaultPlan } from './faults.js';
 import { MockMetrics } from './metrics.js';
 import { isOpenAIError, parseRequest, type EmbeddingRequest, type Endpoint, type GenerationRequest, type OpenAIError } from './openai-request.js';
-import { ChunkFormatter, DONE, chatCompletion, embeddingsResponse, sendOpenAIError, textCompletion, usage, type ChoiceResult } from './openai-response.js';
+import { ChunkFormatter, DONE, chatCompletion, embeddingsResponse, openAIErrorBody, sendOpenAIError, textCompletion, usage, type ChoiceResult } from './openai-response.js';
 import type { MockOptions } from './options.js';
 import { PrefixCache } from './prefix-cache.js';
 import { RequestContext } from './request-context.js';
@@ -13,6 +14,7 @@ import { embed, generate } from './text-generator.js';
 import { countTokens, memoize, tokenIds } from './tokenizer.js';
 
 const BODY_LIMIT = 64 * 1024 * 1024;
+const EMPTY = Buffer.alloc(0);
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' };
 
 const ROUTES: Record<string, Endpoint> = {
@@ -25,15 +27,18 @@ const ROUTES: Record<string, Endpoint> = {
 };
 
 /** Closes the connection once what was written is flushed: the client sees a cut-off body. */
-function dropConnection(res: ServerResponse): void {
-  const socket = res.socket;
-  if (socket) socket.destroySoon();
-  else res.destroy();
+function dropConnection(res: Http1Response): void {
+  res.destroySoon();
+}
+
+/** The server's own error answers (malformed requests, 413) in OpenAI's error shape. */
+function protocolError(status: number, message: string): string {
+  return openAIErrorBody({ status, message, type: 'invalid_request_error', code: status === 413 ? 'request_too_large' : 'bad_request' });
 }
 
 /** An OpenAI-compatible simulated inference engine (timing, batch slots, prefix cache, faults). */
 export class MockServer {
-  readonly server: Server;
+  readonly http: Http1Server;
   readonly scheduler: BatchScheduler;
   readonly cache: PrefixCache;
   readonly metrics: MockMetrics;
@@ -62,7 +67,11 @@ export class MockServer {
       prefixHits: () => this.cache.hitTokens,
     });
     this.modelList = JSON.stringify({ object: 'list', data: this.modelObjects() });
-    this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => this.handle(req, res));
+    this.http = new Http1Server((req, res) => this.handle(req, res), { maxBodyBytes: BODY_LIMIT, errorBody: protocolError });
+  }
+
+  get server(): Server {
+    return this.http.server;
   }
 
   modelObjects(): Array<{ id: string; object: string; created: number; owned_by: string }> {
@@ -72,7 +81,7 @@ export class MockServer {
   /** Set by the freeze fault: the engine hangs and answers nothing any more (health included). */
   private frozen = false;
 
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  private handle(req: Http1Request, res: Http1Response): void {
     if (this.frozen) return;
     if (req.headers['x-mock-freeze'] !== undefined) {
       this.frozen = true;
@@ -80,53 +89,40 @@ export class MockServer {
       this.log.warn('injected fault: engine frozen, answering nothing from now on');
       return;
     }
-    const url = req.url ?? '/';
+    const url = req.url;
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const endpoint = ROUTES[path];
     if (endpoint !== undefined) {
       if (req.method !== 'POST') return this.methodNotAllowed(res, req.method, path, 'POST');
       this.requests++;
-      return this.readBody(req, res, (body) => this.serve(endpoint, req, res, body));
+      return this.serve(endpoint, req, res, req.body ?? EMPTY);
     }
     if (path === '/v1/models' || path === '/models' || path === '/health' || path === '/metrics') {
       if (req.method !== 'GET' && req.method !== 'HEAD') return this.methodNotAllowed(res, req.method, path, 'GET');
       if (path === '/health') return this.json(res, 200, JSON.stringify({ status: 'healthy', service: this.opts.name, port: this.port, requests: this.requests, models: this.opts.models }));
       if (path === '/metrics') {
         void this.metrics.render().then((text) => {
-          res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+          res.writeHead(200, { 'content-type': this.metrics.registry.contentType, 'content-length': Buffer.byteLength(text) });
           res.end(text);
         });
         return;
       }
       return this.json(res, 200, this.modelList);
     }
-    req.resume();
     sendOpenAIError(res, { status: 404, message: `Not found: ${req.method} ${path}`, type: 'invalid_request_error', code: 'not_found' });
   }
 
-  private json(res: ServerResponse, status: number, text: string): void {
+  private json(res: Http1Response, status: number, text: string): void {
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   }
 
-  private methodNotAllowed(res: ServerResponse, method: string | undefined, path: string, allow: string): void {
-    res.setHeader('allow', allow);
-    sendOpenAIError(res, { status: 405, message: `Method ${method} not allowed on ${path}`, type: 'invalid_request_error', code: 'method_not_allowed' });
+  private methodNotAllowed(res: Http1Response, method: string, path: string, allow: string): void {
+    sendOpenAIError(res, { status: 405, message: `Method ${method} not allowed on ${path}`, type: 'invalid_request_error', code: 'method_not_allowed' }, { allow });
   }
 
-  private readBody(req: IncomingMessage, res: ServerResponse, then: (body: Buffer) => void): void {
-    collectBody(req, BODY_LIMIT, {
-      onBody: then,
-      onTooLarge: () => {
-        res.setHeader('connection', 'close');
-        sendOpenAIError(res, { status: 413, message: `request body exceeds ${BODY_LIMIT} bytes`, type: 'invalid_request_error', code: 'request_too_large' });
-      },
-      onError: () => res.destroy(),
-    });
-  }
-
-  private serve(endpoint: Endpoint, req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  private serve(endpoint: Endpoint, req: Http1Request, res: Http1Response, body: Buffer): void {
     const parsed = parseRequest(endpoint, body, this.models);
     if (isOpenAIError(parsed)) return sendOpenAIError(res, parsed);
     const plan = this.faults.plan(req.headers);
@@ -143,7 +139,7 @@ export class MockServer {
     if (plan.hang) {
       // Never answer; the client's disconnect (or our shutdown) ends the connection.
       this.metrics.faults.inc({ kind: 'hang' });
-      res.on('close', () => this.metrics.cancelled.inc());
+      res.onClose = () => this.metrics.cancelled.inc();
       return;
     }
     const ctx = new RequestContext(res, () => this.metrics.cancelled.inc());
@@ -191,7 +187,7 @@ export class MockServer {
     return { promptTokens, uncached };
   }
 
-  private async generation(r: GenerationRequest, res: ServerResponse, ctx: RequestContext, plan: FaultPlan): Promise<void> {
+  private async generation(r: GenerationRequest, res: Http1Response, ctx: RequestContext, plan: FaultPlan): Promise<void> {
     const t0 = performance.now();
     if (!(await this.acquireSlot(ctx))) return;
     try {
@@ -266,7 +262,7 @@ export class MockServer {
     }
   }
 
-  private async embeddings(r: EmbeddingRequest, res: ServerResponse, ctx: RequestContext): Promise<void> {
+  private async embeddings(r: EmbeddingRequest, res: Http1Response, ctx: RequestContext): Promise<void> {
     const promptTokens = r.inputs.reduce((n, text, i) => n + (r.tokenInputs[i]?.length ?? countTokens(text)), 0);
     const prefillMs = this.opts.timing.ttftMs + this.opts.timing.prefillMsPerToken * promptTokens;
     if (prefillMs > 0) {
@@ -279,12 +275,9 @@ export class MockServer {
     this.json(res, 200, JSON.stringify(embeddingsResponse(r.model, vectors, r.base64, promptTokens)));
   }
 
-  /** Closes the listener and ends open connections (hung requests included). */
-  async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    setTimeout(() => this.server.closeAllConnections(), 2000).unref();
-    await closed;
+  /** Closes the listener and ends open connections (hung requests included, after 2 s). */
+  close(): Promise<void> {
+    return this.http.close(2000);
   }
 }
 

@@ -33,7 +33,7 @@ export class RequestError extends Error {
 /** RFC 9110 token characters (method and field names). */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Field values: visible characters, spaces, tabs and obs-text; no CR, LF or NUL. */
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+export const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
 /** Parses the head text (everything before the blank line, leading empty lines already skipped). */
 export function parseRequestHead(text: string): RequestHead {

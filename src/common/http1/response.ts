@@ -22,6 +22,10 @@ function httpDate(): string {
   return dateText;
 }
 
+function uncork(socket: Socket): void {
+  socket.uncork();
+}
+
 /** Writes above this size go out as separate buffers instead of being copied into one. */
 const COPY_LIMIT = 64 * 1024;
 
@@ -108,8 +112,7 @@ export class Http1Response {
   write(data: string | Buffer): boolean {
     if (this.finished) return false;
     if (!this.headersSent) this.writeHead(200);
-    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    return this.send(buf, 0, buf.length, false);
+    return this.send(data, 0, typeof data === 'string' ? Buffer.byteLength(data) : data.length, false);
   }
 
   /** Writes `src[start, end)` (copied: `src` may be a reused read buffer). */
@@ -123,8 +126,7 @@ export class Http1Response {
   end(data?: string | Buffer): void {
     if (this.finished) return;
     if (!this.headersSent) this.writeHead(200, data === undefined ? { 'content-length': 0 } : { 'content-length': Buffer.byteLength(data) });
-    const buf = data === undefined ? undefined : typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    this.send(buf, 0, buf?.length ?? 0, true);
+    this.send(data, 0, data === undefined ? 0 : typeof data === 'string' ? Buffer.byteLength(data) : data.length, true);
     this.finished = true;
     this.owner.responseDone(this, this.keepAlive);
   }
@@ -141,15 +143,20 @@ export class Http1Response {
 
   /** Closes the connection once what was written is sent (the client sees the body end early). */
   destroySoon(): void {
+    if (this.finished) return;
     this.finished = true;
-    this.keepAlive = false;
-    this.socket.end();
+    this.owner.responseDone(this, false);
   }
 
-  /** One socket write: pending head, chunk framing, data, and the last-chunk marker. */
-  private send(src: Buffer | undefined, start: number, end: number, last: boolean): boolean {
+  /** One socket write: pending head, chunk framing, data (a string is UTF-8), and the last-chunk marker. */
+  private send(src: Buffer | string | undefined, start: number, end: number, last: boolean): boolean {
     const socket = this.socket;
     if (socket.destroyed || !socket.writable) return true;
+    if (this.chunked && !socket.writableCorked) {
+      // events written one by one in the same tick leave together (as node:http does)
+      socket.cork();
+      process.nextTick(uncork, socket);
+    }
     const head = this.head ?? '';
     this.head = undefined;
     const n = this.noBody || src === undefined ? 0 : end - start;
@@ -160,8 +167,9 @@ export class Http1Response {
     if (n > COPY_LIMIT) {
       socket.cork();
       if (before > 0) socket.write(head + prefix, 'latin1');
-      // a large buffer of ours can go as it is; a slice of someone's read buffer is copied
-      socket.write(Buffer.from(src!.subarray(start, end)));
+      // a slice of someone's read buffer is copied before it is queued
+      if (typeof src === 'string') socket.write(src, 'utf8');
+      else socket.write(Buffer.from(src!.subarray(start, end)));
       const ok = suffix.length > 0 ? socket.write(suffix, 'latin1') : socket.writableLength < socket.writableHighWaterMark;
       socket.uncork();
       return ok;
@@ -169,7 +177,8 @@ export class Http1Response {
     const out = Buffer.allocUnsafe(before + n + suffix.length);
     if (head.length > 0) out.write(head, 0, 'latin1');
     if (prefix.length > 0) out.write(prefix, head.length, 'latin1');
-    src!.copy(out, before, start, end);
+    if (typeof src === 'string') out.write(src, before, 'utf8');
+    else src!.copy(out, before, start, end);
     if (suffix.length > 0) out.write(suffix, before + n, 'latin1');
     return socket.write(out);
   }

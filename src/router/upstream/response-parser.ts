@@ -1,4 +1,5 @@
 import { ChunkedDecoder } from '../../common/http1/chunked.js';
+import { BAD_VALUE } from '../../common/http1/request-head.js';
 
 /**
  * An HTTP/1.1 response parser for the router's upstream connections (RFC 9112). It parses the
@@ -244,6 +245,8 @@ export function parseHeadText(text: string, headRequest: boolean): ResponseHead 
     if (colon <= 0) throw new ResponseParseError(`invalid header line: ${JSON.stringify(line.slice(0, 64))}`);
     const name = line.slice(0, colon);
     const value = line.slice(colon + 1).trim();
+    // a stray CR or LF would end up in the client's response: refuse it
+    if (BAD_VALUE.test(value)) throw new ResponseParseError(`invalid character in header ${name.slice(0, 64)}`);
     headers.push(name, value);
     // Only a few names matter for framing; compare lengths first to skip lower-casing the rest.
     const n = name.length;
