@@ -28,57 +28,43 @@ export class BodyTooLargeError extends Error {
   }
 }
 
-export interface BodyCallbacks {
-  /** The complete body (possibly empty). */
-  onBody(body: Buffer): void;
-  /** The body is over the limit: answer 413 now; what the client still sends is drained. */
-  onTooLarge(): void;
-  /** The request stream failed before its end. */
-  onError?(err: Error): void;
-}
-
 /**
- * Collects a request body up to `limit` bytes, with callbacks (no promise: this is on the router's
- * and the mock's hot path). Over the limit it reports at once and keeps draining, up to a bound,
- * what the client still sends, so the 413 answer reaches a client that is still writing instead of
- * being lost in a connection reset.
+ * Reads a request body of node:http (the registry's and babysitter's control plane) up to `limit`
+ * bytes; rejects with BodyTooLargeError. Over the limit it rejects at once and keeps draining, up to
+ * a bound, what the client still sends, so the 413 answer reaches a client that is still writing
+ * instead of being lost in a connection reset.
  */
-export function collectBody(req: IncomingMessage, limit: number, cb: BodyCallbacks): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let done = false;
-  const drainCap = Math.max(limit * 8, 16 * 1024 * 1024);
-  const tooLarge = () => {
-    done = true;
-    cb.onTooLarge();
-  };
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) tooLarge();
-  req.on('data', (chunk: Buffer) => {
-    size += chunk.length;
-    if (done) {
-      if (size > drainCap) req.socket.destroy();
-      return;
-    }
-    if (size > limit) return tooLarge();
-    chunks.push(chunk);
-  });
-  req.on('error', (err) => {
-    if (done) return;
-    done = true;
-    cb.onError?.(err);
-  });
-  req.on('end', () => {
-    if (done) return;
-    done = true;
-    cb.onBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
-  });
-}
-
-/** `collectBody` as a promise, for control-plane handlers: rejects with BodyTooLargeError. */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    collectBody(req, limit, { onBody: resolve, onTooLarge: () => reject(new BodyTooLargeError(limit)), onError: reject });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const drainCap = Math.max(limit * 8, 16 * 1024 * 1024);
+    const tooLarge = () => {
+      done = true;
+      reject(new BodyTooLargeError(limit));
+    };
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) tooLarge();
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (done) {
+        if (size > drainCap) req.socket.destroy();
+        return;
+      }
+      if (size > limit) return tooLarge();
+      chunks.push(chunk);
+    });
+    req.on('error', (err) => {
+      if (done) return;
+      done = true;
+      reject(err);
+    });
+    req.on('end', () => {
+      if (done) return;
+      done = true;
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
   });
 }
 

@@ -26,11 +26,6 @@ const ROUTES: Record<string, Endpoint> = {
   '/embeddings': 'embeddings',
 };
 
-/** Closes the connection once what was written is flushed: the client sees a cut-off body. */
-function dropConnection(res: Http1Response): void {
-  res.destroySoon();
-}
-
 /** The server's own error answers (malformed requests, 413) in OpenAI's error shape. */
 function protocolError(status: number, message: string): string {
   return openAIErrorBody({ status, message, type: 'invalid_request_error', code: status === 413 ? 'request_too_large' : 'bad_request' });
@@ -217,7 +212,7 @@ export class MockServer {
           chunks++;
           if (plan.dropAfterChunks !== undefined && chunks >= plan.dropAfterChunks) {
             this.metrics.faults.inc({ kind: 'drop' });
-            dropConnection(res);
+            res.destroySoon(); // the client sees a cut-off body
             return false;
           }
           return true;
@@ -249,7 +244,7 @@ export class MockServer {
           this.metrics.faults.inc({ kind: 'drop' });
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
           res.write(body.slice(0, body.length >> 1));
-          dropConnection(res);
+          res.destroySoon(); // the client sees a cut-off body
           return;
         }
         this.json(res, 200, body);

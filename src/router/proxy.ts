@@ -57,7 +57,6 @@ class TotalTimeoutError extends Error {
 interface Exchange {
   req: Http1Request;
   res: Http1Response;
-  body: Buffer | undefined;
   info: RequestInfo;
   /** Header lines for the upstream, built once for all attempts. */
   headerLines: string;
@@ -96,15 +95,14 @@ export class Proxy {
     return this.active.size;
   }
 
-  handle(req: Http1Request, res: Http1Response, body: Buffer | undefined, info: RequestInfo): void {
+  handle(req: Http1Request, res: Http1Response, info: RequestInfo): void {
     const incomingId = req.headers['x-request-id'];
     const requestId = typeof incomingId === 'string' && incomingId !== '' ? incomingId : nextRequestId();
     const ex: Exchange = {
       req,
       res,
-      body,
       info,
-      headerLines: upstreamHeaderLines(req, requestId, body?.length ?? 0),
+      headerLines: upstreamHeaderLines(req, requestId, req.body?.length ?? 0),
       requestId,
       attempts: 0,
       tried: undefined,
@@ -138,7 +136,7 @@ export class Proxy {
     this.active.add(attempt);
     const method = ex.req.method;
     const head = `${method} ${backend.basePath}${ex.req.url} HTTP/1.1\r\nhost: ${backend.hostHeader}\r\n${ex.headerLines}\r\n`;
-    attempt.conn = backend.pool.request(head, ex.body, method === 'HEAD', attempt);
+    attempt.conn = backend.pool.request(head, ex.req.body, method === 'HEAD', attempt);
   }
 
   /** Called once per attempt when it ends, however it ended. */

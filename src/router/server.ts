@@ -61,10 +61,11 @@ export class RouterServer {
       if (req.method === 'GET' || req.method === 'HEAD') return local(res);
       return sendError(res, 405, `method ${req.method} not allowed on ${path}`, { allow: 'GET, HEAD' });
     }
-    this.opts.proxy.handle(req, res, req.body, this.routingInfo(req, req.body));
+    this.opts.proxy.handle(req, res, this.routingInfo(req));
   }
 
-  private routingInfo(req: Http1Request, body: Buffer | undefined): RequestInfo {
+  private routingInfo(req: Http1Request): RequestInfo {
+    const body = req.body;
     const info: RequestInfo = extractInto({ model: undefined, stream: false, promptCacheKey: undefined, size: 0, sessionKey: undefined, body }, body);
     info.sessionKey = sessionKey(info.model, info.promptCacheKey, req.headers);
     return info;

@@ -39,11 +39,8 @@ export class Http1Response {
   headersSent = false;
   /** end() was called. */
   finished = false;
-  /** The connection closed before the response was finished. */
-  closed = false;
   /** Called once if the connection closes before the response is finished (client gone). */
   onClose: (() => void) | undefined;
-  statusCode = 200;
   private head: string | undefined;
   private chunked = false;
   private noBody = false;
@@ -56,10 +53,6 @@ export class Http1Response {
     private readonly http10: boolean,
   ) {}
 
-  get destroyed(): boolean {
-    return this.socket.destroyed;
-  }
-
   /**
    * Stores the status line and headers. Framing follows node:http: Content-Length if given, else
    * chunked (HTTP/1.1 clients) or close-delimited (HTTP/1.0). `preframed`: the headers carry
@@ -67,7 +60,6 @@ export class Http1Response {
    */
   writeHead(status: number, headers: HeaderInput = [], preframed = false): this {
     if (this.headersSent) return this;
-    this.statusCode = status;
     let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
     let hasLength = false;
     let hasEncoding = false;

@@ -324,9 +324,6 @@ class Connection implements ResponseOwner {
     const res = this.res;
     this.res = undefined;
     this.state = State.Closing;
-    if (res !== undefined && !res.finished) {
-      res.closed = true;
-      res.onClose?.();
-    }
+    if (res !== undefined && !res.finished) res.onClose?.();
   }
 }

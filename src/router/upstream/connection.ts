@@ -128,11 +128,6 @@ export class UpstreamConnection implements ParserSink {
     }
   }
 
-  /** Whether `handler` is the one this connection currently serves. */
-  serves(handler: UpstreamHandler): boolean {
-    return this.handler === handler;
-  }
-
   /** Ends `handler`'s request (if it is still the current one) with an error; the connection is closed. */
   abort(handler: UpstreamHandler, err?: Error): void {
     if (this.handler !== handler) return;

@@ -13,8 +13,6 @@ export type BodyFraming = 'none' | 'length' | 'chunked' | 'close';
 
 export interface ResponseHead {
   status: number;
-  /** HTTP minor version (1.0 or 1.1). */
-  minor: number;
   /** Flat [name, value, ...] as received (latin1). */
   headers: string[];
   framing: BodyFraming;
@@ -78,10 +76,6 @@ export class ResponseParser {
 
   get done(): boolean {
     return this.state === State.Done;
-  }
-
-  get inHead(): boolean {
-    return this.state === State.Head;
   }
 
   /** A callback may stop the parser; read through a getter so the compiler does not narrow it away. */
@@ -284,5 +278,5 @@ export function parseHeadText(text: string, headRequest: boolean): ResponseHead 
   // Both framings at once is a smuggling signature: use Transfer-Encoding, never reuse the connection.
   const ambiguous = hasTransferEncoding && contentLength >= 0;
   const keepAlive = framing !== 'close' && !connClose && !ambiguous && (minor === 1 || connKeepAlive);
-  return { status, minor, headers, framing, contentLength: framing === 'length' ? contentLength : -1, keepAlive, keepAliveHintMs };
+  return { status, headers, framing, contentLength: framing === 'length' ? contentLength : -1, keepAlive, keepAliveHintMs };
 }
