@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { describe, it } from 'node:test';
-import { http, metric, readSse, servedBy, startMocks, startService, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
+import { freePortPair, http, metric, readSse, servedBy, startMocks, startService, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
 
 const chat = (extra: Record<string, unknown> = {}) => ({ model: 'm', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, ...extra });
 const requestsServed = async (mocks: RunningService[]) => {
@@ -194,6 +194,21 @@ describe('router: health, ejection and recovery', () => {
     assert.deepEqual(seen, new Set(['mock-a', 'mock-b']));
     await stopAll(router, mock, other);
     fake.close();
+  });
+
+  it('rechecks a backend that was not up at start-up within seconds, not a whole interval later', async () => {
+    const port = await freePortPair();
+    const file = await writeStaticServices([{ name: 'late', port, models: ['m'] }]);
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', file, '--health-interval', '600']);
+    await waitFor(async () => (await http('GET', `${router.url}/services`)).body.services[0].error_count >= 1, 'the start-up check fails');
+    const refused = await http('POST', `${router.url}/v1/chat/completions`, { body: chat() });
+    assert.equal(refused.status, 503);
+    const late = await startService(['mock', '--port', String(port), '--models', 'm', '--name', 'late']);
+    await waitFor(async () => (await http('GET', `${router.url}/services`)).body.services[0].healthy, 'the late backend becomes routable');
+    const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat() });
+    assert.equal(r.status, 200);
+    assert.equal(servedBy(r.body), 'late');
+    await stopAll(router, late);
   });
 });
 

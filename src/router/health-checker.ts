@@ -4,17 +4,28 @@ import type { Backend } from './backend.js';
 import type { BackendSet } from './backend-set.js';
 import { PeriodicTask } from '../common/periodic.js';
 
+/** Rechecks of a failing backend: after 1 s, doubling per further failure, at most every 5 s. */
+const RECHECK_FIRST_MS = 1_000;
+const RECHECK_MAX_MS = 5_000;
+
 /**
  * The router's own check of each backend: the babysitter's `/health` at port+1 (200 ready, 503 not
  * ready); only when nothing listens there, the backend's own `/health`, then its models list.
  * A passing check ends an ejection early. Rounds never overlap.
+ *
+ * A failing backend is checked again after 1 s, 2 s, 4 s, then every 5 s (the interval, if shorter),
+ * so one that was still starting when the router came up, or was briefly not ready, is back within
+ * seconds instead of a whole interval (30 s by default) later.
  */
 export class HealthChecker {
   private readonly task: PeriodicTask;
+  private readonly rechecks = new Map<Backend, { timer: NodeJS.Timeout; delayMs: number }>();
+  private readonly checking = new Map<Backend, Promise<boolean>>();
+  private stopped = false;
 
   constructor(
     private readonly backends: BackendSet,
-    intervalMs: number,
+    private readonly intervalMs: number,
     private readonly timeoutMs: number,
     private readonly log: Logger,
   ) {
@@ -22,18 +33,48 @@ export class HealthChecker {
   }
 
   start(): void {
+    this.stopped = false;
     this.task.start({ immediately: true });
   }
 
-  stop(): Promise<void> {
-    return this.task.stop();
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const { timer } of this.rechecks.values()) clearTimeout(timer);
+    this.rechecks.clear();
+    await this.task.stop();
+    await Promise.all(this.checking.values());
   }
 
   round(): Promise<void> {
     return Promise.all(this.backends.all.map((b) => this.check(b))).then(() => undefined);
   }
 
-  async check(b: Backend): Promise<boolean> {
+  /** Checks one backend; a check of the same backend already under way is shared, not repeated. */
+  check(b: Backend): Promise<boolean> {
+    let pending = this.checking.get(b);
+    if (!pending) {
+      pending = this.probe(b).finally(() => this.checking.delete(b));
+      this.checking.set(b, pending);
+      void pending.then((ok) => this.scheduleRecheck(b, ok));
+    }
+    return pending;
+  }
+
+  private scheduleRecheck(b: Backend, ok: boolean): void {
+    const previous = this.rechecks.get(b);
+    if (previous) clearTimeout(previous.timer);
+    if (ok || this.stopped || this.backends.get(b.name) !== b) {
+      this.rechecks.delete(b);
+      return;
+    }
+    const cap = Math.min(RECHECK_MAX_MS, this.intervalMs);
+    const delayMs = Math.min(previous ? previous.delayMs * 2 : RECHECK_FIRST_MS, cap);
+    const timer = setTimeout(() => void this.check(b), delayMs);
+    timer.unref();
+    this.rechecks.set(b, { timer, delayMs });
+  }
+
+  private async probe(b: Backend): Promise<boolean> {
     const started = performance.now();
     let status = await probeStatus(`${b.babysitterUrl}/health`, this.timeoutMs);
     if (status === 'refused') {
