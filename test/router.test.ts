@@ -262,3 +262,33 @@ describe('router: --workers', () => {
     await Promise.all(mocks.map((m) => m.stop()));
   });
 });
+
+describe('router: backpressure', () => {
+  it('relays a stream to a client that stops reading intact while other streams go through', async () => {
+    // ~13 MB of SSE: more than the kernel buffers between router and client can hold
+    const [mock] = await startMocks([{ models: 'm', args: ['--output-tokens', '65000'] }]);
+    const file = await writeStaticServices([{ name: 'mock-a', port: mock!.port, models: ['m'] }]);
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', file]);
+    const big = chat('m', { stream: true, max_tokens: 65000, messages: [{ role: 'user', content: 'a long story' }] });
+    const text = (events: any[]) => events.map((e) => e.choices?.[0]?.delta?.content ?? '').join('');
+    try {
+      // not read until the others are done: the router has to queue and stop reading the backend
+      const stalled = await fetch(`${router.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(big), headers: { 'content-type': 'application/json' } });
+      assert.equal(stalled.status, 200);
+      const others = await Promise.all(Array.from({ length: 20 }, (_, i) => readSse(`${router.url}/v1/chat/completions`, chat('m', { stream: true, max_tokens: 40 + i }))));
+      for (const [i, r] of others.entries()) {
+        assert.ok(r.done, `stream ${i} complete`);
+        assert.equal(r.events.filter((e) => e.choices?.[0]?.delta?.content).length, 40 + i);
+      }
+      const raw = await stalled.text();
+      const events = raw.split('\n\n').filter((b) => b.startsWith('data: ') && b !== 'data: [DONE]').map((b) => JSON.parse(b.slice(6)));
+      assert.ok(raw.endsWith('data: [DONE]\n\n'), 'the stalled stream ends properly');
+      const direct = await readSse(`${mock!.url}/v1/chat/completions`, big);
+      assert.equal(events.length, direct.events.length);
+      assert.equal(text(events), text(direct.events), 'same text as straight from the backend');
+    } finally {
+      await router.stop();
+      await mock!.stop();
+    }
+  });
+});

@@ -1,5 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import { writeBuffer, written } from './write-buffer.js';
 
 /** Headers as a flat [name, value, ...] list or an object. */
 export type HeaderInput = readonly string[] | Readonly<Record<string, string | number>>;
@@ -166,12 +167,14 @@ export class Http1Response {
       socket.uncork();
       return ok;
     }
-    const out = Buffer.allocUnsafe(before + n + suffix.length);
+    const out = writeBuffer(socket, before + n + suffix.length);
     if (head.length > 0) out.write(head, 0, 'latin1');
     if (prefix.length > 0) out.write(prefix, head.length, 'latin1');
     if (typeof src === 'string') out.write(src, before, 'utf8');
     else src!.copy(out, before, start, end);
     if (suffix.length > 0) out.write(suffix, before + n, 'latin1');
-    return socket.write(out);
+    const ok = socket.write(out);
+    written(socket, out);
+    return ok;
   }
 }
