@@ -75,8 +75,12 @@ interface Exchange {
  * response has started, and never after a timeout (generation requests are not idempotent).
  */
 export class Proxy {
-  /** Attempts in flight, swept for the total timeout (one timer for all instead of one each). */
-  private readonly active = new Set<Attempt>();
+  /**
+   * Attempts in flight, swept for the total timeout (one timer for all instead of one each). An
+   * array with swap-removal: adding and deleting per request in a long-lived Set kept every
+   * request's objects alive past two young collections, so each was copied into the old space.
+   */
+  private readonly active: Attempt[] = [];
   /** Error answers generated here, by status (exported as metrics). */
   readonly routerErrors = new Map<number, number>();
   private readonly sweeper: NodeJS.Timeout;
@@ -92,7 +96,7 @@ export class Proxy {
   }
 
   get inFlight(): number {
-    return this.active.size;
+    return this.active.length;
   }
 
   handle(req: Http1Request, res: Http1Response, info: RequestInfo): void {
@@ -133,7 +137,7 @@ export class Proxy {
     backend.inFlight++;
     const attempt = new Attempt(this, ex, backend);
     ex.current = attempt;
-    this.active.add(attempt);
+    attempt.slot = this.active.push(attempt) - 1;
     const method = ex.req.method;
     const head = `${method} ${backend.basePath}${ex.req.url} HTTP/1.1\r\nhost: ${backend.hostHeader}\r\n${ex.headerLines}\r\n`;
     attempt.conn = backend.pool.request(head, ex.req.body, method === 'HEAD', attempt);
@@ -141,7 +145,7 @@ export class Proxy {
 
   /** Called once per attempt when it ends, however it ended. */
   finished(attempt: Attempt, failure: FailureKind | undefined, retry: boolean): void {
-    this.active.delete(attempt);
+    this.untrack(attempt);
     const { ex, backend } = attempt;
     backend.inFlight--;
     if (ex.current === attempt) ex.current = undefined;
@@ -175,7 +179,22 @@ export class Proxy {
 
   private sweep(): void {
     const limit = Date.now() - this.opts.totalTimeoutMs;
-    for (const a of this.active) if (a.startedAt < limit) a.abort(new TotalTimeoutError());
+    // backwards: an abort removes its attempt, moving the last one into its slot
+    for (let i = this.active.length - 1; i >= 0; i--) {
+      const a = this.active[i];
+      if (a !== undefined && a.startedAt < limit) a.abort(new TotalTimeoutError());
+    }
+  }
+
+  private untrack(attempt: Attempt): void {
+    const i = attempt.slot;
+    if (i < 0) return;
+    attempt.slot = -1;
+    const last = this.active.pop()!;
+    if (last !== attempt) {
+      this.active[i] = last;
+      last.slot = i;
+    }
   }
 
   close(): void {
@@ -192,6 +211,8 @@ export class Proxy {
  */
 class Attempt implements UpstreamHandler {
   readonly startedAt = Date.now();
+  /** Index in the proxy's list of active attempts (-1 once finished). */
+  slot = -1;
   conn: UpstreamConnection | undefined;
   private responded = false;
   private done = false;
