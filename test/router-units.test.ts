@@ -14,6 +14,7 @@ import { rendezvous } from '../src/router/policies/session-affinity.js';
 import { WeightedRoundRobin } from '../src/router/policies/weighted-round-robin.js';
 import { extractInto, sessionKey, type RequestInfo } from '../src/router/request-info.js';
 import { loadStaticServices } from '../src/router/static-services.js';
+import { SlotList } from '../src/common/slot-list.js';
 
 const POOL = { connectTimeoutMs: 1000, headersTimeoutMs: 1000, idleTimeoutMs: 1000 };
 const backends: Backend[] = [];
@@ -242,4 +243,28 @@ describe('router helpers', () => {
 
 process.on('exit', () => {
   for (const b of backends) void b.pool.destroy();
+});
+
+describe('SlotList', () => {
+  it('adds and removes in O(1), and may be changed while walked backwards', () => {
+    const list = new SlotList<{ slot: number; id: number }>();
+    const items = Array.from({ length: 6 }, (_, id) => ({ slot: -1, id }));
+    for (const it of items) list.add(it);
+    assert.equal(list.length, 6);
+    assert.equal(list.remove(items[1]!), true);
+    assert.equal(list.remove(items[1]!), false, 'a second remove is a no-op');
+    assert.equal(items[1]!.slot, -1);
+    assert.deepEqual(list.items.map((x) => x.id).sort(), [0, 2, 3, 4, 5]);
+    for (const x of list.items) assert.equal(list.items[x.slot], x, 'every slot points at its item');
+    // remove the even ones and add a new one while walking: each old item seen once, the new one not
+    const seen: number[] = [];
+    list.forEachBackwards((x) => {
+      seen.push(x.id);
+      if (x.id % 2 === 0) list.remove(x);
+      if (x.id === 3) list.add({ slot: -1, id: 99 });
+    });
+    assert.deepEqual(seen.sort((a, b) => a - b), [0, 2, 3, 4, 5]);
+    assert.deepEqual(list.items.map((x) => x.id).sort((a, b) => a - b), [3, 5, 99]);
+    for (const x of list.items) assert.equal(list.items[x.slot], x);
+  });
 });

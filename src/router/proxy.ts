@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { sendError } from '../common/http-json.js';
+import { SlotList } from '../common/slot-list.js';
 import type { Http1Response } from '../common/http1/response.js';
 import type { Http1Request } from '../common/http1/server.js';
 import type { Logger } from '../common/log.js';
@@ -75,12 +76,8 @@ interface Exchange {
  * response has started, and never after a timeout (generation requests are not idempotent).
  */
 export class Proxy {
-  /**
-   * Attempts in flight, swept for the total timeout (one timer for all instead of one each). An
-   * array with swap-removal: adding and deleting per request in a long-lived Set kept every
-   * request's objects alive past two young collections, so each was copied into the old space.
-   */
-  private readonly active: Attempt[] = [];
+  /** Attempts in flight, swept for the total timeout (one timer for all instead of one each). */
+  private readonly active = new SlotList<Attempt>();
   /** Error answers generated here, by status (exported as metrics). */
   readonly routerErrors = new Map<number, number>();
   private readonly sweeper: NodeJS.Timeout;
@@ -137,7 +134,7 @@ export class Proxy {
     backend.inFlight++;
     const attempt = new Attempt(this, ex, backend);
     ex.current = attempt;
-    attempt.slot = this.active.push(attempt) - 1;
+    this.active.add(attempt);
     const method = ex.req.method;
     const head = `${method} ${backend.basePath}${ex.req.url} HTTP/1.1\r\nhost: ${backend.hostHeader}\r\n${ex.headerLines}\r\n`;
     attempt.conn = backend.pool.request(head, ex.req.body, method === 'HEAD', attempt);
@@ -145,7 +142,7 @@ export class Proxy {
 
   /** Called once per attempt when it ends, however it ended. */
   finished(attempt: Attempt, failure: FailureKind | undefined, retry: boolean): void {
-    this.untrack(attempt);
+    this.active.remove(attempt);
     const { ex, backend } = attempt;
     backend.inFlight--;
     if (ex.current === attempt) ex.current = undefined;
@@ -179,22 +176,9 @@ export class Proxy {
 
   private sweep(): void {
     const limit = Date.now() - this.opts.totalTimeoutMs;
-    // backwards: an abort removes its attempt, moving the last one into its slot
-    for (let i = this.active.length - 1; i >= 0; i--) {
-      const a = this.active[i];
-      if (a !== undefined && a.startedAt < limit) a.abort(new TotalTimeoutError());
-    }
-  }
-
-  private untrack(attempt: Attempt): void {
-    const i = attempt.slot;
-    if (i < 0) return;
-    attempt.slot = -1;
-    const last = this.active.pop()!;
-    if (last !== attempt) {
-      this.active[i] = last;
-      last.slot = i;
-    }
+    this.active.forEachBackwards((a) => {
+      if (a.startedAt < limit) a.abort(new TotalTimeoutError());
+    });
   }
 
   close(): void {
@@ -211,7 +195,7 @@ export class Proxy {
  */
 class Attempt implements UpstreamHandler {
   readonly startedAt = Date.now();
-  /** Index in the proxy's list of active attempts (-1 once finished). */
+  /** Index in the proxy's list of active attempts. */
   slot = -1;
   conn: UpstreamConnection | undefined;
   private responded = false;

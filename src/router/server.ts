@@ -25,7 +25,7 @@ type LocalHandler = (res: Http1Response) => void;
 /** The router's HTTP front: a few local endpoints; everything else is proxied. */
 export class RouterServer {
   readonly http: Http1Server;
-  private readonly local: Record<string, LocalHandler>;
+  private readonly local: Map<string, LocalHandler>;
   private readonly startedSeconds = Math.floor(Date.now() / 1000);
 
   constructor(private readonly opts: RouterServerOptions) {
@@ -37,15 +37,16 @@ export class RouterServer {
     this.http.server.maxConnections = opts.maxConnections;
     const health: LocalHandler = (res) => this.health(res);
     const models: LocalHandler = (res) => sendJson(res, 200, { object: 'list', data: aggregateModels(opts.backends.all, Date.now(), this.startedSeconds) });
-    this.local = {
-      '/health': health,
-      '/status': health,
-      '/stats': (res) => this.stats(res),
-      '/services': (res) => this.services(res),
-      '/models': models,
-      '/v1/models': models,
-      '/metrics': (res) => this.metrics(res),
-    };
+    // a Map: a fresh path string is looked up without being interned as a property name
+    this.local = new Map<string, LocalHandler>([
+      ['/health', health],
+      ['/status', health],
+      ['/stats', (res) => this.stats(res)],
+      ['/services', (res) => this.services(res)],
+      ['/models', models],
+      ['/v1/models', models],
+      ['/metrics', (res) => this.metrics(res)],
+    ]);
   }
 
   get server(): Server {
@@ -56,7 +57,7 @@ export class RouterServer {
     const url = req.url;
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    const local = this.local[path];
+    const local = this.local.get(path);
     if (local !== undefined) {
       if (req.method === 'GET' || req.method === 'HEAD') return local(res);
       return sendError(res, 405, `method ${req.method} not allowed on ${path}`, { allow: 'GET, HEAD' });

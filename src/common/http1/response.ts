@@ -23,6 +23,12 @@ function httpDate(): string {
   return dateText;
 }
 
+function flatten(headers: Readonly<Record<string, string | number>>): string[] {
+  const out: string[] = [];
+  for (const name in headers) out.push(name, String(headers[name]));
+  return out;
+}
+
 function uncork(socket: Socket): void {
   socket.uncork();
 }
@@ -65,23 +71,19 @@ export class Http1Response {
     let hasLength = false;
     let hasEncoding = false;
     let hasDate = false;
-    const add = (name: string, value: string | number): void => {
+    const list = Array.isArray(headers) ? (headers as readonly string[]) : flatten(headers as Readonly<Record<string, string | number>>);
+    for (let i = 0; i < list.length; i += 2) {
+      const name = list[i]!;
       // framing and connection management are ours; short names are checked first to stay cheap
       const n = name.length;
       if (n === 14 || n === 17 || n === 10 || n === 4) {
         const lower = name.toLowerCase();
         if (lower === 'content-length') hasLength = true;
         else if (lower === 'transfer-encoding') hasEncoding = true;
-        else if (lower === 'connection' || lower === 'keep-alive') return;
+        else if (lower === 'connection' || lower === 'keep-alive') continue;
         else if (lower === 'date') hasDate = true;
       }
-      text += `${name}: ${value}\r\n`;
-    };
-    if (Array.isArray(headers)) {
-      const list = headers as readonly string[];
-      for (let i = 0; i < list.length; i += 2) add(list[i]!, list[i + 1]!);
-    } else {
-      for (const [name, value] of Object.entries(headers)) add(name, value);
+      text += `${name}: ${list[i + 1]!}\r\n`;
     }
     this.noBody = this.isHead || status === 204 || status === 304 || status < 200;
     if (!this.noBody && !hasLength) {

@@ -73,6 +73,8 @@ export class UpstreamConnection implements ParserSink {
   paused = false;
   /** How long this connection may sit idle (the server's Keep-Alive hint can shorten it). */
   keepAliveMs: number;
+  /** Index in the pool's list of busy connections. */
+  slot = -1;
 
   constructor(
     private readonly owner: ConnectionOwner,

@@ -1,3 +1,4 @@
+import { SlotList } from '../../common/slot-list.js';
 import { Phase, UpstreamConnection, UpstreamError, type ConnectionOwner, type Endpoint, type UpstreamHandler } from './connection.js';
 
 export interface UpstreamPoolOptions {
@@ -17,7 +18,7 @@ export interface UpstreamPoolOptions {
  */
 export class UpstreamPool implements ConnectionOwner {
   private readonly idle: UpstreamConnection[] = [];
-  private readonly busy = new Set<UpstreamConnection>();
+  private readonly busy = new SlotList<UpstreamConnection>();
   private readonly sweeper: NodeJS.Timeout;
   private closing = false;
   private onDrained: (() => void) | undefined;
@@ -40,7 +41,7 @@ export class UpstreamPool implements ConnectionOwner {
 
   /** Connections open (busy and idle). */
   get size(): number {
-    return this.busy.size + this.idle.length;
+    return this.busy.length + this.idle.length;
   }
 
   /**
@@ -56,7 +57,7 @@ export class UpstreamPool implements ConnectionOwner {
   }
 
   released(conn: UpstreamConnection, reusable: boolean): void {
-    this.busy.delete(conn);
+    this.busy.remove(conn);
     if (reusable && !this.closing) {
       conn.phaseStart = Date.now();
       this.idle.push(conn);
@@ -65,7 +66,7 @@ export class UpstreamPool implements ConnectionOwner {
   }
 
   closed(conn: UpstreamConnection): void {
-    if (!this.busy.delete(conn)) {
+    if (!this.busy.remove(conn)) {
       const i = this.idle.indexOf(conn);
       if (i !== -1) this.idle.splice(i, 1);
     }
@@ -75,7 +76,7 @@ export class UpstreamPool implements ConnectionOwner {
   private sweep(): void {
     const now = Date.now();
     const { connectTimeoutMs, headersTimeoutMs, idleTimeoutMs } = this.opts;
-    for (const conn of this.busy) {
+    this.busy.forEachBackwards((conn) => {
       const waited = now - conn.phaseStart;
       switch (conn.phase) {
         case Phase.Connect:
@@ -93,27 +94,27 @@ export class UpstreamPool implements ConnectionOwner {
         default:
           break;
       }
-    }
+    });
     // oldest idle connections first
     while (this.idle.length > 0 && now - this.idle[0]!.phaseStart > this.idle[0]!.keepAliveMs) this.idle.shift()!.destroy();
   }
 
   private checkDrained(): void {
-    if (this.closing && this.busy.size === 0 && this.onDrained) this.onDrained();
+    if (this.closing && this.busy.length === 0 && this.onDrained) this.onDrained();
   }
 
   /** Closes idle connections now and the rest once their requests finish. */
   async close(): Promise<void> {
     this.closing = true;
     for (const conn of this.idle.splice(0)) conn.destroy();
-    if (this.busy.size > 0) await new Promise<void>((resolve) => (this.onDrained = resolve));
+    if (this.busy.length > 0) await new Promise<void>((resolve) => (this.onDrained = resolve));
     clearInterval(this.sweeper);
   }
 
   /** Cuts everything at once. */
   destroy(): void {
     this.closing = true;
-    for (const conn of [...this.idle.splice(0), ...this.busy]) conn.destroy();
+    for (const conn of [...this.idle.splice(0), ...this.busy.items]) conn.destroy();
     clearInterval(this.sweeper);
   }
 }
