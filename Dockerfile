@@ -21,5 +21,5 @@ COPY examples ./examples
 VOLUME ["/data"]
 EXPOSE 8000 18000
 # V8 flags as in src/common/node-flags.ts (README, Performance)
-ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/dist/src/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--no-allocation-site-pretenuring", "/app/dist/src/cli.js"]
 CMD ["up", "--data-dir", "/data"]

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=8
+#!/usr/bin/env -S node --max-semi-space-size=8 --no-allocation-site-pretenuring
 import { main } from '../src/registry/cli.js';
 
 void main(process.argv.slice(2), 'infini-registry');

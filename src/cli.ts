@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=8
+#!/usr/bin/env -S node --max-semi-space-size=8 --no-allocation-site-pretenuring
 import { VERSION } from './common/version.js';
 
 /** Subcommands, loaded lazily so each service starts only what it needs. */

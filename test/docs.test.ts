@@ -6,6 +6,7 @@ import { babysitterSpec } from '../src/babysitter/cli.js';
 import { buildCommandLine } from '../src/babysitter/command-line.js';
 import { resolveConfig } from '../src/babysitter/config.js';
 import { parseCommand } from '../src/common/command.js';
+import { NODE_FLAGS } from '../src/common/node-flags.js';
 import { loadStaticServices } from '../src/router/static-services.js';
 import { DEFAULT_CLUSTER, parseCluster } from '../src/up/cluster-file.js';
 import { flagReference, withReference } from '../scripts/flag-reference.js';
@@ -24,6 +25,15 @@ describe('documentation and examples stay true to the code', () => {
   it('README configuration reference matches the commands\' options (run `npm run docs` to refresh)', () => {
     assert.equal(withReference(readme), readme);
     assert.ok(readme.includes(flagReference()));
+  });
+
+  it('every entry point starts node with the same V8 flags', () => {
+    for (const file of ['src/cli.ts', 'bin/infini-router.ts', 'bin/infini-registry.ts', 'bin/infini-babysitter.ts']) {
+      const shebang = readFileSync(join(ROOT, file), 'utf8').split('\n')[0];
+      assert.equal(shebang, `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`, file);
+    }
+    const entry = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').split('\n').find((l) => l.startsWith('ENTRYPOINT'));
+    assert.equal(entry, `ENTRYPOINT ${JSON.stringify(['node', ...NODE_FLAGS, '/app/dist/src/cli.js'])}`.replaceAll(',', ', '));
   });
 
   it('package.json exposes exactly the four binaries', () => {
