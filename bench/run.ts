@@ -22,8 +22,8 @@ const ROUTER_BIN = join(ROOT, 'dist', 'bin', 'infini-router.js');
 
 const { values: opts } = parseArgs({
   options: {
-    duration: { type: 'string', default: '3' },
-    rounds: { type: 'string', default: '3' },
+    duration: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '5' },
     connections: { type: 'string', default: '64' },
     streams: { type: 'string', default: '1000' },
     'idle-conns': { type: 'string', default: '1000' },
