@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import { http, metric, readSse, spawnCli, startService, waitFor, type RunningService, startRegistry } from './helpers/services.js';
+import { completionBody, usage } from '../src/mock/openai-response.js';
 
 const chatBody = (content: string, extra: Record<string, unknown> = {}) => ({ model: 'model-a', messages: [{ role: 'user', content }], ...extra });
 
@@ -379,5 +380,24 @@ describe('mock: registry integration', () => {
     const badRate = spawnCli(['mock', '--error-rate', '2']);
     assert.equal((await badRate.exited).code, 2);
     assert.match(badRate.stderrText, /--error-rate/);
+  });
+});
+
+describe('mock: hand-built bodies', () => {
+  it('equal what JSON.stringify makes of the OpenAI objects, quotes and non-ASCII included', () => {
+    const choices = [
+      { text: 'Hello "there"\n\\ é ✓', finishReason: 'stop' },
+      { text: '', finishReason: 'length' },
+    ];
+    const u = usage(7, 9);
+    const common = { id: 'chatcmpl-"x"', created: 1795678049, model: 'mo"del', system_fingerprint: 'mock-1' };
+    assert.equal(
+      completionBody('chat', common.id, common.created, common.model, common.system_fingerprint, choices, u),
+      JSON.stringify({ id: common.id, object: 'chat.completion', created: common.created, model: common.model, system_fingerprint: common.system_fingerprint, choices: choices.map((c, index) => ({ index, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: c.finishReason })), usage: u }),
+    );
+    assert.equal(
+      completionBody('completions', common.id, common.created, common.model, common.system_fingerprint, choices, u),
+      JSON.stringify({ id: common.id, object: 'text_completion', created: common.created, model: common.model, system_fingerprint: common.system_fingerprint, choices: choices.map((c, index) => ({ index, text: c.text, logprobs: null, finish_reason: c.finishReason })), usage: u }),
+    );
   });
 });

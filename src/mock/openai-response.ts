@@ -28,28 +28,20 @@ export interface ChoiceResult {
   finishReason: string;
 }
 
-export function chatCompletion(id: string, created: number, model: string, fingerprint: string, choices: ChoiceResult[], u: Usage): unknown {
-  return {
-    id,
-    object: 'chat.completion',
-    created,
-    model,
-    system_fingerprint: fingerprint,
-    choices: choices.map((c, index) => ({ index, message: { role: 'assistant', content: c.text }, logprobs: null, finish_reason: c.finishReason })),
-    usage: u,
-  };
-}
-
-export function textCompletion(id: string, created: number, model: string, fingerprint: string, choices: ChoiceResult[], u: Usage): unknown {
-  return {
-    id,
-    object: 'text_completion',
-    created,
-    model,
-    system_fingerprint: fingerprint,
-    choices: choices.map((c, index) => ({ index, text: c.text, logprobs: null, finish_reason: c.finishReason })),
-    usage: u,
-  };
+/**
+ * The body of a non-streamed answer, as JSON text built by hand like the SSE chunks (field order
+ * as OpenAI sends it): a third of the cost of building the object and stringifying it.
+ */
+export function completionBody(kind: 'chat' | 'completions', id: string, created: number, model: string, fingerprint: string, choices: ChoiceResult[], u: Usage): string {
+  let list = '';
+  for (let index = 0; index < choices.length; index++) {
+    const c = choices[index]!;
+    const text = JSON.stringify(c.text);
+    const reason = JSON.stringify(c.finishReason);
+    list += `${index > 0 ? ',' : ''}{"index":${index},${kind === 'chat' ? `"message":{"role":"assistant","content":${text}}` : `"text":${text}`},"logprobs":null,"finish_reason":${reason}}`;
+  }
+  const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
+  return `{"id":${JSON.stringify(id)},"object":"${object}","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":${JSON.stringify(fingerprint)},"choices":[${list}],"usage":{"prompt_tokens":${u.prompt_tokens},"completion_tokens":${u.completion_tokens},"total_tokens":${u.total_tokens}}}`;
 }
 
 /**

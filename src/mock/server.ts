@@ -5,7 +5,7 @@ import type { Logger } from '../common/log.js';
 import { FaultInjector, type FaultPlan } from './faults.js';
 import { MockMetrics } from './metrics.js';
 import { isOpenAIError, parseRequest, type EmbeddingRequest, type Endpoint, type GenerationRequest, type OpenAIError } from './openai-request.js';
-import { ChunkFormatter, DONE, chatCompletion, embeddingsResponse, openAIErrorBody, sendOpenAIError, textCompletion, usage, type ChoiceResult } from './openai-response.js';
+import { ChunkFormatter, DONE, completionBody, embeddingsResponse, openAIErrorBody, sendOpenAIError, usage, type ChoiceResult } from './openai-response.js';
 import type { MockOptions } from './options.js';
 import { PrefixCache } from './prefix-cache.js';
 import { RequestContext } from './request-context.js';
@@ -109,7 +109,7 @@ export class MockServer {
   }
 
   private json(res: Http1Response, status: number, text: string): void {
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(status, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(text))]);
     res.end(text);
   }
 
@@ -146,9 +146,8 @@ export class MockServer {
     });
   }
 
-  /** Waits for a batch slot; false if the client went away meanwhile. */
-  private async acquireSlot(ctx: RequestContext): Promise<boolean> {
-    if (this.scheduler.tryAcquire()) return true;
+  /** Waits for a batch slot (none was free); false if the client went away meanwhile. */
+  private async waitForSlot(ctx: RequestContext): Promise<boolean> {
     let granted = false;
     await new Promise<void>((resolve) => {
       const waiter = this.scheduler.enqueue(() => {
@@ -184,7 +183,9 @@ export class MockServer {
 
   private async generation(r: GenerationRequest, res: Http1Response, ctx: RequestContext, plan: FaultPlan): Promise<void> {
     const t0 = performance.now();
-    if (!(await this.acquireSlot(ctx))) return;
+    // a free slot is taken synchronously: without simulated delays the whole answer is written in
+    // this call, with no promise to wait on
+    if (!this.scheduler.tryAcquire() && !(await this.waitForSlot(ctx))) return;
     try {
       const { promptTokens, uncached } = this.prefill(r.prompts, r.promptTokenIds);
       const { ttftMs, prefillMsPerToken, itlMs } = this.opts.timing;
@@ -194,8 +195,9 @@ export class MockServer {
         if (ctx.cancelled) return;
       }
       const m = this.metrics.model(r.model);
+      m.requests++;
       m.ttft.observe((performance.now() - t0) / 1000);
-      m.promptTokens.inc(promptTokens);
+      m.promptTokens += promptTokens;
       const outputs = r.prompts.map((prompt) => generate({ seed: this.opts.seed, name: this.opts.name, model: r.model, prompt, outputTokens: this.opts.outputTokens, maxTokens: r.maxTokens }));
       const completionTokens = outputs.reduce((n, o) => n + o.tokens.length, 0);
       const u = usage(promptTokens, completionTokens);
@@ -238,7 +240,7 @@ export class MockServer {
           if (ctx.cancelled) return;
         }
         const choices: ChoiceResult[] = outputs.map((o) => ({ text: o.tokens.join(''), finishReason: o.finishReason }));
-        const body = JSON.stringify(r.kind === 'chat' ? chatCompletion(id, created, r.model, this.opts.name, choices, u) : textCompletion(id, created, r.model, this.opts.name, choices, u));
+        const body = completionBody(r.kind, id, created, r.model, this.opts.name, choices, u);
         if (plan.dropAfterChunks !== undefined) {
           // Mid-body drop: headers and half of the body, then the connection goes away.
           this.metrics.faults.inc({ kind: 'drop' });
@@ -249,8 +251,11 @@ export class MockServer {
         }
         this.json(res, 200, body);
       }
-      m.generationTokens.inc(completionTokens);
-      for (const o of outputs) (o.finishReason === 'length' ? m.successLength : m.successStop).inc();
+      m.generationTokens += completionTokens;
+      for (const o of outputs) {
+        if (o.finishReason === 'length') m.successLength++;
+        else m.successStop++;
+      }
       m.e2e.observe((performance.now() - t0) / 1000);
     } finally {
       this.scheduler.release();
@@ -266,7 +271,9 @@ export class MockServer {
     }
     const dims = r.dimensions ?? this.opts.embeddingDims;
     const vectors = r.inputs.map((text) => embed(text, dims, this.opts.seed));
-    this.metrics.model(r.model).promptTokens.inc(promptTokens);
+    const m = this.metrics.model(r.model);
+    m.requests++;
+    m.promptTokens += promptTokens;
     this.json(res, 200, JSON.stringify(embeddingsResponse(r.model, vectors, r.base64, promptTokens)));
   }
 
