@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { writeBuffer, written } from './write-buffer.js';
+import { writeBuffer, writeOut } from './write-buffer.js';
 
 /** Headers as a flat [name, value, ...] list or an object. */
 export type HeaderInput = readonly string[] | Readonly<Record<string, string | number>>;
@@ -175,8 +175,6 @@ export class Http1Response {
     if (typeof src === 'string') out.write(src, before, 'utf8');
     else src!.copy(out, before, start, end);
     if (suffix.length > 0) out.write(suffix, before + n, 'latin1');
-    const ok = socket.write(out);
-    written(socket, out);
-    return ok;
+    return writeOut(socket, out);
   }
 }

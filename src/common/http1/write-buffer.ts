@@ -9,7 +9,7 @@ let scratch: Buffer | undefined;
  * A buffer of `size` bytes to compose one write to `socket` in. When the socket has nothing queued
  * (so the write goes straight to the kernel) this is a view of one shared buffer instead of a new
  * allocation per write: a fresh buffer per response was a good part of the proxy's garbage.
- * Pair every call with `written(socket, buf)` right after `socket.write(buf)`.
+ * Send it with `writeOut(socket, buf)`.
  */
 export function writeBuffer(socket: Socket, size: number): Buffer {
   if (size > SCRATCH_BYTES || socket.writableLength !== 0 || socket.writableCorked !== 0) return Buffer.allocUnsafe(size);
@@ -18,9 +18,12 @@ export function writeBuffer(socket: Socket, size: number): Buffer {
 }
 
 /**
- * After `socket.write(buf)`: when the kernel did not take all of it at once, the socket keeps
- * `buf` queued, so the shared buffer is left to it and a new one is made for the next write.
+ * Writes a buffer from `writeBuffer` to `socket` (returns what `socket.write` returns). When the
+ * kernel did not take all of it at once, the socket keeps `buf` queued, so the shared buffer is
+ * left to it and a new one is made for the next write.
  */
-export function written(socket: Socket, buf: Buffer): void {
+export function writeOut(socket: Socket, buf: Buffer): boolean {
+  const ok = socket.write(buf);
   if (socket.writableLength !== 0 && scratch !== undefined && buf.buffer === scratch.buffer) scratch = undefined;
+  return ok;
 }

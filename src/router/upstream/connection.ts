@@ -1,7 +1,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { ResponseParser, type ParserSink, type ResponseHead } from './response-parser.js';
-import { writeBuffer, written } from '../../common/http1/write-buffer.js';
+import { writeBuffer, writeOut } from '../../common/http1/write-buffer.js';
 
 export type UpstreamErrorCode = 'UPSTREAM_CONNECT_TIMEOUT' | 'UPSTREAM_HEADERS_TIMEOUT' | 'UPSTREAM_BODY_TIMEOUT' | 'UPSTREAM_CLOSED' | 'UPSTREAM_PROTOCOL' | 'UPSTREAM_ABORTED';
 
@@ -122,8 +122,7 @@ export class UpstreamConnection implements ParserSink {
       const out = writeBuffer(socket, head.length + body.length);
       out.write(head, 0, 'latin1');
       body.copy(out, head.length);
-      socket.write(out);
-      written(socket, out);
+      writeOut(socket, out);
     } else {
       socket.cork();
       socket.write(head, 'latin1');
