@@ -83,9 +83,9 @@ export class MockMetrics {
     new Counter({ name: 'vllm:prefix_cache_hits_total', help: 'Prompt tokens found in the prefix cache', registers, collect() { this.reset(); this.inc(state.prefixHits()); } });
     const perModel = this.perModel;
     for (const model_name of models) perModel.set(model_name, new ModelMetrics());
-    const each = (counter: Counter<string>, field: (m: ModelMetrics) => number, extra: Record<string, string> = {}) => {
+    const each = (counter: Counter<string>, field: (m: ModelMetrics) => number) => {
       counter.reset();
-      for (const [model_name, m] of perModel) if (m.requests > 0) counter.inc({ model_name, ...extra }, field(m));
+      for (const [model_name, m] of perModel) if (m.requests > 0) counter.inc({ model_name }, field(m));
     };
     const labelNames = ['model_name'] as const;
     new Counter({ name: 'vllm:prompt_tokens_total', help: 'Prefill tokens processed', labelNames, registers, collect() { each(this, (m) => m.promptTokens); } });
