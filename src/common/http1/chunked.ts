@@ -7,6 +7,16 @@
 
 export class ChunkedError extends Error {}
 
+/**
+ * Whether a Transfer-Encoding value makes the body chunked: only when chunked is the final coding
+ * (RFC 9112 §6.3). Requests and responses read it the same way, so a relay never frames a body
+ * differently from the peer that sent it.
+ */
+export function endsChunked(transferEncoding: string): boolean {
+  const codings = transferEncoding.toLowerCase().split(',');
+  return codings[codings.length - 1]!.trim() === 'chunked';
+}
+
 /** Longest chunk-size line (extensions included) and largest trailer section. */
 const MAX_LINE_BYTES = 4096;
 

@@ -4,6 +4,8 @@
  * proxy that reads framing differently from its backend invites request smuggling.
  */
 
+import { endsChunked } from './chunked.js';
+
 export interface RequestHead {
   method: string;
   url: string;
@@ -82,8 +84,7 @@ export function parseRequestHead(text: string): RequestHead {
       contentLength = n;
     } else if (lower === 'transfer-encoding') {
       hasTransferEncoding = true;
-      const codings = value.toLowerCase().split(',');
-      chunked = codings[codings.length - 1]!.trim() === 'chunked';
+      chunked = endsChunked(value);
     }
   }
   if (hasTransferEncoding) {

@@ -1,4 +1,4 @@
-import { ChunkedDecoder } from '../../common/http1/chunked.js';
+import { ChunkedDecoder, endsChunked } from '../../common/http1/chunked.js';
 import { BAD_VALUE } from '../../common/http1/request-head.js';
 
 /**
@@ -256,8 +256,7 @@ export function parseHeadText(text: string, headRequest: boolean): ResponseHead 
       }
     } else if (lower === 'transfer-encoding') {
       hasTransferEncoding = true;
-      const codings = value.toLowerCase().split(',');
-      chunked = codings[codings.length - 1]!.trim() === 'chunked';
+      chunked = endsChunked(value);
     } else if (lower === 'connection') {
       for (const token of value.toLowerCase().split(',')) {
         const t = token.trim();
