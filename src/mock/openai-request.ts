@@ -1,14 +1,9 @@
 /** Parsing and validation of OpenAI request bodies into what the simulated engine needs. */
+import type { OpenAIError } from '../common/openai-error.js';
+
+export type { OpenAIError };
 
 export type Endpoint = 'chat' | 'completions' | 'embeddings';
-
-export interface OpenAIError {
-  status: number;
-  message: string;
-  type: string;
-  code: string | null;
-  param?: string | null;
-}
 
 export interface GenerationRequest {
   kind: 'chat' | 'completions';

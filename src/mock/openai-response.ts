@@ -1,6 +1,4 @@
 /** Builders of OpenAI response bodies and SSE chunks. Chunk strings are assembled by hand: they are the hot path. */
-import type { JsonResponder } from '../common/http-json.js';
-import type { OpenAIError } from './openai-request.js';
 
 export interface Usage {
   prompt_tokens: number;
@@ -10,17 +8,6 @@ export interface Usage {
 
 export function usage(prompt: number, completion: number): Usage {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-}
-
-/** The OpenAI error body. */
-export function openAIErrorBody(err: OpenAIError): string {
-  return JSON.stringify({ error: { message: err.message, type: err.type, param: err.param ?? null, code: err.code } });
-}
-
-export function sendOpenAIError(res: JsonResponder, err: OpenAIError, headers: Record<string, string> = {}): void {
-  const body = openAIErrorBody(err);
-  res.writeHead(err.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers });
-  res.end(body);
 }
 
 export interface ChoiceResult {

@@ -2,10 +2,11 @@ import type { Server } from 'node:net';
 import type { Http1Response } from '../common/http1/response.js';
 import { Http1Server, type Http1Request } from '../common/http1/server.js';
 import type { Logger } from '../common/log.js';
+import { protocolErrorBody, sendOpenAIError } from '../common/openai-error.js';
 import { FaultInjector, type FaultPlan } from './faults.js';
 import { MockMetrics } from './metrics.js';
 import { isOpenAIError, parseRequest, type EmbeddingRequest, type Endpoint, type GenerationRequest, type OpenAIError } from './openai-request.js';
-import { ChunkFormatter, DONE, completionBody, embeddingsResponse, openAIErrorBody, sendOpenAIError, usage, type ChoiceResult } from './openai-response.js';
+import { ChunkFormatter, DONE, completionBody, embeddingsResponse, usage, type ChoiceResult } from './openai-response.js';
 import type { MockOptions } from './options.js';
 import { PrefixCache } from './prefix-cache.js';
 import { RequestContext } from './request-context.js';
@@ -25,11 +26,6 @@ const ROUTES: Record<string, Endpoint> = {
   '/v1/embeddings': 'embeddings',
   '/embeddings': 'embeddings',
 };
-
-/** The server's own error answers (malformed requests, 413) in OpenAI's error shape. */
-function protocolError(status: number, message: string): string {
-  return openAIErrorBody({ status, message, type: 'invalid_request_error', code: status === 413 ? 'request_too_large' : 'bad_request' });
-}
 
 /** An OpenAI-compatible simulated inference engine (timing, batch slots, prefix cache, faults). */
 export class MockServer {
@@ -62,7 +58,7 @@ export class MockServer {
       prefixHits: () => this.cache.hitTokens,
     });
     this.modelList = JSON.stringify({ object: 'list', data: this.modelObjects() });
-    this.http = new Http1Server((req, res) => this.handle(req, res), { maxBodyBytes: BODY_LIMIT, errorBody: protocolError });
+    this.http = new Http1Server((req, res) => this.handle(req, res), { maxBodyBytes: BODY_LIMIT, errorBody: protocolErrorBody });
   }
 
   get server(): Server {
