@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { CLI, freePortPair, http, pidAlive, readSse, spawnCli, startService, tempDir, waitFor, type RunningService, startRegistry } from './helpers/services.js';
+import { CLI, compatBinary, freePortPair, http, metric, pidAlive, readSse, spawnCli, startService, tempDir, waitFor, type RunningService, startRegistry } from './helpers/services.js';
 
 const chat = (model: string, content = 'test', extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content }], ...extra });
 
@@ -57,7 +57,8 @@ describe('e2e: the original integration scenario (8 tests + 2 babysitter checks)
       );
       sitters.push(await startService(['babysitter', '--config-file', file]));
     }
-    router = await startService(['router', '--router-port', '0', '--registry-url', registry.url, '--health-interval', '5', '--registry-sync-interval', '2']);
+    // the drop-in binary, as the original's script runs it (original error format by default)
+    router = await startService(['--router-port', '0', '--registry-url', registry.url, '--health-interval', '5', '--registry-sync-interval', '2'], { entry: compatBinary('infini-router') });
     await waitFor(async () => (await http('GET', `${router.url}/services`)).body.services.filter((s: any) => s.healthy).length >= 6, 'six routable entries', 20_000);
   });
 
@@ -106,7 +107,9 @@ describe('e2e: the original integration scenario (8 tests + 2 babysitter checks)
   });
 
   it('test 6: a non-existent model gets 503', async () => {
-    assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: chat('non-existent-model') })).status, 503);
+    const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat('non-existent-model') });
+    assert.equal(r.status, 503);
+    assert.deepEqual(r.body, { error: "No healthy services available for model 'non-existent-model'" });
   });
 
   it('test 7: streaming output contains data: lines', async () => {
@@ -219,6 +222,16 @@ describe('e2e: infini-svc up', () => {
     assert.equal(comp.choices[0]!.text, 'Hello from up');
     const emb = await client.embeddings.create({ model: 'up-only-0', input: ['a', 'b'] });
     assert.equal(emb.data.length, 2);
+    // an unknown model is the SDK's NotFoundError (404, not retried), as with OpenAI itself
+    const retrying = new OpenAI({ baseURL: `http://127.0.0.1:${routerPort}/v1`, apiKey: 'unused' });
+    const errorsBefore = await metric(`http://127.0.0.1:${routerPort}`, 'infini_router_errors_total', 'status="404"');
+    await assert.rejects(retrying.chat.completions.create({ model: 'no-such-model', messages: [{ role: 'user', content: 'hi' }] }), (err: unknown) => {
+      assert.ok(err instanceof OpenAI.NotFoundError, String(err));
+      assert.equal(err.code, 'model_not_found');
+      assert.equal(err.param, 'model');
+      return true;
+    });
+    assert.equal(await metric(`http://127.0.0.1:${routerPort}`, 'infini_router_errors_total', 'status="404"'), errorsBefore + 1, 'asked once, not retried');
   });
 
   it('stops cleanly on SIGINT to its process group: no process and no port left', async () => {

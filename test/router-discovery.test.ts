@@ -29,7 +29,40 @@ describe('router: discovery from the registry change feed', () => {
     // graceful mock shutdown deregisters: removed from the router at once
     await mock.stop();
     await waitFor(async () => !(await routerServices(router)).some((s) => s.name === 'feed-mock'), 'deregistered backend removed');
+    // its model existed a moment ago (an engine being restarted): retry later (503), not "does not exist" (404)
+    const gone = await http('POST', `${router.url}/v1/chat/completions`, { body: chat('feed-model') });
+    assert.equal(gone.status, 503);
+    assert.equal(gone.body.error.code, 'no_healthy_backend');
+    assert.equal(gone.headers.get('retry-after'), '5');
     await Promise.all([router.stop(), reg.stop(), silent.stop()]);
+  });
+
+  it('keeps heartbeating backends for many grace periods, and all of them while the registry is stopped', async () => {
+    // Heartbeats make no feed events: a backend followed by a live feed must never age out.
+    const graceS = 1;
+    const reg = await startRegistry();
+    const mocks = await startMocks(['a', 'b'].map((x) => ({ models: 'm', name: `long-${x}`, args: ['--registry-url', reg.url, '--heartbeat-interval', '0.2'] })));
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--registry-url', reg.url, '--service-removal-grace-period', String(graceS), '--health-interval', '0.5']);
+    await waitFor(async () => (await routerServices(router)).filter((s) => s.healthy).length === 2, 'both discovered');
+    /** Routes for `ms` (several grace periods), asserting that every request succeeds on both backends. */
+    const routeFor = async (ms: number) => {
+      const served = new Set<string>();
+      let n = 0;
+      for (const until = Date.now() + ms; Date.now() < until; n++) {
+        const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat() });
+        assert.equal(r.status, 200, `request ${n}: ${r.text}`);
+        served.add(servedBy(r.body));
+      }
+      assert.deepEqual([...served].sort(), ['long-a', 'long-b']);
+      assert.equal((await routerServices(router)).length, 2);
+      return n;
+    };
+    await routeFor(5 * graceS * 1000);
+    await reg.stop('SIGKILL');
+    await waitFor(() => router.logs.some((l) => l.msg === 'registry unreachable; serving the last known list'), 'outage noticed');
+    await routeFor(5 * graceS * 1000);
+    assert.ok(!router.logs.some((l) => l.msg === 'backend removed after grace period' || l.msg === 'backend removed'), 'nothing was removed');
+    await Promise.all([router.stop(), ...mocks.map((m) => m.stop())]);
   });
 
   it('keeps routing with the last known list while the registry is down, and resyncs after it returns', async () => {
@@ -86,10 +119,9 @@ describe('router: polling fallback for a registry without a change feed', () => 
 
     listed = [mocks[0]!];
     const vanishedAt = Date.now();
-    // still routable during the grace period
-    const seen = new Set<string>();
-    for (let i = 0; i < 4; i++) seen.add(servedBy((await http('POST', `${router.url}/v1/chat/completions`, { body: chat() })).body));
-    assert.ok(Date.now() - vanishedAt < 800 ? seen.size === 2 : true);
+    // not listed as healthy any more: no longer routed to, but kept (unroutable) for the grace period
+    await waitFor(async () => (await routerServices(router)).some((s) => s.name === 'poll-b' && !s.healthy && !s.listed_healthy), 'poll-b unroutable');
+    for (let i = 0; i < 4; i++) assert.equal(servedBy((await http('POST', `${router.url}/v1/chat/completions`, { body: chat() })).body), 'poll-a');
     await waitFor(async () => (await routerServices(router)).length === 1, 'vanished service removed after the grace period');
     assert.ok(Date.now() - vanishedAt >= 700);
     for (let i = 0; i < 3; i++) assert.equal(servedBy((await http('POST', `${router.url}/v1/chat/completions`, { body: chat() })).body), 'poll-a');

@@ -35,7 +35,7 @@ describe('router: retries', () => {
     await mocks[2]!.stop('SIGKILL');
     const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat() });
     assert.equal(r.status, 503);
-    assert.equal(r.body.error, 'Service unavailable - connection refused');
+    assert.equal(r.body.error.message, 'Service unavailable - connection refused');
     await router.stop();
   });
 
@@ -64,7 +64,7 @@ describe('router: timeouts', () => {
     const before = await requestsServed(mocks);
     const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat(), headers: { 'x-mock-hang': '1' } });
     assert.equal(r.status, 504);
-    assert.equal(r.body.error, 'Service timeout');
+    assert.equal(r.body.error.message, 'Service timeout');
     assert.equal(await requestsServed(mocks), before + 1);
     // the hung upstream request was abandoned: the backend saw its client go away
     await waitFor(async () => (await metric(mocks[0]!.url, 'mock:requests_cancelled_total')) + (await metric(mocks[1]!.url, 'mock:requests_cancelled_total')) === 1, 'upstream aborted');
@@ -257,7 +257,7 @@ describe('router: connect timeout', () => {
       await mocks[0]!.stop();
       const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat() });
       assert.equal(r.status, 503);
-      assert.equal(r.body.error, 'Service unavailable - connection refused');
+      assert.equal(r.body.error.message, 'Service unavailable - connection refused');
     } finally {
       await router.stop();
       fillers.forEach((s) => s.destroy());

@@ -64,10 +64,12 @@ describe('router: model-aware routing over static services', () => {
     assert.equal(new Set(keys).size, 2, 'different sessions spread over both backends');
   });
 
-  it('answers 503 naming an unknown model, and routes token-id prompts by model', async () => {
+  it('answers 404 model_not_found in OpenAI\'s shape for an unknown model, and routes token-id prompts by model', async () => {
     const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat('non-existent-model') });
-    assert.equal(r.status, 503);
-    assert.equal(r.body.error, "No healthy services available for model 'non-existent-model'");
+    assert.equal(r.status, 404);
+    assert.deepEqual(r.body, {
+      error: { message: "No healthy services available for model 'non-existent-model'", type: 'invalid_request_error', param: 'model', code: 'model_not_found' },
+    });
     const ids = await http('POST', `${router.url}/v1/completions`, { body: { model: 'model-c', prompt: [1, 2, 3], max_tokens: 2 } });
     assert.equal(servedBy(ids.body), 'mock-c');
   });
@@ -136,7 +138,8 @@ describe('router: model-aware routing over static services', () => {
     const small = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--max-body', '1KiB', '--static-services', await writeStaticServices([{ name: 'x', port: mocks[0]!.port, models: ['model-a'] }])]);
     const big = await http('POST', `${small.url}/v1/chat/completions`, { body: chat('model-a', { pad: 'x'.repeat(4096) }) });
     assert.equal(big.status, 413);
-    assert.match(big.body.error, /max-body/);
+    assert.equal(big.body.error.code, 'request_too_large');
+    assert.match(big.body.error.message, /max-body/);
     await small.stop();
   });
 
@@ -226,13 +229,39 @@ describe('router: configuration', () => {
     assert.match(bad3.stderrText, /--policy/);
   });
 
-  it('answers 503 without backends and keeps running', async () => {
+  it('keeps the original\'s codes and string bodies with --error-format original (ROUTER_ERROR_FORMAT)', async () => {
+    const mocks = await startMocks([{ models: 'm', name: 'orig-a' }]);
+    const file = await writeStaticServices([{ name: 'orig-a', port: mocks[0]!.port, models: ['m'] }]);
+    const byFlag = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', file, '--error-format', 'original', '--max-body', '1KiB']);
+    const byEnv = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', file], { env: { ROUTER_ERROR_FORMAT: 'original' } });
+    for (const router of [byFlag, byEnv]) {
+      const unknown = await http('POST', `${router.url}/v1/chat/completions`, { body: chat('nope') });
+      assert.equal(unknown.status, 503);
+      assert.deepEqual(unknown.body, { error: "No healthy services available for model 'nope'" });
+      assert.equal(unknown.headers.get('retry-after'), null);
+      const wrong = await http('POST', `${router.url}/stats`, { body: {} });
+      assert.equal(wrong.status, 405);
+      assert.equal(typeof wrong.body.error, 'string');
+      assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: chat('m') })).status, 200);
+    }
+    const big = await http('POST', `${byFlag.url}/v1/chat/completions`, { body: chat('m', { pad: 'x'.repeat(4096) }) });
+    assert.equal(big.status, 413);
+    assert.match(big.body.error, /max-body/);
+    const bad = spawnCli(['router', '--router-port', '0', '--error-format', 'xml']);
+    assert.equal((await bad.exited).code, 2);
+    assert.match(bad.stderrText, /--error-format: expected one of openai, original, got 'xml'/);
+    await Promise.all([byFlag.stop(), byEnv.stop(), mocks[0]!.stop()]);
+  });
+
+  it('answers 404 for a model and 503 without one when it has no backends, and keeps running', async () => {
     const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1']);
     const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat('m') });
-    assert.equal(r.status, 503);
+    assert.equal(r.status, 404);
+    assert.equal(r.body.error.code, 'model_not_found');
     const noModel = await http('GET', `${router.url}/v1/whatever`);
     assert.equal(noModel.status, 503);
-    assert.equal(noModel.body.error, 'No healthy services available');
+    assert.equal(noModel.headers.get('retry-after'), '5');
+    assert.deepEqual(noModel.body, { error: { message: 'No healthy services available', type: 'server_error', param: null, code: 'no_healthy_backend' } });
     const h = await http('GET', `${router.url}/health`);
     assert.equal(h.body.status, 'running');
     assert.equal(h.body.message, 'No healthy services available');

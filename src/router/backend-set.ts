@@ -1,6 +1,16 @@
 import { Backend, type BackendSpec, type PoolOptions } from './backend.js';
 
 /**
+ * How long a model whose last backend left still counts as existing: an engine being restarted
+ * deregisters and comes back within minutes, and its clients should be told to retry (503), not
+ * that the model does not exist (404).
+ */
+export const MODEL_MEMORY_MS = 10 * 60_000;
+
+/** Whether a model exists here: served now, served until recently, unknown, or not known yet. */
+export type ModelPresence = 'served' | 'recent' | 'unknown' | 'undetermined';
+
+/**
  * The router's view of its backends, in a stable order (by name) so that routing never depends on
  * hash-map iteration order. Candidate lists per model are rebuilt only when membership changes.
  */
@@ -8,7 +18,15 @@ export class BackendSet {
   private readonly byName = new Map<string, Backend>();
   private ordered: Backend[] = [];
   private byModel = new Map<string, Backend[]>();
+  /** Models that lost their last backend, with when (pruned after MODEL_MEMORY_MS). */
+  private readonly goneModels = new Map<string, number>();
   private readonly listeners: Array<(all: Backend[]) => void> = [];
+  private readonly downListeners: Array<(backend: Backend, reason: string) => void> = [];
+  /**
+   * Whether membership is known: false until discovery has listed the registry once (a router
+   * that never reached its registry cannot say that a model does not exist).
+   */
+  complete = true;
 
   constructor(private readonly poolOptions: PoolOptions) {}
 
@@ -29,6 +47,15 @@ export class BackendSet {
     this.listeners.push(listener);
   }
 
+  /** Called when a backend is declared dead: removed, or its health check got no answer at all. */
+  onDown(listener: (backend: Backend, reason: string) => void): void {
+    this.downListeners.push(listener);
+  }
+
+  declareDown(backend: Backend, reason: string): void {
+    for (const l of this.downListeners) l(backend, reason);
+  }
+
   upsert(spec: BackendSpec): Backend {
     const existing = this.byName.get(spec.name);
     if (existing) {
@@ -43,11 +70,12 @@ export class BackendSet {
     return backend;
   }
 
-  remove(name: string): Backend | undefined {
+  remove(name: string, reason = 'removed'): Backend | undefined {
     const backend = this.byName.get(name);
     if (!backend) return undefined;
     this.byName.delete(name);
     this.rebuild();
+    this.declareDown(backend, reason);
     void backend.close();
     return backend;
   }
@@ -56,6 +84,14 @@ export class BackendSet {
   serving(model: string | undefined): readonly Backend[] {
     if (model === undefined) return this.ordered;
     return this.byModel.get(model) ?? [];
+  }
+
+  /** Whether `model` exists here (see ModelPresence), for choosing between 404 and 503. */
+  presence(model: string, now: number): ModelPresence {
+    if (this.byModel.has(model)) return 'served';
+    if (!this.complete) return 'undetermined';
+    const gone = this.goneModels.get(model);
+    return gone !== undefined && now - gone < MODEL_MEMORY_MS ? 'recent' : 'unknown';
   }
 
   /** Routable candidates for a model, minus already-tried backends. */
@@ -79,6 +115,9 @@ export class BackendSet {
         list.push(b);
       }
     }
+    const now = Date.now();
+    for (const m of this.byModel.keys()) if (!byModel.has(m)) this.goneModels.set(m, now);
+    for (const [m, at] of this.goneModels) if (byModel.has(m) || now - at >= MODEL_MEMORY_MS) this.goneModels.delete(m);
     this.byModel = byModel;
     for (const l of this.listeners) l(this.ordered);
   }

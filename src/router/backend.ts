@@ -58,7 +58,12 @@ export class Backend {
   ejectedUntil = 0;
   ejections = 0;
   consecutiveFailures = 0;
-  lastSeen = Date.now();
+  /**
+   * When a full registry listing first lacked this backend (undefined while listed). Only a
+   * listing can make a backend missing: a live change feed is exact, and an unreachable registry
+   * says nothing, so neither ages it.
+   */
+  missingSince: number | undefined = undefined;
 
   requestCount = 0;
   errorCount = 0;

@@ -5,6 +5,7 @@ import { listen } from '../common/listen.js';
 import { createLogger } from '../common/log.js';
 import { onShutdownSignal } from '../common/shutdown.js';
 import { BackendSet } from './backend-set.js';
+import { ERROR_FORMATS, RouterErrors, type ErrorFormat } from './errors.js';
 import { HealthChecker } from './health-checker.js';
 import { RouterMetrics } from './metrics.js';
 import { POLICIES, createPolicy } from './policies/index.js';
@@ -15,6 +16,9 @@ import { loadStaticServices } from './static-services.js';
 import { onPrimaryStop, runPrimary } from './workers.js';
 
 const isPrimary = cluster.isPrimary;
+
+/** The drop-in binary answers errors exactly as the original did; `infini-svc router` as OpenAI does. */
+const COMPAT_BINARY = 'infini-router';
 
 export function routerSpec(name: string): CommandSpec {
   return {
@@ -38,6 +42,13 @@ export function routerSpec(name: string): CommandSpec {
       'max-body': { type: 'string', default: '32MiB', metavar: 'BYTES', help: 'largest request body (suffixes KiB, MiB)' },
       'max-connections': { type: 'string', default: '16384', metavar: 'N', help: 'cap on client connections' },
       'drain-timeout': { type: 'string', default: '30', metavar: 'SECONDS', help: 'how long shutdown waits for in-flight requests' },
+      'error-format': {
+        type: 'string',
+        default: name === COMPAT_BINARY ? 'original' : 'openai',
+        env: 'ROUTER_ERROR_FORMAT',
+        metavar: 'FORMAT',
+        help: `errors the router produces: openai (OpenAI's shape; unknown model 404) or original (the original's codes and {"error": "..."} strings; default of ${COMPAT_BINARY})`,
+      },
       workers: { type: 'string', default: '1', metavar: 'N', help: 'router processes sharing the port (each balances on its own; /metrics is aggregated, /stats is per worker)' },
     },
     epilog:
@@ -90,6 +101,8 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const policyName = String(values.policy);
     if (!POLICIES[policyName]) throw new UsageError(`--policy: unknown policy '${policyName}' (expected one of ${Object.keys(POLICIES).join(', ')})`);
     const maxErrors = numberOption(values, 'max-errors', { integer: true, min: 1, max: 1000 });
+    const errorFormat = String(values['error-format']) as ErrorFormat;
+    if (!ERROR_FORMATS.includes(errorFormat)) throw new UsageError(`--error-format: expected one of ${ERROR_FORMATS.join(', ')}, got '${errorFormat}'`);
     const workers = numberOption(values, 'workers', { integer: true, min: 1, max: 256 });
     if (workers > 1 && isPrimary) {
       if (values['static-services']) loadStaticServices(String(values['static-services'])); // refuse a bad file before forking
@@ -108,11 +121,13 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const policy = createPolicy(policyName, { sizeThresholdBytes });
     backends.onChange((all) => policy.onBackendsChanged?.(all));
     policy.onBackendsChanged?.(backends.all);
-    const proxy = new Proxy(backends, policy, { maxErrors, maxAttempts: 3, totalTimeoutMs, log });
-    const metrics = new RouterMetrics(backends, () => proxy.inFlight, proxy.routerErrors);
+    const errors = new RouterErrors(errorFormat);
+    const proxy = new Proxy(backends, policy, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log });
+    const metrics = new RouterMetrics(backends, () => proxy.inFlight, errors.counts);
     const api = new RouterServer({
       backends,
       proxy,
+      errors,
       metrics,
       registryUrl,
       maxBodyBytes: parseBytes(String(values['max-body']), 'max-body'),

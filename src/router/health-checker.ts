@@ -85,10 +85,12 @@ export class HealthChecker {
     }
     const ok = is2xx(status);
     b.checkSeconds = (performance.now() - started) / 1000;
-    if (ok !== b.checkOk) this.log.info({ backend: b.name, ok }, ok ? 'backend check passes' : 'backend check fails');
+    if (ok !== b.checkOk) this.log.info({ backend: b.name, ok, status }, ok ? 'backend check passes' : 'backend check fails');
     b.checkOk = ok;
     if (ok && b.ejectedUntil > 0) b.endEjection();
     if (!ok) b.errorCount++;
+    // No HTTP answer at all, from the babysitter nor the backend: dead, not merely "not ready" (503).
+    if (typeof status !== 'number' && this.backends.get(b.name) === b) this.backends.declareDown(b, 'no answer to the health check');
     return ok;
   }
 }

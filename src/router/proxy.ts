@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { sendError } from '../common/http-json.js';
 import { SlotList } from '../common/slot-list.js';
 import type { Http1Response } from '../common/http1/response.js';
 import type { Http1Request } from '../common/http1/server.js';
 import type { Logger } from '../common/log.js';
 import type { Backend } from './backend.js';
 import type { BackendSet } from './backend-set.js';
+import { routerError, type RouterError, type RouterErrors } from './errors.js';
 import { downstreamResponseHeaders, upstreamHeaderLines } from './headers.js';
 import type { Policy } from './policies/policy.js';
 import type { RequestInfo } from './request-info.js';
@@ -18,6 +18,7 @@ export interface ProxyOptions {
   maxAttempts: number;
   /** Total time from dispatch to the end of the body (PROXY_TIMEOUT_SECONDS). */
   totalTimeoutMs: number;
+  errors: RouterErrors;
   log: Logger;
 }
 
@@ -41,16 +42,24 @@ function classify(err: Error): FailureKind {
   return 'other';
 }
 
-const ERROR_MESSAGES: Record<FailureKind, [number, string]> = {
-  connect: [503, 'Service unavailable - connection refused'],
-  timeout: [504, 'Service timeout'],
-  other: [502, 'Bad gateway - error communicating with service'],
+const FAILURE_ERRORS: Record<FailureKind, () => RouterError> = {
+  connect: routerError.upstreamUnavailable,
+  timeout: routerError.upstreamTimeout,
+  other: routerError.upstreamFailed,
 };
 
 class TotalTimeoutError extends Error {
   readonly code = 'ROUTER_TOTAL_TIMEOUT';
   constructor() {
     super('total proxy timeout exceeded');
+  }
+}
+
+/** The backend was declared dead while the attempt waited for its answer: retried elsewhere. */
+class BackendDownError extends Error {
+  readonly code = 'ROUTER_BACKEND_DOWN';
+  constructor(reason: string) {
+    super(`backend declared down: ${reason}`);
   }
 }
 
@@ -78,8 +87,6 @@ interface Exchange {
 export class Proxy {
   /** Attempts in flight, swept for the total timeout (one timer for all instead of one each). */
   private readonly active = new SlotList<Attempt>();
-  /** Error answers generated here, by status (exported as metrics). */
-  readonly routerErrors = new Map<number, number>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
@@ -90,6 +97,7 @@ export class Proxy {
     const every = Math.max(50, Math.min(1000, opts.totalTimeoutMs / 4));
     this.sweeper = setInterval(() => this.sweep(), every);
     this.sweeper.unref();
+    backends.onDown((b, reason) => this.backendDown(b, reason));
   }
 
   get inFlight(): number {
@@ -125,9 +133,11 @@ export class Proxy {
     const candidates = this.backends.candidates(ex.info.model, now, ex.tried);
     const backend = ex.attempts < this.opts.maxAttempts ? this.policy.select(candidates, ex.info) : undefined;
     if (!backend) {
-      if (lastFailure !== undefined) return this.fail(ex.res, ...ERROR_MESSAGES[lastFailure]);
+      if (lastFailure !== undefined) return this.fail(ex.res, FAILURE_ERRORS[lastFailure]());
       const model = ex.info.model;
-      return this.fail(ex.res, 503, model !== undefined ? `No healthy services available for model '${model}'` : 'No healthy services available');
+      // no backend lists the model, nor did lately: it does not exist here (404); else none is routable now (503)
+      if (model !== undefined && this.backends.presence(model, now) === 'unknown') return this.fail(ex.res, routerError.modelNotFound(model));
+      return this.fail(ex.res, routerError.noHealthyBackend(model));
     }
     ex.attempts++;
     backend.requestCount++;
@@ -155,16 +165,15 @@ export class Proxy {
       return;
     }
     if (!ex.res.headersSent) {
-      this.fail(ex.res, ...ERROR_MESSAGES[failure]);
+      this.fail(ex.res, FAILURE_ERRORS[failure]());
     } else {
       // The answer had started: cut the client off so it sees an incomplete body, never a clean end.
       ex.res.destroy();
     }
   }
 
-  fail(res: Http1Response, status: number, message: string): void {
-    this.routerErrors.set(status, (this.routerErrors.get(status) ?? 0) + 1);
-    sendError(res, status, message);
+  fail(res: Http1Response, err: RouterError): void {
+    this.opts.errors.send(res, err);
   }
 
   /** Counts a failed attempt; enough consecutive ones eject the backend for a while. */
@@ -172,6 +181,22 @@ export class Proxy {
     if (backend.recordFailure(this.opts.maxErrors, Date.now())) {
       this.opts.log.warn({ backend: backend.name, until: new Date(backend.ejectedUntil).toISOString() }, 'backend ejected after consecutive failures');
     }
+  }
+
+  /**
+   * A backend was declared dead (deregistered, gone from the registry, or no answer to the health
+   * check): its attempts that have received no response byte are retried elsewhere at once rather
+   * than waiting for a timeout (the engine is restarted, so their work is lost anyway). Answers
+   * already streaming go on for as long as the connection does.
+   */
+  backendDown(backend: Backend, reason: string): void {
+    let moved = 0;
+    this.active.forEachBackwards((a) => {
+      if (a.backend !== backend || a.hasResponded) return;
+      moved++;
+      a.abort(new BackendDownError(reason));
+    });
+    if (moved > 0) this.opts.log.warn({ backend: backend.name, reason, requests: moved }, 'backend down: retrying its waiting requests elsewhere');
   }
 
   private sweep(): void {
@@ -210,6 +235,11 @@ class Attempt implements UpstreamHandler {
 
   abort(err?: Error): void {
     if (!this.done) this.conn?.abort(this, err);
+  }
+
+  /** Whether any of the answer arrived (then it can no longer be retried). */
+  get hasResponded(): boolean {
+    return this.responded;
   }
 
   onHeaders(head: ResponseHead, conn: UpstreamConnection): void {

@@ -49,10 +49,15 @@ function toSpec(r: RecordLike): BackendSpec | undefined {
 /**
  * Discovery from the registry. Follows the change feed (`GET /services` for a snapshot with its
  * index, then `GET /events?since=index`); a registry without one (the original) is detected once and
- * polled with `GET /services?healthy=true` every sync interval. While the registry is unreachable
- * the last known list keeps serving. A service missing from a listing keeps its state until the
- * grace period has passed since it was last listed, then is removed; an explicit deregistration
- * (a `delete` event) removes it at once. Static services are never touched.
+ * polled with `GET /services?healthy=true` every sync interval.
+ *
+ * What "seen" means: a live feed is exact membership (puts add, deletes remove at once; heartbeats
+ * make no events and need none), so a backend followed by the feed never ages. Only a full listing
+ * (the snapshot before following, a relist after a reset or reconnect, each poll) can show that a
+ * backend is missing; it keeps its state for the grace period from the first listing that lacked
+ * it, then is removed, unless a listing or event names it again. While the registry is
+ * unreachable nothing is listed, so the last known list keeps serving however long the outage.
+ * Static services are never touched.
  */
 export class RegistryWatcher {
   mode: 'feed' | 'poll' | 'unknown' = 'unknown';
@@ -72,6 +77,7 @@ export class RegistryWatcher {
     private readonly opts: WatcherOptions,
   ) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
+    backends.complete = false;
   }
 
   /** Starts discovery; resolves after the first listing attempt so start-up can route at once. */
@@ -150,7 +156,8 @@ export class RegistryWatcher {
     if (!body || !Array.isArray(body.services)) throw new Error('registry answered GET /services without a services array');
     this.reachable = true;
     if (!Number.isSafeInteger(body.index)) return undefined;
-    this.reconcile(body.services as RecordLike[], Date.now());
+    this.reconcile(body.services as RecordLike[], Date.now(), false);
+    this.backends.complete = true;
     firstDone();
     return body.index as number;
   }
@@ -159,18 +166,31 @@ export class RegistryWatcher {
     const body = await this.fetchJson('/services?healthy=true');
     if (!body || !Array.isArray(body.services)) throw new Error('registry answered without a services array');
     this.reachable = true;
-    this.reconcile(body.services as RecordLike[], Date.now());
+    this.reconcile(body.services as RecordLike[], Date.now(), true);
+    this.backends.complete = true;
   }
 
-  /** Applies a full listing: listed services are upserted, missing ones age towards removal. */
-  private reconcile(records: RecordLike[], now: number): void {
-    for (const r of records) this.apply(r, now);
-    // Services missing from the listing age by lastSeen until removeVanished takes them.
+  /**
+   * Applies a full listing: listed services are upserted, missing ones start their grace period.
+   * A poll lists healthy records only, so there a missing backend is also no longer routable;
+   * a full listing may lack one the registry lost (a memory-only restart), which keeps serving.
+   */
+  private reconcile(records: RecordLike[], now: number, healthyOnly: boolean): void {
+    const listed = new Set<string>();
+    for (const r of records) {
+      if (typeof r.name === 'string') listed.add(r.name);
+      this.apply(r);
+    }
+    for (const b of this.backends.all) {
+      if (b.pinned || listed.has(b.name)) continue;
+      b.missingSince ??= now;
+      if (healthyOnly) b.listedHealthy = false;
+    }
     this.removeVanished(now);
   }
 
   /** Upserts one record (or forgets it if it is not routable any more). */
-  private apply(r: RecordLike, now: number): void {
+  private apply(r: RecordLike): void {
     const spec = toSpec(r);
     if (!spec) {
       if (typeof r.name === 'string') this.forget(r.name);
@@ -180,7 +200,7 @@ export class RegistryWatcher {
     if (existing?.isStatic) return;
     const b = this.backends.upsert(spec);
     b.listedHealthy = r.is_healthy === undefined ? true : r.is_healthy === true;
-    b.lastSeen = now;
+    b.missingSince = undefined;
     if (!existing) this.opts.log.info({ backend: b.name, url: b.url, models: b.models }, 'backend discovered');
   }
 
@@ -188,17 +208,16 @@ export class RegistryWatcher {
   private forget(name: string): void {
     const b = this.backends.get(name);
     if (!b || b.isStatic) return;
-    this.backends.remove(name);
+    this.backends.remove(name, 'deregistered');
     this.opts.log.info({ backend: name }, 'backend removed');
   }
 
+  /** Removes backends missing from listings for the whole grace period. */
   private removeVanished(now: number): void {
     for (const b of [...this.backends.all]) {
-      if (b.pinned) continue;
-      if (now - b.lastSeen >= this.opts.graceMs) {
-        this.backends.remove(b.name);
-        this.opts.log.info({ backend: b.name, absent_s: Math.round((now - b.lastSeen) / 1000) }, 'backend removed after grace period');
-      }
+      if (b.pinned || b.missingSince === undefined || now - b.missingSince < this.opts.graceMs) continue;
+      this.backends.remove(b.name, 'missing from the registry');
+      this.opts.log.info({ backend: b.name, absent_s: Math.round((now - b.missingSince) / 1000) }, 'backend removed after grace period');
     }
   }
 
@@ -237,16 +256,16 @@ export class RegistryWatcher {
           this.feedAbort.abort();
           return;
         }
-        this.onEvent(event, Date.now());
+        this.onEvent(event);
       }
     }
     throw new Error('registry change feed closed');
   }
 
-  private onEvent(event: FeedEvent, now: number): void {
+  private onEvent(event: FeedEvent): void {
     const r = event.service;
     if (!r || typeof r.name !== 'string') return;
     if (event.type === 'delete') this.forget(r.name);
-    else this.apply(r, now);
+    else this.apply(r);
   }
 }

@@ -1,9 +1,10 @@
 import type { Server } from 'node:net';
-import { sendError, sendJson } from '../common/http-json.js';
+import { sendJson } from '../common/http-json.js';
 import type { Http1Response } from '../common/http1/response.js';
 import { Http1Server, type Http1Request } from '../common/http1/server.js';
 import type { Logger } from '../common/log.js';
 import type { BackendSet } from './backend-set.js';
+import { routerError, type RouterErrors } from './errors.js';
 import type { RouterMetrics } from './metrics.js';
 import { aggregateModels } from './model-catalog.js';
 import type { Proxy } from './proxy.js';
@@ -13,6 +14,7 @@ import { clusterMetrics, isWorker, workerId } from './workers.js';
 export interface RouterServerOptions {
   backends: BackendSet;
   proxy: Proxy;
+  errors: RouterErrors;
   metrics: RouterMetrics;
   registryUrl: string | null;
   maxBodyBytes: number;
@@ -32,7 +34,8 @@ export class RouterServer {
     this.http = new Http1Server((req, res) => this.handle(req, res), {
       maxBodyBytes: opts.maxBodyBytes,
       tooLargeMessage: (limit) => `request body exceeds --max-body (${limit} bytes)`,
-      onError: (status) => opts.proxy.routerErrors.set(status, (opts.proxy.routerErrors.get(status) ?? 0) + 1),
+      errorBody: opts.errors.protocolBody,
+      onError: (status) => opts.errors.count(status),
     });
     this.http.server.maxConnections = opts.maxConnections;
     const health: LocalHandler = (res) => this.health(res);
@@ -60,7 +63,7 @@ export class RouterServer {
     const local = this.local.get(path);
     if (local !== undefined) {
       if (req.method === 'GET' || req.method === 'HEAD') return local(res);
-      return sendError(res, 405, `method ${req.method} not allowed on ${path}`, { allow: 'GET, HEAD' });
+      return this.opts.errors.send(res, routerError.methodNotAllowed(req.method, path), { allow: 'GET, HEAD' });
     }
     this.opts.proxy.handle(req, res, this.routingInfo(req));
   }
@@ -113,7 +116,7 @@ export class RouterServer {
         res.writeHead(200, { 'content-type': this.opts.metrics.registry.contentType, 'content-length': Buffer.byteLength(body) });
         res.end(body);
       },
-      (err: Error) => sendError(res, 503, `metrics unavailable: ${err.message}`),
+      (err: Error) => this.opts.errors.send(res, routerError.metricsUnavailable(err.message)),
     );
   }
 

@@ -11,6 +11,15 @@ import { dirname, join } from 'node:path';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+/** A compatibility binary (`infini-router`, ...) as installed by npm, for tests of drop-in behaviour. */
+export const compatBinary = (name: 'infini-registry' | 'infini-router' | 'infini-babysitter'): string => join(ROOT, 'dist', 'bin', `${name}.js`);
+
+/** How to start a service: `entry` is the script to run (default: the `infini-svc` CLI). */
+export interface SpawnOptions {
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  entry?: string;
+}
 
 export interface LogLine {
   level?: string;
@@ -111,9 +120,9 @@ after(async () => {
   await Promise.all([...started].map((s) => s.stop('SIGKILL')));
 });
 
-/** Spawns `node dist/src/cli.js <args>` in its own process group. */
-export function spawnCli(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string } = {}): RunningService {
-  const proc = spawn(process.execPath, [CLI, ...args], {
+/** Spawns `node dist/src/cli.js <args>` (or `opts.entry`) in its own process group. */
+export function spawnCli(args: string[], opts: SpawnOptions = {}): RunningService {
+  const proc = spawn(process.execPath, [opts.entry ?? CLI, ...args], {
     cwd: opts.cwd ?? ROOT,
     env: { ...process.env, LOG_LEVEL: 'info', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -126,7 +135,7 @@ export function spawnCli(args: string[], opts: { env?: Record<string, string | u
 }
 
 /** Spawns a service with `--port 0`-style args and waits for its "listening" line to learn the port. */
-export async function startService(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string } = {}): Promise<RunningService> {
+export async function startService(args: string[], opts: SpawnOptions = {}): Promise<RunningService> {
   const svc = spawnCli(args, opts);
   const line = await svc.waitForLog((l) => typeof l.msg === 'string' && l.msg.includes('listening') && typeof l.port === 'number');
   svc.port = line.port!;
@@ -134,7 +143,7 @@ export async function startService(args: string[], opts: { env?: Record<string, 
 }
 
 /** A memory-only registry on 127.0.0.1 and an ephemeral port, with extra flags. */
-export function startRegistry(extra: string[] = [], opts: { env?: Record<string, string | undefined>; cwd?: string } = {}): Promise<RunningService> {
+export function startRegistry(extra: string[] = [], opts: SpawnOptions = {}): Promise<RunningService> {
   return startService(['registry', '--port', '0', '--host', '127.0.0.1', '--no-persist', ...extra], opts);
 }
 

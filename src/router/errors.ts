@@ -1,0 +1,79 @@
+import type { JsonResponder } from '../common/http-json.js';
+import { errorType, openAIErrorBody, protocolErrorBody } from '../common/openai-error.js';
+
+/**
+ * How the router words the errors it produces itself: `openai` (OpenAI's shape, so the official
+ * SDKs raise the right exception, e.g. NotFoundError for an unknown model) or `original` (the
+ * original router's exact statuses and `{"error": "<string>"}` bodies, for drop-in deployments).
+ */
+export const ERROR_FORMATS = ['openai', 'original'] as const;
+export type ErrorFormat = (typeof ERROR_FORMATS)[number];
+
+/** Seconds a client is told to wait when a model's backends exist but none is routable right now. */
+export const NO_BACKEND_RETRY_AFTER_S = 5;
+
+/** One error the router answers by itself. */
+export interface RouterError {
+  status: number;
+  message: string;
+  /** OpenAI `code`; null where OpenAI has none. */
+  code: string | null;
+  param?: string | null;
+  /** The original's status where it differs (an unknown model was 503 there). */
+  originalStatus?: number;
+  /** Sent as Retry-After (openai format only: the original sent none). */
+  retryAfterS?: number;
+}
+
+/** Builders of the router's errors; messages keep the original's text. */
+export const routerError = {
+  /** No backend lists the model at all: the client asked for something that does not exist. */
+  modelNotFound: (model: string): RouterError => ({
+    status: 404,
+    originalStatus: 503,
+    message: `No healthy services available for model '${model}'`,
+    code: 'model_not_found',
+    param: 'model',
+  }),
+  /** Backends exist (for the model, or at all) but none is routable now: try again shortly. */
+  noHealthyBackend: (model: string | undefined): RouterError => ({
+    status: 503,
+    message: model !== undefined ? `No healthy services available for model '${model}'` : 'No healthy services available',
+    code: 'no_healthy_backend',
+    retryAfterS: NO_BACKEND_RETRY_AFTER_S,
+  }),
+  upstreamUnavailable: (): RouterError => ({ status: 503, message: 'Service unavailable - connection refused', code: 'upstream_unavailable' }),
+  upstreamTimeout: (): RouterError => ({ status: 504, message: 'Service timeout', code: 'upstream_timeout' }),
+  upstreamFailed: (): RouterError => ({ status: 502, message: 'Bad gateway - error communicating with service', code: 'upstream_error' }),
+  methodNotAllowed: (method: string, path: string): RouterError => ({ status: 405, message: `method ${method} not allowed on ${path}`, code: 'method_not_allowed' }),
+  metricsUnavailable: (why: string): RouterError => ({ status: 503, message: `metrics unavailable: ${why}`, code: 'metrics_unavailable' }),
+};
+
+/** Writes the router's own errors in the configured format and counts them by status (metrics). */
+export class RouterErrors {
+  /** Error answers produced by the router itself, by status sent. */
+  readonly counts = new Map<number, number>();
+
+  constructor(readonly format: ErrorFormat) {}
+
+  send(res: JsonResponder, err: RouterError, headers: Record<string, string> = {}): void {
+    const openai = this.format === 'openai';
+    const status = openai ? err.status : (err.originalStatus ?? err.status);
+    this.count(status);
+    const body = openai
+      ? openAIErrorBody({ status, message: err.message, type: errorType(status), code: err.code, param: err.param ?? null })
+      : JSON.stringify({ error: err.message });
+    const extra: Record<string, string> = { ...headers };
+    if (openai && err.retryAfterS !== undefined) extra['retry-after'] = String(err.retryAfterS);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...extra });
+    res.end(body);
+  }
+
+  count(status: number): void {
+    this.counts.set(status, (this.counts.get(status) ?? 0) + 1);
+  }
+
+  /** Body of the HTTP server's protocol errors (400 malformed, 413, 431, ...). */
+  readonly protocolBody = (status: number, message: string): string =>
+    this.format === 'openai' ? protocolErrorBody(status, message) : JSON.stringify({ error: message });
+}
