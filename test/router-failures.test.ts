@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { describe, it } from 'node:test';
-import { freePortPair, http, metric, readSse, servedBy, startMocks, startService, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
+import { freePortPair, http, metric, readSse, servedBy, startMocks, startRegistry, startService, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
 
 const chat = (extra: Record<string, unknown> = {}) => ({ model: 'm', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, ...extra });
 const requestsServed = async (mocks: RunningService[]) => {
@@ -209,6 +209,96 @@ describe('router: health, ejection and recovery', () => {
     assert.equal(r.status, 200);
     assert.equal(servedBy(r.body), 'late');
     await stopAll(router, late);
+  });
+});
+
+/**
+ * A hung engine: takes requests and never answers them, except streams, which it answers slowly
+ * (40 chunks, 50 ms apart); its /health answers until `freeze()`.
+ */
+async function hangingBackend(): Promise<{ server: Server; port: number; received: string[]; freeze: () => void }> {
+  const received: string[] = [];
+  let frozen = false;
+  const server = createServer((req, res) => {
+    if (req.url === '/health') {
+      if (frozen) return;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"status":"ok"}');
+      return;
+    }
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      if (req.method !== 'POST') return; // the router's fallback checks (GET /v1/models): no answer either
+      if (!body.includes('"stream":true')) return void received.push(req.url ?? ''); // no answer, ever
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      let n = 0;
+      const timer = setInterval(() => {
+        if (++n <= 40) return void res.write(`data: {"n":${n}}\n\n`);
+        clearInterval(timer);
+        res.end('data: [DONE]\n\n');
+      }, 50);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as { port: number }).port, received, freeze: () => (frozen = true) };
+}
+
+describe('router: a backend declared dead', () => {
+  it('retries a request waiting on a deregistered backend elsewhere at once', async () => {
+    const hang = await hangingBackend();
+    const reg = await startRegistry();
+    const record = (name: string, port: number) => ({ name, host: '127.0.0.1', port, hostname: '127.0.0.1', url: `http://127.0.0.1:${port}`, status: 'running', metadata: { type: 'openai-api', models: ['m'] } });
+    assert.equal((await http('POST', `${reg.url}/services`, { body: record('hung-server', hang.port) })).status, 201);
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--registry-url', reg.url, '--health-interval', '3600']);
+    await waitFor(async () => (await http('GET', `${router.url}/services`)).body.services.some((s: any) => s.healthy), 'hung backend discovered');
+    const pending = http('POST', `${router.url}/v1/chat/completions`, { body: chat() });
+    await waitFor(() => hang.received.length === 1, 'the request reached the hung backend');
+    const mock = (await startMocks([{ models: 'm', name: 'alive' }]))[0]!;
+    await http('POST', `${reg.url}/services`, { body: record('alive', mock.port) });
+    // the babysitter deregisters a backend it declared hung (or that exited)
+    assert.equal((await http('DELETE', `${reg.url}/services/hung-server`)).status, 200);
+    const r = await pending;
+    assert.equal(r.status, 200);
+    assert.equal(servedBy(r.body), 'alive');
+    assert.equal(hang.received.length, 1, 'sent to the dead backend once');
+    await waitFor(() => router.logs.some((l) => l.msg === 'backend down: retrying its waiting requests elsewhere' && l.reason === 'deregistered'), 'logged');
+    await stopAll(router, reg, mock);
+    hang.server.closeAllConnections();
+    hang.server.close();
+  });
+
+  it('retries waiting requests elsewhere when the health check gets no answer, and keeps a stream that started', async () => {
+    const hang = await hangingBackend();
+    const mocks = await startMocks([{ models: 'm', name: 'alive' }]);
+    const file = await writeStaticServices([
+      { name: 'a-hung', port: hang.port, models: ['m', 'hung-only'] },
+      { name: 'b-alive', port: mocks[0]!.port, models: ['m'] },
+    ]);
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', file, '--health-interval', '0.3', '--health-timeout', '0.3']);
+    await waitFor(async () => (await http('GET', `${router.url}/services`)).body.services.every((s: any) => s.healthy), 'both routable');
+    // a stream under way on the backend that will hang
+    const stream = readSse(`${router.url}/v1/chat/completions`, { model: 'hung-only', messages: [], stream: true });
+    // a request waiting for its answer there (round robin: at most two tries to land one on it)
+    let waiting: Promise<any> | undefined;
+    while (hang.received.length === 0) {
+      const r = http('POST', `${router.url}/v1/chat/completions`, { body: chat() });
+      const landed = await Promise.race([r.then(() => false), waitFor(() => hang.received.length === 1, 'hung request', 2000).then(() => true)]);
+      if (landed) waiting = r;
+    }
+    hang.freeze();
+    const r = await waiting!;
+    assert.equal(r.status, 200);
+    assert.equal(servedBy(r.body), 'alive');
+    assert.equal(hang.received.length, 1);
+    const s = await stream;
+    assert.equal(s.status, 200);
+    assert.ok(s.done && s.events.length === 40, 'the stream that had started was not cut');
+    const hung = (await http('GET', `${router.url}/services`)).body.services.find((x: any) => x.name === 'a-hung');
+    assert.equal(hung.check_ok, false);
+    await stopAll(router, ...mocks);
+    hang.server.closeAllConnections();
+    hang.server.close();
   });
 });
 
