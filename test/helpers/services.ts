@@ -4,13 +4,47 @@
  * its process group when the test file ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
+
+/**
+ * Tests run the compiled services: a test file started on its own after a source change would
+ * test yesterday's code and pass or fail for the wrong reason. Every source file's build must be
+ * at least as new as the source (npm test builds first; `npm run build` does it by hand).
+ */
+function assertBuildFresh(): void {
+  const stale: string[] = [];
+  const walk = (dir: string): void => {
+    let entries;
+    try {
+      entries = readdirSync(join(ROOT, dir), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const rel = join(dir, e.name);
+      if (e.isDirectory()) walk(rel);
+      else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) {
+        const built = join(ROOT, 'dist', rel.replace(/\.ts$/, '.js'));
+        let builtMs = 0;
+        try {
+          builtMs = statSync(built).mtimeMs;
+        } catch {
+          // never built
+        }
+        if (builtMs < statSync(join(ROOT, rel)).mtimeMs) stale.push(rel);
+      }
+    }
+  };
+  for (const dir of ['src', 'bin', 'bench']) walk(dir);
+  if (stale.length > 0) throw new Error(`dist/ is older than ${stale.slice(0, 3).join(', ')}${stale.length > 3 ? ` and ${stale.length - 3} more` : ''}: run \`npm run build\` first (npm test does)`);
+}
+assertBuildFresh();
 /** A compatibility binary (`infini-router`, ...) as installed by npm, for tests of drop-in behaviour. */
 export const compatBinary = (name: 'infini-registry' | 'infini-router' | 'infini-babysitter'): string => join(ROOT, 'dist', 'bin', `${name}.js`);
 
@@ -337,24 +371,55 @@ export async function readSse(url: string, body: unknown, headers: Record<string
   return { status: res.status, events, times, done };
 }
 
+/**
+ * Where fixed test ports come from: below the kernel's ephemeral range, so that no `--port 0`
+ * service, outgoing connection or other test's bind(0) can take a port between our check and the
+ * service's bind. Random within the range, and never the same twice in one process.
+ */
+function testPortRange(): [number, number] {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: the usual default
+  }
+  return low > 11_024 ? [low - 10_000, low - 2] : [1024, low - 2];
+}
+const handedOut = new Set<number>();
+
 /** A port P such that P and P+1 are both free now (a backend and its babysitter). */
 export async function freePortPair(): Promise<number> {
   const { createServer } = await import('node:net');
-  const bind = (port: number) =>
-    new Promise<import('node:net').Server | undefined>((resolve) => {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
       const s = createServer();
-      s.once('error', () => resolve(undefined));
-      s.listen(port, '127.0.0.1', () => resolve(s));
+      s.once('error', () => resolve(false));
+      s.listen(port, '0.0.0.0', () => s.close(() => resolve(true)));
     });
-  for (let i = 0; i < 50; i++) {
-    const first = await bind(0);
-    const port = (first!.address() as import('node:net').AddressInfo).port;
-    const second = port < 65535 ? await bind(port + 1) : undefined;
-    first!.close();
-    second?.close();
-    if (second) return port;
+  const [low, high] = testPortRange();
+  for (let i = 0; i < 200; i++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (handedOut.has(port) || handedOut.has(port + 1) || handedOut.has(port - 1)) continue;
+    if ((await free(port)) && (await free(port + 1))) {
+      handedOut.add(port);
+      return port;
+    }
   }
   throw new Error('no free port pair');
+}
+
+/**
+ * Starts something on a fresh port pair, and on another pair if it reports the port in use (a
+ * concurrent test took it between our check and its bind).
+ */
+export async function onFreePortPair<T>(start: (port: number) => Promise<T>, tries = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await start(await freePortPair());
+    } catch (err) {
+      if (i >= tries || !/already in use|EADDRINUSE/.test(String((err as Error)?.message ?? err))) throw err;
+    }
+  }
 }
 
 export const FAKE_BACKEND = join(ROOT, 'test', 'fixtures', 'fake-backend.mjs');
