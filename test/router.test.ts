@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { http, pidAlive, readSse, servedBy, spawnCli, startMocks, startService, tempDir, writeStaticServices, type RunningService } from './helpers/services.js';
+import { freePortPair, http, pidAlive, readSse, servedBy, spawnCli, startMocks, startService, tempDir, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
 
 const chat = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, ...extra });
 
@@ -283,12 +283,33 @@ describe('router: --workers', () => {
     assert.ok(Number.isInteger(stats.worker) && Number.isInteger(stats.pid));
     process.kill(stats.pid, 'SIGKILL');
     await router.waitForLog((l) => l.msg === 'router worker died; forking a new one');
-    for (let i = 0; i < 5; i++) assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: chat('m') })).status, 200);
+    // Node's cluster drops its handles of a dead worker only after the exit event this line is
+    // logged from: a connection accepted in between is lost. Wait for the new worker instead.
     await router.waitForLog((l) => l.msg === 'router listening' && l.pid !== stats.pid && router.logs.filter((x) => x.msg === 'router listening').length >= 3);
+    for (let i = 0; i < 5; i++) assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: chat('m') })).status, 200);
     const pids = [...new Set(router.logs.filter((l) => l.msg === 'router listening').map((l) => l.pid as number))];
-    assert.equal((await router.stop('SIGTERM')).code, 0);
-    for (const pid of pids) assert.equal(pidAlive(pid), false);
+    const stopped = await router.stop('SIGTERM');
+    assert.deepEqual(stopped, { code: 0, signal: null }, router.stderrText.slice(-2000));
+    for (const pid of pids) assert.equal(pidAlive(pid), false, `worker ${pid} gone`);
     await Promise.all(mocks.map((m) => m.stop()));
+  });
+});
+
+describe('router: stopping workers that are still starting', () => {
+  it('stops at once on SIGTERM to the primary alone while its workers wait for the first registry listing', async () => {
+    // a registry that accepts and never answers: each worker's first listing waits up to 10 s
+    const { createServer } = await import('node:net');
+    const silent = createServer((s) => s.on('error', () => undefined));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const registryUrl = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    const port = await freePortPair();
+    const router = spawnCli(['router', '--router-port', String(port), '--host', '127.0.0.1', '--registry-url', registryUrl, '--workers', '2']);
+    await waitFor(async () => (await http('GET', `http://127.0.0.1:${port}/health`)).status === 200, 'a worker listens');
+    const t0 = Date.now();
+    process.kill(router.proc.pid!, 'SIGTERM'); // the primary only: the workers must be told by it
+    assert.deepEqual(await router.exited, { code: 0, signal: null }, router.stderrText.slice(-2000));
+    assert.ok(Date.now() - t0 < 8_000, `stopped in ${Date.now() - t0} ms, before the 10 s listing timeout`);
+    silent.close();
   });
 });
 

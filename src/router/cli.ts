@@ -106,7 +106,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const workers = numberOption(values, 'workers', { integer: true, min: 1, max: 256 });
     if (workers > 1 && isPrimary) {
       if (values['static-services']) loadStaticServices(String(values['static-services'])); // refuse a bad file before forking
-      runPrimary(workers, log);
+      runPrimary(workers, log, { drainMs: seconds('drain-timeout') });
       return;
     }
 
@@ -145,10 +145,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       : undefined;
 
     const bound = await listen(api.server, port, host, name);
-    await watcher?.start();
-    checker.start();
-    log.info({ port: bound, host, registry_url: registryUrl, static_services: backends.all.filter((b) => b.isStatic).length, policy: policyName }, 'router listening');
-
+    // stoppable from here on, also while the first registry listing is still under way
     const drainMs = seconds('drain-timeout');
     const stop = onShutdownSignal(log, async () => {
       await watcher?.stop();
@@ -159,5 +156,8 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       log.info('router stopped');
     });
     if (!isPrimary) onPrimaryStop(stop);
+    await watcher?.start();
+    checker.start();
+    log.info({ port: bound, host, registry_url: registryUrl, static_services: backends.all.filter((b) => b.isStatic).length, policy: policyName }, 'router listening');
   });
 }

@@ -65,6 +65,8 @@ export class RegistryWatcher {
   private reachable: boolean | undefined = undefined;
   private stopped = false;
   private feedAbort: AbortController | undefined;
+  /** Aborts a listing under way when discovery stops (a stop during start-up need not wait for it). */
+  private readonly stopAbort = new AbortController();
   private sleepTimer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
   private readonly baseUrl: string;
@@ -92,6 +94,7 @@ export class RegistryWatcher {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopAbort.abort();
     clearInterval(this.graceTimer);
     this.feedAbort?.abort();
     clearTimeout(this.sleepTimer);
@@ -142,7 +145,7 @@ export class RegistryWatcher {
   }
 
   private async fetchJson(path: string): Promise<any> {
-    const res = await fetch(`${this.baseUrl}${path}`, { headers: this.headers(), signal: AbortSignal.timeout(LIST_TIMEOUT_MS) });
+    const res = await fetch(`${this.baseUrl}${path}`, { headers: this.headers(), signal: AbortSignal.any([AbortSignal.timeout(LIST_TIMEOUT_MS), this.stopAbort.signal]) });
     if (!res.ok) {
       await res.body?.cancel().catch(() => undefined);
       throw new Error(`registry answered ${res.status} to GET ${path}`);

@@ -19,15 +19,19 @@ interface MetricsMessage {
  * primary re-forks a worker that dies, aggregates /metrics across workers, and on SIGINT/SIGTERM
  * asks every worker to drain and exits when all are gone.
  */
-export function runPrimary(workers: number, log: Logger): void {
+export function runPrimary(workers: number, log: Logger, opts: { drainMs: number }): void {
   const aggregator = new AggregatorRegistry();
   let stopping = false;
   let restarts = 0;
+  /** Workers that listen: they have their stop handlers; one still starting is simply terminated. */
+  const listening = new Set<number>();
   const fork = (): Worker => cluster.fork();
   for (let i = 0; i < workers; i++) fork();
   log.info({ workers }, 'router primary started its workers');
+  cluster.on('listening', (worker) => listening.add(worker.id));
 
   cluster.on('exit', (worker, code, signal) => {
+    listening.delete(worker.id);
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
         log.info('all router workers stopped');
@@ -58,19 +62,41 @@ export function runPrimary(workers: number, log: Logger): void {
     }
     stopping = true;
     log.info({ signal }, 'stopping the router workers');
-    // a message, not a signal: workers that got the terminal's SIGINT too must not see a second one
-    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send({ type: STOP });
+    for (const w of Object.values(cluster.workers ?? {})) {
+      if (!w) continue;
+      // a message, not a signal: workers that got the terminal's SIGINT too must not see a second one
+      if (listening.has(w.id) && w.isConnected()) w.send({ type: STOP });
+      else w.process.kill('SIGTERM');
+    }
     if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+    // a worker that does not finish its drain in time is stopped the hard way
+    setTimeout(() => {
+      log.warn('router workers did not stop within the drain timeout: killing them');
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
+    }, opts.drainMs + 5_000).unref();
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 }
 
-/** In a worker: the primary's stop request starts the usual graceful stop. */
-export function onPrimaryStop(stop: (reason: string) => void): void {
+/**
+ * In a worker, from the moment this module loads: the primary's stop request, remembered so that
+ * one that arrives while the worker is still starting (listing its registry, say) is not lost.
+ */
+let primaryStop: ((reason: string) => void) | undefined;
+let stopRequested = false;
+if (cluster.isWorker) {
   process.on('message', (message: { type?: string }) => {
-    if (message?.type === STOP) stop('primary');
+    if (message?.type !== STOP) return;
+    stopRequested = true;
+    primaryStop?.('primary');
   });
+}
+
+/** In a worker: the primary's stop request starts the usual graceful stop (at once if it came already). */
+export function onPrimaryStop(stop: (reason: string) => void): void {
+  primaryStop = stop;
+  if (stopRequested) stop('primary');
 }
 
 let nextId = 0;
