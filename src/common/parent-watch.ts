@@ -1,3 +1,4 @@
+import { fstatSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { requestShutdown } from './shutdown.js';
 
@@ -16,6 +17,9 @@ export const PARENT_FD_ENV = 'INFINI_PARENT_FD';
 export function watchParent(fd: number, onGone: () => void): boolean {
   let socket: Socket;
   try {
+    // Node gives a child's extra 'pipe' stdio as a socket pair; never take over a descriptor of
+    // Node's own (its internal pipes are FIFOs) because of a stray variable
+    if (!fstatSync(fd).isSocket()) return false;
     socket = new Socket({ fd, readable: true, writable: false });
   } catch {
     return false;
@@ -55,5 +59,5 @@ export function startParentWatchFromEnv(env: NodeJS.ProcessEnv = process.env): v
     // no stop registered yet (still starting, or a command with its own handlers): the usual signal
     if (!requestShutdown('parent process exited')) process.kill(process.pid, 'SIGTERM');
   });
-  if (!ok) process.stderr.write(`ignoring ${PARENT_FD_ENV}=${fd}: not an open pipe\n`);
+  if (!ok) process.stderr.write(`ignoring ${PARENT_FD_ENV}=${fd}: not an open socket\n`);
 }
