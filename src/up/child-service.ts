@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
 import { NODE_FLAGS } from '../common/node-flags.js';
@@ -51,9 +52,9 @@ export class ChildService {
     }
     const proc = this.proc;
     // our end of the watch pipe: held open, never written; it must not keep `up` alive by itself
-    const watchEnd = proc.stdio[3] as (NodeJS.ReadableStream & { unref?: () => void; on: (e: string, f: () => void) => unknown }) | null;
+    const watchEnd = proc.stdio[3] as Socket | null | undefined;
     watchEnd?.on('error', () => undefined);
-    watchEnd?.unref?.();
+    watchEnd?.unref();
     this.exited = new Promise((resolve) => {
       proc.once('exit', (code, signal) => {
         resolve();

@@ -18,8 +18,6 @@ export interface ClusterOptions {
   heartbeatSeconds: number;
   log: Logger;
   out: UpConsole;
-  /** Period of the babysitters' /info polls that report backend changes (tests shorten it). */
-  watchIntervalMs?: number;
 }
 
 interface Row {
@@ -39,10 +37,10 @@ const REGISTRY_STOP_S = 10;
 const isWildcard = (host: string) => host === '0.0.0.0' || host === '::' || host === '';
 
 /**
- * Whether `port` can be bound on `host`, the address the service will bind: on Linux a listener on
- * the wildcard address also takes the port on 127.0.0.1, and one on 127.0.0.1 does not block a
- * wildcard bind elsewhere, so only the real address answers. For 127.0.0.1 the IPv6 loopback is
- * checked too: a server there would answer `localhost:<port>` in place of ours.
+ * Whether `port` can be bound on `host`, the address the service will bind. That address gives the
+ * exact answer: a wildcard listener makes binding 127.0.0.1 fail too, while one on another
+ * interface's address is no conflict for a loopback service (checking 0.0.0.0 would refuse it).
+ * For 127.0.0.1 the IPv6 loopback is checked too: a server there would answer `localhost:<port>`.
  */
 export async function portFree(port: number, host: string): Promise<boolean> {
   const tryListen = (h: string) =>
@@ -121,7 +119,6 @@ export class Cluster {
     this.watch = new BackendWatch(
       plan.babysitters.map((b) => ({ name: b.name, infoUrl: `${httpUrl(connectHost(b.bind), b.port + 1)}/info` })),
       out,
-      opts.watchIntervalMs,
     );
   }
 
