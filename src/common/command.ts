@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { LOG_LEVELS } from './log.js';
+import { startParentWatchFromEnv } from './parent-watch.js';
 import { VERSION } from './version.js';
 
 /** One command-line option. `env` names an environment variable used when the flag is absent. */
@@ -123,8 +124,12 @@ export function portOption(values: OptionValues, key: string): number {
   return numberOption(values, key, { integer: true, min: 0, max: 65535 });
 }
 
-/** Runs a command's main function, turning UsageError into one line on stderr and exit status 2. */
+/**
+ * Runs a command's main function, turning UsageError into one line on stderr and exit status 2.
+ * A process started by a supervisor that watches for its death (INFINI_PARENT_FD) stops with it.
+ */
 export async function runCommand(name: string, main: () => Promise<void>): Promise<void> {
+  startParentWatchFromEnv();
   try {
     await main();
   } catch (err) {

@@ -1,5 +1,18 @@
 import type { Logger } from './log.js';
 
+/** The stop registered by onShutdownSignal in this process, for requestShutdown. */
+let registered: ((reason: string) => void) | undefined;
+
+/**
+ * Begins the registered graceful stop as a first signal would (a no-op while already stopping);
+ * false when no stop is registered yet. Used by the parent-death watch (parent-watch.ts).
+ */
+export function requestShutdown(reason: string): boolean {
+  if (!registered) return false;
+  registered(reason);
+  return true;
+}
+
 /**
  * Runs `stop` once on the first SIGINT or SIGTERM, then exits 0. A second signal while stopping
  * exits at once (status 130), so an operator can always get their terminal back. The returned
@@ -30,7 +43,8 @@ export function onShutdownSignal(log: Logger, stop: (reason: string) => Promise<
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
-  return (reason: string) => {
+  registered = (reason: string) => {
     if (!stopping) begin(reason);
   };
+  return registered;
 }

@@ -1,15 +1,23 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
 import { NODE_FLAGS } from '../common/node-flags.js';
+import { PARENT_FD_ENV } from '../common/parent-watch.js';
 import { PACKAGE_ROOT } from '../common/version.js';
+import type { UpConsole } from './console.js';
 
 export const CLI_PATH = join(PACKAGE_ROOT, 'dist', 'src', 'cli.js');
 
 /**
- * One service of the cluster: `node <cli> <command> ...` in its own process group, its output
- * appended to a log file. Once the cluster runs, an unexpected exit restarts it with back-off.
+ * One service of the cluster: `node <cli> <command> ...` in its own process group (so the
+ * terminal's Ctrl-C reaches only `up`, which stops the services in order), its output appended to
+ * a log file. Once the cluster runs, an unexpected exit restarts it with back-off.
+ *
+ * Each child also gets a pipe on descriptor 3 that `up` never writes to (PARENT_FD_ENV names it):
+ * when `up` dies, even by SIGKILL, the child reads end-of-file and stops gracefully by itself
+ * (src/common/parent-watch.ts), a babysitter taking its engine with it.
  */
 export class ChildService {
   proc: ChildProcess | undefined;
@@ -27,16 +35,26 @@ export class ChildService {
     readonly args: string[],
     readonly logPath: string,
     private readonly log: Logger,
+    private readonly out: UpConsole,
   ) {}
 
   start(): void {
+    if (this.stopping) return;
     const fd = openSync(this.logPath, 'a');
     try {
-      this.proc = spawn(process.execPath, [...NODE_FLAGS, CLI_PATH, ...this.args], { detached: true, stdio: ['ignore', fd, fd], env: process.env });
+      this.proc = spawn(process.execPath, [...NODE_FLAGS, CLI_PATH, ...this.args], {
+        detached: true,
+        stdio: ['ignore', fd, fd, 'pipe'],
+        env: { ...process.env, [PARENT_FD_ENV]: '3' },
+      });
     } finally {
       closeSync(fd);
     }
     const proc = this.proc;
+    // our end of the watch pipe: held open, never written; it must not keep `up` alive by itself
+    const watchEnd = proc.stdio[3] as Socket | null | undefined;
+    watchEnd?.on('error', () => undefined);
+    watchEnd?.unref();
     this.exited = new Promise((resolve) => {
       proc.once('exit', (code, signal) => {
         resolve();
@@ -63,6 +81,8 @@ export class ChildService {
   private scheduleRestart(code: number | null, signal: NodeJS.Signals | null): void {
     const delay = Math.min(30_000, 1000 * 2 ** Math.min(this.restarts, 5));
     this.log.warn({ service: this.name, code, signal, restart_in_s: delay / 1000, log: this.logPath }, 'service exited unexpectedly; restarting it');
+    const last = this.lastLogLine();
+    this.out.say(this.name, `${this.kind === this.name ? '' : `${this.kind} `}exited unexpectedly (${signal ?? `exit ${code}`}); restarting it in ${delay / 1000} s (log: ${this.logPath})`, last ? [last] : []);
     this.restartTimer = setTimeout(() => {
       if (this.stopping) return;
       this.restarts++;

@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { isIP } from 'node:net';
+import { join, resolve } from 'node:path';
 import { UsageError, numberOption, parseCommand, runCommand, type CommandSpec } from '../common/command.js';
 import { createLogger } from '../common/log.js';
-import { applyLaunchEnvironment, DEFAULT_CLUSTER, parseCluster } from './cluster-file.js';
+import { applyLaunchEnvironment, DEFAULT_CLUSTER, LOCAL_BIND, parseCluster, resolveBinds } from './cluster-file.js';
 import { Cluster, formatTable } from './cluster.js';
+import { UpConsole } from './console.js';
 
 export function upSpec(name: string): CommandSpec {
   return {
@@ -14,6 +16,13 @@ export function upSpec(name: string): CommandSpec {
       'data-dir': { type: 'string', default: '.infini', metavar: 'DIR', help: 'registry state, generated configs and logs' },
       'wait-timeout': { type: 'string', default: '1800', metavar: 'SECONDS', help: 'how long to wait for every backend to be routable' },
       'heartbeat-interval': { type: 'string', default: '5', metavar: 'SECONDS', help: 'heartbeat of inline babysitters that set none' },
+      bind: {
+        type: 'string',
+        default: LOCAL_BIND,
+        env: 'INFINI_UP_BIND',
+        metavar: 'ADDR',
+        help: 'address of every service whose section sets none (registry/router host, babysitter bind); 0.0.0.0 exposes them',
+      },
       'print-default': { type: 'boolean', help: 'print the embedded default cluster file and exit' },
     },
     epilog:
@@ -21,7 +30,8 @@ export function upSpec(name: string): CommandSpec {
       'REGISTRY_HEALTH_INTERVAL, REGISTRY_HEALTH_TIMEOUT, REGISTRY_CLEANUP_INTERVAL, ROUTER_HEALTH_INTERVAL, ROUTER_HEALTH_TIMEOUT,\n' +
       'ROUTER_REGISTRY_SYNC_INTERVAL, BABYSITTER_CONFIGS (names under config/), BABYSITTER_HOST, BABYSITTER_REGISTRY_URL,\n' +
       'BABYSITTER_ROUTER_URL, ROUTER_URL, LAUNCH_COMPONENTS (all | none | babysitter | registry,router,babysitter).\n' +
-      'Ctrl-C stops babysitters, then the router, then the registry; a second Ctrl-C kills everything at once.',
+      'Ctrl-C stops the router first (in-flight requests finish within its drain timeout), then the babysitters and their\n' +
+      'backends, then the registry; a second Ctrl-C kills everything at once. If up itself is killed, every service stops too.',
   };
 }
 
@@ -41,30 +51,34 @@ export function main(argv: string[], name = 'infini-svc up'): Promise<void> {
         throw new UsageError(`cluster file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (err as Error).message}`);
       }
     }
-    const plan = applyLaunchEnvironment(parseCluster(text, file ?? '(default)'), process.env, process.cwd());
+    const bind = String(values.bind).trim();
+    if (!isIP(bind) && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/.test(bind)) throw new UsageError(`--bind: '${bind}' is not an IP address or host name`);
+    const plan = resolveBinds(applyLaunchEnvironment(parseCluster(text, file ?? '(default)'), process.env, process.cwd()), bind);
     const log = createLogger('up', String(values['log-level']));
     if (!plan.registry.enabled && !plan.router.enabled && plan.babysitters.length === 0) {
       log.warn('nothing to start (LAUNCH_COMPONENTS or the cluster file leaves every component out)');
       return;
     }
     const dataDir = resolve(String(values['data-dir']));
+    const out = new UpConsole();
     const cluster = new Cluster(plan, {
       dataDir,
       waitTimeoutMs: numberOption(values, 'wait-timeout', { min: 1, max: 86_400 }) * 1000,
       heartbeatSeconds: numberOption(values, 'heartbeat-interval', { min: 0.1, max: 3600 }),
       log,
+      out,
     });
 
     let stopping: Promise<void> | undefined;
     const stop = (signal: string) => {
       if (stopping) {
-        log.warn({ signal }, 'second signal: killing every service now');
+        out.say('up', `${signal} again: killing every service now`);
         cluster.kill();
         process.exit(130);
       }
-      log.info({ signal }, 'stopping the cluster: babysitters, then router, then registry');
+      out.say('up', `${signal}: stopping the cluster (router, then babysitters, then registry); again to kill everything at once`);
       stopping = cluster.stop().then(() => {
-        log.info('cluster stopped');
+        out.say('up', 'cluster stopped');
         process.exit(0);
       });
     };
@@ -72,6 +86,7 @@ export function main(argv: string[], name = 'infini-svc up'): Promise<void> {
     process.on('SIGTERM', () => stop('SIGTERM'));
 
     await cluster.checkPorts();
+    out.print(`infini-svc up: ${file ?? 'the default cluster'}; logs in ${join(dataDir, 'logs')}\n`);
     try {
       await cluster.start();
     } catch (err) {
@@ -81,22 +96,17 @@ export function main(argv: string[], name = 'infini-svc up'): Promise<void> {
     if (stopping) return;
     const rows = await cluster.rows();
     const routerRow = rows.find((r) => r.service === 'router');
-    const firstModel = routerRow?.models.split(', ')[0] ?? 'MODEL';
-    const lines = [
-      `infini-svc cluster is up (state and logs in ${dataDir})`,
-      '',
-      formatTable(rows),
-      '',
-    ];
+    const firstModel = routerRow && routerRow.models !== '-' ? routerRow.models.split(', ')[0] : 'MODEL';
+    const lines = ['', `infini-svc cluster is up (state and logs in ${dataDir})`, '', formatTable(rows), ''];
     if (plan.router.enabled) {
       lines.push(
         'Try:',
-        `  curl http://localhost:${plan.router.port}/v1/chat/completions -H 'Content-Type: application/json' \\`,
+        `  curl ${cluster.routerHintBase}/v1/chat/completions -H 'Content-Type: application/json' \\`,
         `    -d '{"model":"${firstModel}","messages":[{"role":"user","content":"Hello!"}],"stream":true}'`,
         '',
       );
     }
-    lines.push('Press Ctrl-C to stop.', '');
-    process.stdout.write(lines.join('\n'));
+    lines.push('Backend changes are reported below as they happen. Press Ctrl-C to stop.', '');
+    out.print(lines.join('\n'));
   });
 }

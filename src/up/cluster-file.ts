@@ -1,12 +1,21 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { readFileSync } from 'node:fs';
+import { advertisedHost, httpUrl } from '../common/address.js';
 import { UsageError, type CommandSpec } from '../common/command.js';
+import { readConfigObject } from '../common/config-file.js';
 import { registrySpec } from '../registry/cli.js';
 import { routerSpec } from '../router/cli.js';
 
 type Table = Record<string, unknown>;
+
+/** Ports of the default cluster, also used by a cluster file that leaves a section out. */
+export const DEFAULT_REGISTRY_PORT = 18000;
+export const DEFAULT_ROUTER_PORT = 8000;
+/** What a local cluster binds unless told otherwise: nothing is exposed to the network by surprise. */
+export const LOCAL_BIND = '127.0.0.1';
+/** The router's own default --drain-timeout. */
+const ROUTER_DRAIN_SECONDS = 30;
 
 /** One babysitter of the cluster: its TOML (inline, written to the data dir) or an existing file. */
 export interface BabysitterEntry {
@@ -18,12 +27,21 @@ export interface BabysitterEntry {
   port: number;
   /** Whether its config names a registry itself (then up does not impose its own). */
   hasRegistryUrl: boolean;
+  /** `bind` and `host` (advertised) as its own config sets them. */
+  fileBind?: string;
+  fileHost?: string;
+  /** What its server (port+1) and a preset backend bind: see resolveBinds. */
+  bind: string;
+  /** Its `[babysitter] stop_grace` (seconds the engine gets to stop), when set. */
+  stopGraceSeconds?: number;
 }
 
 export interface ClusterPlan {
   source: string;
-  registry: { enabled: boolean; flags: Record<string, string | boolean>; port: number; url: string };
-  router: { enabled: boolean; flags: Record<string, string | boolean>; port: number };
+  /** `host`: the bind address (see resolveBinds); `url`: REGISTRY_URL when the environment names one. */
+  registry: { enabled: boolean; flags: Record<string, string | boolean>; port: number; host: string; url?: string };
+  /** `fileHost`/`drainSeconds` include what the router's own `config` file says. */
+  router: { enabled: boolean; flags: Record<string, string | boolean>; port: number; host: string; fileHost?: string; drainSeconds: number };
   babysitters: BabysitterEntry[];
   /** Extra flags for every babysitter (from launch environment variables). */
   babysitterFlags: Record<string, string>;
@@ -89,8 +107,8 @@ function portOf(value: string | boolean | undefined, fallback: number, fail: () 
   return n;
 }
 
-/** Reads a babysitter TOML file just enough to know its port, name and registry. */
-function peekBabysitterFile(path: string, where: string): { port: number; name?: string; hasRegistryUrl: boolean } {
+/** Reads a babysitter TOML file just enough to know its port, name, registry and addresses. */
+function peekBabysitterFile(path: string, where: string): Omit<BabysitterEntry, 'name' | 'bind'> & { name?: string } {
   let data: Table;
   try {
     data = parseToml(readFileSync(path, 'utf8')) as Table;
@@ -98,7 +116,29 @@ function peekBabysitterFile(path: string, where: string): { port: number; name?:
     throw new UsageError(`${where}: cannot read babysitter config ${path}: ${(err as Error).message.split('\n')[0]}`);
   }
   if (!Number.isInteger(data.port)) throw new UsageError(`${where}: babysitter config ${path} has no integer 'port'`);
-  return { port: data.port as number, name: typeof data.name === 'string' ? data.name : undefined, hasRegistryUrl: typeof data.registry_url === 'string' };
+  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  return { configPath: path, port: data.port as number, name: str(data.name), hasRegistryUrl: typeof data.registry_url === 'string', fileBind: str(data.bind), fileHost: str(data.host), stopGraceSeconds: stopGraceOf(data) };
+}
+
+function stopGraceOf(data: Table): number | undefined {
+  const v = isTable(data.babysitter) ? data.babysitter.stop_grace : undefined;
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : undefined;
+}
+
+/** A babysitter entry from its own config file. */
+function fromBabysitterFile(path: string, where: string): BabysitterEntry {
+  const peek = peekBabysitterFile(path, where);
+  return { ...peek, name: peek.name ?? `babysitter-${peek.port}`, bind: peek.fileBind ?? LOCAL_BIND };
+}
+
+/** What the router's own `config` file (flag names as keys) says about its address, port and drain. */
+function peekRouterConfig(path: string): { host?: string; port?: string; drain?: string } {
+  const data = readConfigObject(path);
+  const get = (key: string) => {
+    const v = data[key] ?? data[key.replace(/-/g, '_')];
+    return typeof v === 'string' || typeof v === 'number' ? String(v) : undefined;
+  };
+  return { host: get('host'), port: get('router-port'), drain: get('drain-timeout') };
 }
 
 /**
@@ -134,8 +174,11 @@ export function parseCluster(text: string, source: string): ClusterPlan {
   const rouEnabled = enabled(rou, 'router');
   const regFlags = toFlags(reg, registrySpec('registry'), 'registry', fail);
   const rouFlags = toFlags(rou, routerSpec('router'), 'router', fail);
-  const regPort = portOf(regFlags.port, 8081, () => fail('registry.port', 'expected an integer from 1 to 65535'));
-  const rouPort = portOf(rouFlags['router-port'], 8080, () => fail('router.router-port', 'expected an integer from 1 to 65535'));
+  const regPort = portOf(regFlags.port, DEFAULT_REGISTRY_PORT, () => fail('registry.port', 'expected an integer from 1 to 65535'));
+  // flags win over the router's own config file, as in the router
+  const rouFile = typeof rouFlags.config === 'string' ? peekRouterConfig(rouFlags.config) : {};
+  const rouPort = portOf(rouFlags['router-port'] ?? rouFile.port, DEFAULT_ROUTER_PORT, () => fail('router.router-port', 'expected an integer from 1 to 65535'));
+  const drain = Number(rouFlags['drain-timeout'] ?? rouFile.drain ?? ROUTER_DRAIN_SECONDS);
 
   const list = data.babysitter === undefined ? [] : Array.isArray(data.babysitter) ? data.babysitter : fail('babysitter', 'expected [[babysitter]] entries');
   const baseDir = source === '(default)' ? process.cwd() : dirname(resolve(source));
@@ -148,13 +191,13 @@ export function parseCluster(text: string, source: string): ClusterPlan {
       if (typeof entry.config !== 'string') fail(`${where}.config`, 'expected a path');
       const path = isAbsolute(entry.config as string) ? (entry.config as string) : join(baseDir, entry.config as string);
       if (!existsSync(path)) fail(`${where}.config`, `file not found: ${path}`);
-      const peek = peekBabysitterFile(path, `cluster file ${source}: key '${where}.config'`);
-      b = { name: peek.name ?? `babysitter-${peek.port}`, configPath: path, port: peek.port, hasRegistryUrl: peek.hasRegistryUrl };
+      b = fromBabysitterFile(path, `cluster file ${source}: key '${where}.config'`);
     } else {
       if (!Number.isInteger(entry.port) || (entry.port as number) < 1 || (entry.port as number) > 65534) fail(`${where}.port`, 'expected an integer from 1 to 65534');
       if (!isTable(entry.backend)) fail(`${where}.backend`, 'required table is missing');
       const name = typeof entry.name === 'string' ? entry.name : `babysitter-${entry.port}`;
-      b = { name, inline: entry, port: entry.port as number, hasRegistryUrl: typeof entry.registry_url === 'string' };
+      const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+      b = { name, inline: entry, port: entry.port as number, hasRegistryUrl: typeof entry.registry_url === 'string', fileBind: str(entry.bind), fileHost: str(entry.host), bind: str(entry.bind) ?? LOCAL_BIND, stopGraceSeconds: stopGraceOf(entry) };
     }
     if (names.has(b.name)) fail(`${where}.name`, `duplicate babysitter name '${b.name}'`);
     names.add(b.name);
@@ -162,8 +205,15 @@ export function parseCluster(text: string, source: string): ClusterPlan {
   });
   return {
     source,
-    registry: { enabled: regEnabled, flags: regFlags, port: regPort, url: `http://127.0.0.1:${regPort}` },
-    router: { enabled: rouEnabled, flags: rouFlags, port: rouPort },
+    registry: { enabled: regEnabled, flags: regFlags, port: regPort, host: typeof regFlags.host === 'string' ? regFlags.host : LOCAL_BIND },
+    router: {
+      enabled: rouEnabled,
+      flags: rouFlags,
+      port: rouPort,
+      host: typeof rouFlags.host === 'string' ? rouFlags.host : (rouFile.host ?? LOCAL_BIND),
+      fileHost: rouFile.host,
+      drainSeconds: Number.isFinite(drain) && drain > 0 ? drain : ROUTER_DRAIN_SECONDS,
+    },
     babysitters,
     babysitterFlags: {},
   };
@@ -197,7 +247,7 @@ export function applyLaunchEnvironment(plan: ClusterPlan, env: NodeJS.ProcessEnv
   };
   plan.registry.port = intPort(plan.registry.flags.port, 'REGISTRY_PORT', plan.registry.port);
   plan.router.port = intPort(plan.router.flags['router-port'], 'ROUTER_PORT', plan.router.port);
-  plan.registry.url = env.REGISTRY_URL || `http://127.0.0.1:${plan.registry.port}`;
+  if (env.REGISTRY_URL) plan.registry.url = env.REGISTRY_URL;
   if (env.ROUTER_REGISTRY_URL) plan.router.flags['registry-url'] = env.ROUTER_REGISTRY_URL;
   const sitterRegistry = env.BABYSITTER_REGISTRY_URL;
   if (sitterRegistry) plan.babysitterFlags['registry-url'] = sitterRegistry;
@@ -209,8 +259,7 @@ export function applyLaunchEnvironment(plan: ClusterPlan, env: NodeJS.ProcessEnv
     plan.babysitters = env.BABYSITTER_CONFIGS.trim().split(/\s+/).map((name) => {
       const file = name.includes('/') ? resolve(cwd, name) : join(cwd, 'config', name.endsWith('.toml') ? name : `${name}.toml`);
       if (!existsSync(file)) fail('BABYSITTER_CONFIGS', `file not found: ${file}`);
-      const peek = peekBabysitterFile(file, 'environment BABYSITTER_CONFIGS');
-      return { name: peek.name ?? `babysitter-${peek.port}`, configPath: file, port: peek.port, hasRegistryUrl: peek.hasRegistryUrl };
+      return fromBabysitterFile(file, 'environment BABYSITTER_CONFIGS');
     });
   }
   const components = (env.LAUNCH_COMPONENTS ?? 'all').trim().toLowerCase();
@@ -222,4 +271,36 @@ export function applyLaunchEnvironment(plan: ClusterPlan, env: NodeJS.ProcessEnv
     if (!wanted.has('babysitter')) plan.babysitters = [];
   }
   return plan;
+}
+
+const isLoopback = (host: string) => /^127\./.test(host) || host === 'localhost' || host === '::1' || host === '[::1]';
+
+/**
+ * Bind addresses: what a section sets (registry and router `host`, babysitter `bind`, the router's
+ * own config file) stays; everything else binds `defaultBind` (127.0.0.1 unless `up --bind`), so a
+ * local cluster is not reachable from the network by accident. A babysitter advertised at an
+ * address others use (`host`, BABYSITTER_HOST) is never bound to loopback only: the router and
+ * registry reach it there, so it binds `defaultBind` if that is not loopback, else 0.0.0.0.
+ */
+export function resolveBinds(plan: ClusterPlan, defaultBind = LOCAL_BIND): ClusterPlan {
+  if (plan.registry.flags.host === undefined) plan.registry.flags.host = defaultBind;
+  plan.registry.host = String(plan.registry.flags.host);
+  if (plan.router.flags.host === undefined && plan.router.fileHost === undefined) plan.router.flags.host = defaultBind;
+  plan.router.host = String(plan.router.flags.host ?? plan.router.fileHost);
+  for (const b of plan.babysitters) {
+    const advertised = plan.babysitterFlags.host ?? b.fileHost ?? 'localhost';
+    const outward = !isLoopback(advertised) && isLoopback(defaultBind) ? '0.0.0.0' : defaultBind;
+    b.bind = b.fileBind ?? outward;
+  }
+  return plan;
+}
+
+/** Where the cluster's services reach a service bound to `bind` (loopback for a wildcard bind). */
+export function connectHost(bind: string): string {
+  return advertisedHost(bind);
+}
+
+/** The registry URL given to the router and babysitters: REGISTRY_URL, else this cluster's registry. */
+export function registryUrlOf(plan: ClusterPlan): string {
+  return plan.registry.url ?? httpUrl(connectHost(plan.registry.host), plan.registry.port);
 }

@@ -5,8 +5,11 @@ import { stringify as toToml } from 'smol-toml';
 import { httpUrl } from '../common/address.js';
 import { UsageError } from '../common/command.js';
 import type { Logger } from '../common/log.js';
+import { BackendWatch, crashLooping, describeState, failureCount, toSitterInfo } from './backend-watch.js';
 import { ChildService } from './child-service.js';
-import type { ClusterPlan } from './cluster-file.js';
+import { connectHost, registryUrlOf, type ClusterPlan } from './cluster-file.js';
+import type { UpConsole } from './console.js';
+import { getJson } from './http.js';
 
 export interface ClusterOptions {
   dataDir: string;
@@ -14,6 +17,7 @@ export interface ClusterOptions {
   /** Heartbeat interval given to inline babysitters that set none (a local cluster reacts faster). */
   heartbeatSeconds: number;
   log: Logger;
+  out: UpConsole;
 }
 
 interface Row {
@@ -23,29 +27,31 @@ interface Row {
   state: string;
 }
 
-/** Whether nothing listens on a TCP port (checked on the wildcard address, as the services bind). */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolveFree) => {
-    const s = createServer();
-    s.once('error', () => resolveFree(false));
-    s.listen(port, '0.0.0.0', () => s.close(() => resolveFree(true)));
-  });
-}
+/** On top of the router's drain timeout: its own stop after the drain (closing pools, exiting). */
+const ROUTER_STOP_MARGIN_S = 15;
+/** On top of a babysitter's stop grace for its engine: deregistration and its own exit. */
+const BABYSITTER_STOP_MARGIN_S = 30;
+const BABYSITTER_STOP_GRACE_S = 30;
+const REGISTRY_STOP_S = 10;
 
-async function getJson(url: string, timeoutMs = 2000): Promise<{ status: number; body: any } | undefined> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-    const text = await res.text();
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      body = undefined;
-    }
-    return { status: res.status, body };
-  } catch {
-    return undefined;
-  }
+const isWildcard = (host: string) => host === '0.0.0.0' || host === '::' || host === '';
+
+/**
+ * Whether `port` can be bound on `host`, the address the service will bind. That address gives the
+ * exact answer: a wildcard listener makes binding 127.0.0.1 fail too, while one on another
+ * interface's address is no conflict for a loopback service (checking 0.0.0.0 would refuse it).
+ * For 127.0.0.1 the IPv6 loopback is checked too: a server there would answer `localhost:<port>`.
+ */
+export async function portFree(port: number, host: string): Promise<boolean> {
+  const tryListen = (h: string) =>
+    new Promise<boolean>((resolveFree) => {
+      const s = createServer();
+      s.once('error', (err: NodeJS.ErrnoException) => resolveFree(err.code !== 'EADDRINUSE' && err.code !== 'EACCES' && h !== host));
+      s.listen(port, h, () => s.close(() => resolveFree(true)));
+    });
+  if (!(await tryListen(host))) return false;
+  // ::1 missing (IPv6 disabled) is not a conflict: tryListen answers true for errors other than in-use
+  return host.startsWith('127.') ? tryListen('::1') : true;
 }
 
 function flagsToArgs(flags: Record<string, string | boolean>): string[] {
@@ -57,12 +63,20 @@ function flagsToArgs(flags: Record<string, string | boolean>): string[] {
   return args;
 }
 
+/** A URL for the table: where to connect, and whether the service is exposed beyond this host. */
+function tableUrl(bind: string, port: number, extra?: string): string {
+  const notes = [extra, isWildcard(bind) ? 'all interfaces' : undefined].filter(Boolean);
+  return `${httpUrl(connectHost(bind), port)}${notes.length ? ` (${notes.join(', ')})` : ''}`;
+}
+
 /** Brings a cluster plan up in order, waits until it is usable, and takes it down in order. */
 export class Cluster {
   readonly registry: ChildService | undefined;
   readonly router: ChildService | undefined;
   readonly babysitters: ChildService[] = [];
+  readonly watch: BackendWatch;
   private failure: string | undefined;
+  private stopping = false;
 
   constructor(
     private readonly plan: ClusterPlan,
@@ -72,19 +86,20 @@ export class Cluster {
     const sitters = join(opts.dataDir, 'babysitters');
     mkdirSync(logs, { recursive: true });
     mkdirSync(sitters, { recursive: true });
-    const log = opts.log;
+    const { log, out } = opts;
+    const registryUrl = registryUrlOf(plan);
     const onFail = (svc: ChildService) => (code: number | null, signal: NodeJS.Signals | null) => {
       if (!this.failure) this.failure = `${svc.name} exited during start-up (${signal ?? `code ${code}`}): ${svc.lastLogLine()}`;
     };
     if (plan.registry.enabled) {
       const flags = { ...plan.registry.flags };
       if (flags['state-file'] === undefined && !flags['no-persist']) flags['state-file'] = join(opts.dataDir, 'registry-state.json');
-      this.registry = new ChildService('registry', 'registry', ['registry', ...flagsToArgs(flags)], join(logs, 'registry.log'), log);
+      this.registry = new ChildService('registry', 'registry', ['registry', ...flagsToArgs(flags)], join(logs, 'registry.log'), log, out);
     }
     if (plan.router.enabled) {
       const flags = { ...plan.router.flags };
-      if (flags['registry-url'] === undefined) flags['registry-url'] = plan.registry.url;
-      this.router = new ChildService('router', 'router', ['router', ...flagsToArgs(flags)], join(logs, 'router.log'), log);
+      if (flags['registry-url'] === undefined) flags['registry-url'] = registryUrl;
+      this.router = new ChildService('router', 'router', ['router', ...flagsToArgs(flags)], join(logs, 'router.log'), log, out);
     }
     for (const b of plan.babysitters) {
       let file = b.configPath;
@@ -95,106 +110,166 @@ export class Cluster {
         file = join(sitters, `${b.name}.toml`);
         writeFileSync(file, toToml(entry));
       }
-      const flags: Record<string, string> = { ...plan.babysitterFlags };
-      if (!b.hasRegistryUrl && flags['registry-url'] === undefined) flags['registry-url'] = plan.registry.url;
-      this.babysitters.push(new ChildService(b.name, 'babysitter', ['babysitter', '--config-file', resolve(file!), ...flagsToArgs(flags)], join(logs, `${b.name}.log`), log));
+      const flags: Record<string, string> = { ...plan.babysitterFlags, bind: b.bind };
+      if (!b.hasRegistryUrl && flags['registry-url'] === undefined) flags['registry-url'] = registryUrl;
+      this.babysitters.push(new ChildService(b.name, 'babysitter', ['babysitter', '--config-file', resolve(file!), ...flagsToArgs(flags)], join(logs, `${b.name}.log`), log, out));
     }
     for (const svc of this.all()) svc.onUnexpectedExit = onFail(svc);
+    out.setNames(this.all().map((s) => s.name));
+    this.watch = new BackendWatch(
+      plan.babysitters.map((b) => ({ name: b.name, infoUrl: `${httpUrl(connectHost(b.bind), b.port + 1)}/info` })),
+      out,
+    );
   }
 
   all(): ChildService[] {
     return [...(this.registry ? [this.registry] : []), ...(this.router ? [this.router] : []), ...this.babysitters];
   }
 
+  private get registryBase(): string {
+    return httpUrl(connectHost(this.plan.registry.host), this.plan.registry.port);
+  }
+
+  private get routerBase(): string {
+    return httpUrl(connectHost(this.plan.router.host), this.plan.router.port);
+  }
+
   /** Refuses to start anything if a port the cluster needs is taken, naming the port and the service. */
   async checkPorts(): Promise<void> {
-    const wanted: Array<[number, string]> = [];
-    if (this.plan.registry.enabled) wanted.push([this.plan.registry.port, 'registry']);
-    if (this.plan.router.enabled) wanted.push([this.plan.router.port, 'router']);
-    for (const b of this.plan.babysitters) wanted.push([b.port, `backend of ${b.name}`], [b.port + 1, `babysitter ${b.name}`]);
+    const wanted: Array<[number, string, string]> = [];
+    if (this.plan.registry.enabled) wanted.push([this.plan.registry.port, 'registry', this.plan.registry.host]);
+    if (this.plan.router.enabled) wanted.push([this.plan.router.port, 'router', this.plan.router.host]);
+    for (const b of this.plan.babysitters) wanted.push([b.port, `backend of ${b.name}`, b.bind], [b.port + 1, `babysitter ${b.name}`, b.bind]);
     const seen = new Map<number, string>();
-    for (const [port, who] of wanted) {
+    for (const [port, who, host] of wanted) {
       if (seen.has(port)) throw new UsageError(`port ${port} is planned twice: ${seen.get(port)} and ${who}`);
       seen.set(port, who);
-      if (!(await portFree(port))) throw new UsageError(`port ${port} (${who}) is already in use`);
+      if (!(await portFree(port, host))) throw new UsageError(`port ${port} (${who}) is already in use`);
     }
   }
 
-  private async waitUntil(what: string, check: () => Promise<boolean>): Promise<boolean> {
+  /** Polls `check` until it passes ('ready'), `giveUp` says waiting is pointless, or the wait timeout. */
+  private async waitUntil(check: () => Promise<boolean>, giveUp: () => boolean = () => false): Promise<'ready' | 'gave up' | 'timeout'> {
     const deadline = Date.now() + this.opts.waitTimeoutMs;
     let delay = 100;
     while (Date.now() < deadline) {
       if (this.failure) throw new UsageError(this.failure);
-      if (await check()) return true;
+      if (await check()) return 'ready';
+      if (giveUp()) return 'gave up';
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(1000, delay * 1.5);
     }
-    this.opts.log.warn({ what, waited_s: this.opts.waitTimeoutMs / 1000 }, 'not ready within the wait timeout; it keeps starting in the background');
-    return false;
+    return 'timeout';
   }
 
-  /** Starts registry, router, babysitters in that order, each ready before the next group. */
+  private async waitService(svc: ChildService, base: string): Promise<void> {
+    const out = this.opts.out;
+    const result = await this.waitUntil(async () => (await getJson(`${base}/health`))?.status === 200);
+    if (result === 'ready') out.say(svc.name, `ready on ${base}`);
+    else out.say(svc.name, `not ready after ${this.opts.waitTimeoutMs / 1000} s; it keeps starting in the background (log: ${svc.logPath})`);
+  }
+
+  /**
+   * Starts registry, router, babysitters in that order, each ready before the next group, then
+   * waits until every backend is routable, or keeps failing (then waiting longer is pointless: it
+   * is reported and retried in the background).
+   */
   async start(): Promise<void> {
-    const log = this.opts.log;
-    if (this.registry) {
+    const out = this.opts.out;
+    if (this.registry && !this.stopping) {
       this.registry.start();
-      log.info({ port: this.plan.registry.port, log: this.registry.logPath }, 'starting registry');
-      await this.waitUntil('registry', async () => (await getJson(`http://127.0.0.1:${this.plan.registry.port}/health`))?.status === 200);
+      await this.waitService(this.registry, this.registryBase);
     }
-    if (this.router) {
+    if (this.router && !this.stopping) {
       this.router.start();
-      log.info({ port: this.plan.router.port, log: this.router.logPath }, 'starting router');
-      await this.waitUntil('router', async () => (await getJson(`http://127.0.0.1:${this.plan.router.port}/health`))?.status === 200);
+      await this.waitService(this.router, this.routerBase);
     }
-    for (const b of this.babysitters) {
-      b.start();
-      log.info({ name: b.name, log: b.logPath }, 'starting babysitter');
-    }
+    if (this.stopping) return;
+    for (const b of this.babysitters) b.start();
+    this.watch.start();
     await Promise.all(
-      this.plan.babysitters.map((b) =>
-        this.waitUntil(`backend of ${b.name}`, async () => {
-          if ((await getJson(`http://127.0.0.1:${b.port + 1}/health`))?.status !== 200) return false;
-          if (!this.router) return true;
-          const services = (await getJson(`http://127.0.0.1:${this.plan.router.port}/services`))?.body?.services;
-          return Array.isArray(services) && services.some((s: any) => s.name === `${b.name}-server` && s.healthy === true);
-        }),
-      ),
+      this.plan.babysitters.map(async (b, i) => {
+        const result = await this.waitUntil(
+          async () => {
+            if ((await getJson(`${httpUrl(connectHost(b.bind), b.port + 1)}/health`))?.status !== 200) return false;
+            if (!this.router) return true;
+            const services = (await getJson(`${this.routerBase}/services`))?.body?.services;
+            return Array.isArray(services) && services.some((s: any) => s.name === `${b.name}-server` && s.healthy === true);
+          },
+          () => crashLooping(this.watch.state(b.name)!),
+        );
+        const log = this.babysitters[i]!.logPath;
+        if (result === 'gave up') {
+          const info = this.watch.state(b.name)?.info;
+          const n = info ? failureCount(info) : 0;
+          out.say(b.name, `keeps failing (${n} failed starts, never ready): not waiting for it; it is retried in the background (log: ${log})`);
+        } else if (result === 'timeout') {
+          out.say(b.name, `not routable after ${this.opts.waitTimeoutMs / 1000} s; it keeps starting in the background (log: ${log})`);
+        }
+      }),
     );
     if (this.failure) throw new UsageError(this.failure);
+    await this.watch.poll(); // the console tells the whole story before the table
     for (const svc of this.all()) {
       svc.onUnexpectedExit = undefined;
       svc.supervise();
     }
   }
 
-  /** Stops babysitters first (backends stop and deregister), then the router, then the registry. */
+  /**
+   * Stops the router first: it refuses new connections at once and lets requests in flight finish
+   * within its drain timeout, while their backends still run. Then the babysitters (each stops its
+   * engine and deregisters), then the registry. Resolves once every process is gone.
+   */
   async stop(): Promise<void> {
-    await Promise.all(this.babysitters.map((b) => b.stop(60_000)));
-    await this.router?.stop(35_000);
-    await this.registry?.stop(10_000);
+    this.stopping = true;
+    const out = this.opts.out;
+    await this.watch.stop();
+    if (this.router?.running) {
+      const drain = this.plan.router.drainSeconds;
+      out.say('router', `stopping: no new connections; requests in flight have up to ${drain} s to finish`);
+      await this.router.stop((drain + ROUTER_STOP_MARGIN_S) * 1000);
+    }
+    const sitters = this.babysitters.filter((b) => b.running);
+    if (sitters.length) {
+      out.say('up', `stopping ${sitters.length === 1 ? 'the babysitter: it stops its backend' : `${sitters.length} babysitters: each stops its backend`} and deregisters`);
+    }
+    await Promise.all(
+      this.babysitters.map((b, i) => b.stop(((this.plan.babysitters[i]?.stopGraceSeconds ?? BABYSITTER_STOP_GRACE_S) + BABYSITTER_STOP_MARGIN_S) * 1000)),
+    );
+    if (this.registry?.running) out.say('registry', 'stopping');
+    await this.registry?.stop(REGISTRY_STOP_S * 1000);
+    // a service that was restarting (back-off timer) has no process to stop: nothing is left either way
   }
 
   kill(): void {
+    this.stopping = true;
     for (const svc of this.all()) svc.kill();
   }
 
-  /** The summary table rows: one per service, with URL, models and state. */
+  /** The router's URL for the hint under the table: `localhost` unless it listens elsewhere only. */
+  get routerHintBase(): string {
+    const host = this.plan.router.host;
+    return isWildcard(host) || host.startsWith('127.') || host === 'localhost' ? `http://localhost:${this.plan.router.port}` : this.routerBase;
+  }
+
+  /** The summary table rows: one per service, with URL, models and state (with why, for a backend that failed). */
   async rows(): Promise<Row[]> {
     const rows: Row[] = [];
     if (this.registry) {
-      const h = await getJson(`http://127.0.0.1:${this.plan.registry.port}/health`);
-      rows.push({ service: 'registry', url: httpUrl('127.0.0.1', this.plan.registry.port), models: '-', state: h?.status === 200 ? `ready (${h.body.registered_services} records)` : 'down' });
+      const h = await getJson(`${this.registryBase}/health`);
+      rows.push({ service: 'registry', url: tableUrl(this.plan.registry.host, this.plan.registry.port), models: '-', state: h?.status === 200 ? `ready (${h.body.registered_services} records)` : 'down' });
     }
     if (this.router) {
-      const h = await getJson(`http://127.0.0.1:${this.plan.router.port}/health`);
-      const m = await getJson(`http://127.0.0.1:${this.plan.router.port}/v1/models`);
-      const ids = Array.isArray(m?.body?.data) ? m!.body.data.map((x: any) => x.id).join(', ') : '-';
-      rows.push({ service: 'router', url: httpUrl('127.0.0.1', this.plan.router.port), models: ids, state: h?.status === 200 ? `ready (${h.body.healthy_services} backends)` : 'down' });
+      const h = await getJson(`${this.routerBase}/health`);
+      const m = await getJson(`${this.routerBase}/v1/models`);
+      const ids = (Array.isArray(m?.body?.data) ? m!.body.data.map((x: any) => x.id).join(', ') : '') || '-';
+      rows.push({ service: 'router', url: tableUrl(this.plan.router.host, this.plan.router.port), models: ids, state: h?.status === 200 ? `ready (${h.body.healthy_services} backends)` : 'down' });
     }
     for (const b of this.plan.babysitters) {
-      const info = await getJson(`http://127.0.0.1:${b.port + 1}/info`);
-      const models = Array.isArray(info?.body?.models) && info!.body.models.length ? info!.body.models.join(', ') : '-';
-      rows.push({ service: b.name, url: `${httpUrl('127.0.0.1', b.port)} (babysitter :${b.port + 1})`, models, state: info?.body?.state ?? 'down' });
+      const info = toSitterInfo((await getJson(`${httpUrl(connectHost(b.bind), b.port + 1)}/info`))?.body);
+      const models = info?.models.length ? info.models.join(', ') : '-';
+      rows.push({ service: b.name, url: tableUrl(b.bind, b.port, `babysitter :${b.port + 1}`), models, state: info ? describeState(info) : 'down' });
     }
     return rows;
   }
