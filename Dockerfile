@@ -14,6 +14,9 @@ RUN npm run build && npm prune --omit=dev
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
+# up binds 127.0.0.1 by default; in a container that is the container's own loopback, which
+# published ports never reach
+ENV INFINI_UP_BIND=0.0.0.0
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

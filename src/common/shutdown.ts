@@ -1,7 +1,12 @@
 import type { Logger } from './log.js';
 
-/** The stop registered by onShutdownSignal in this process, for requestShutdown. */
+/** The stop registered by onShutdownSignal (or registerShutdown) in this process, for requestShutdown. */
 let registered: ((reason: string) => void) | undefined;
+
+/** For a process with signal handling of its own (a router primary): what requestShutdown starts. */
+export function registerShutdown(stop: (reason: string) => void): void {
+  registered = stop;
+}
 
 /**
  * Begins the registered graceful stop as a first signal would (a no-op while already stopping);

@@ -1,6 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from '../common/log.js';
+import { registerShutdown } from '../common/shutdown.js';
 
 /** IPC messages between the primary and its router workers. */
 const METRICS = 'infini-router:metrics';
@@ -77,6 +78,10 @@ export function runPrimary(workers: number, log: Logger, opts: { drainMs: number
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // a parent's death (up) starts the same stop, but never counts as a second signal
+  registerShutdown(() => {
+    if (!stopping) stop('SIGTERM');
+  });
 }
 
 /**
