@@ -154,14 +154,19 @@ after(async () => {
   await Promise.all([...started].map((s) => s.stop('SIGKILL')));
 });
 
-/** Spawns `node dist/src/cli.js <args>` (or `opts.entry`) in its own process group. */
+/**
+ * Spawns `node dist/src/cli.js <args>` (or `opts.entry`) in its own process group, with the
+ * parent-death pipe `up` uses (INFINI_PARENT_FD): a test process killed by its timeout takes
+ * every service it started with it instead of leaving them running.
+ */
 export function spawnCli(args: string[], opts: SpawnOptions = {}): RunningService {
   const proc = spawn(process.execPath, [opts.entry ?? CLI, ...args], {
     cwd: opts.cwd ?? ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LOG_LEVEL: 'info', INFINI_PARENT_FD: '3', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     detached: true,
   });
+  (proc.stdio[3] as import('node:net').Socket | null)?.unref();
   const svc = new RunningService(proc);
   started.add(svc);
   void svc.exited.then(() => started.delete(svc));
