@@ -12,8 +12,8 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { mulberry32 } from '../src/mock/text-generator.js';
 import { rssMb } from './processes.js';
+import { Traffic } from './traffic.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'dist', 'src', 'cli.js');
@@ -52,8 +52,6 @@ const dropRate = Number(opts['drop-rate']);
 const abortRate = Number(opts['abort-rate']);
 const killEveryMs = Number(opts['kill-every']) * 1000;
 const registryKillAtMs = (opts['registry-kill-at'] !== undefined ? Number(opts['registry-kill-at']) : Number(opts.duration) / 2) * 1000;
-const rand = mulberry32(Number(opts.seed));
-const MAX_IN_FLIGHT = 200;
 
 // ---------------------------------------------------------------------------------------------
 // ports and the cluster file
@@ -134,75 +132,12 @@ async function getJson(url: string): Promise<any> {
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// load
-
-type Outcome = 'ok' | 'injected-error' | 'injected-drop' | 'killed' | 'aborted' | 'unexpected';
-
-interface RequestRecord {
-  start: number;
-  end: number;
-  stream: boolean;
-  outcome: Outcome;
-  detail?: string;
-  backend?: string;
-}
-
-interface Kill {
-  at: number;
-  backend: string;
-  pid: number;
-}
-
-const kills: Kill[] = [];
 const events: Array<{ at_s: number; what: string }> = [];
 let t0 = 0;
 const note = (what: string) => {
   events.push({ at_s: Math.round((Date.now() - t0) / 100) / 10, what });
   process.stderr.write(`soak: ${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}\n`);
 };
-
-/** Whether the engine that served `backend` was killed while the request ran. */
-function killedDuring(backend: string | undefined, start: number, end: number): boolean {
-  return kills.some((k) => (backend === undefined || k.backend === backend) && k.at >= start - 50 && k.at <= end + 50);
-}
-
-async function oneRequest(routerUrl: string): Promise<RequestRecord> {
-  const start = Date.now();
-  const stream = rand() < 0.5;
-  const model = MODELS[Math.floor(rand() * MODELS.length)]!;
-  const injectError = rand() < errorRate;
-  const injectDrop = stream && !injectError && rand() < dropRate;
-  const abort = rand() < abortRate;
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (injectError) headers['x-mock-error'] = '500';
-  if (injectDrop) headers['x-mock-drop-after'] = '3';
-  const controller = new AbortController();
-  if (abort) setTimeout(() => controller.abort(), Math.floor(rand() * 400)).unref();
-  const body = JSON.stringify({ model, stream, max_tokens: 24, messages: [{ role: 'user', content: `soak ${start} ${rand()}` }] });
-  const done = (outcome: Outcome, detail?: string, backend?: string): RequestRecord => ({ start, end: Date.now(), stream, outcome, detail, backend });
-  let backend: string | undefined;
-  try {
-    const res = await fetch(`${routerUrl}/v1/chat/completions`, { method: 'POST', body, headers, signal: controller.signal });
-    const text = await res.text();
-    if (res.status === 500 && injectError && text.includes('injected_fault')) return done('injected-error');
-    if (res.status !== 200) return done(abort && controller.signal.aborted ? 'aborted' : 'unexpected', `status ${res.status}: ${text.slice(0, 200)}`);
-    if (!stream) {
-      backend = JSON.parse(text).system_fingerprint;
-      return done('ok', undefined, backend);
-    }
-    backend = /"system_fingerprint":"([^"]+)"/.exec(text)?.[1];
-    if (text.includes('data: [DONE]')) return done('ok', undefined, backend);
-    if (injectDrop) return done('injected-drop', undefined, backend);
-    if (killedDuring(backend, start, Date.now())) return done('killed', undefined, backend);
-    return done('unexpected', 'stream ended without [DONE]', backend);
-  } catch (err) {
-    if (controller.signal.aborted) return done('aborted');
-    if (injectDrop) return done('injected-drop', undefined, backend);
-    if (stream && killedDuring(backend, start, Date.now())) return done('killed', undefined, backend);
-    return done('unexpected', `${(err as Error).message}${(err as { cause?: Error }).cause ? `: ${(err as { cause: Error }).cause.message}` : ''}`, backend);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -272,26 +207,29 @@ async function main(): Promise<void> {
   note(`cluster up: router ${routerUrl}, ${nBackends} mock engines; load ${rate} req/s for ${durationMs / 1000} s`);
   await sample();
   const sampler = setInterval(() => void sample(), 5000);
-  const records: RequestRecord[] = [];
-  const inFlight = new Set<Promise<void>>();
-  let skipped = 0;
+  const traffic = new Traffic({
+    routerUrl,
+    models: MODELS,
+    rate,
+    errorRate,
+    dropRate,
+    abortRate,
+    seed: Number(opts.seed),
+    onUnexpected: (r) => note(`unexpected: ${r.stream ? 'stream' : 'request'} ${r.backend ?? ''} ${r.detail}`),
+  });
   let nextKill = killEveryMs;
   let killIndex = 0;
   let registryKilled = false;
-  const intervalMs = 1000 / rate;
-  for (let i = 0; ; i++) {
-    const due = t0 + i * intervalMs;
-    const now = Date.now();
-    if (due - t0 >= durationMs) break;
-    if (due > now) await new Promise((r) => setTimeout(r, due - now));
-    const elapsed = Date.now() - t0;
-    if (elapsed >= nextKill && killEveryMs > 0) {
+  let engineKills = 0;
+  await traffic.run(durationMs, async (elapsed) => {
+    if (killEveryMs > 0 && elapsed >= nextKill) {
       nextKill += killEveryMs;
       const idx = killIndex++ % nBackends;
       const info = await getJson(`http://127.0.0.1:${ports[idx]! + 1}/info`);
       if (typeof info?.pid === 'number' && info.state === 'ready') {
-        kills.push({ at: Date.now(), backend: `soak-${idx}-server`, pid: info.pid });
+        traffic.noteKill(`soak-${idx}-server`);
         process.kill(info.pid, 'SIGKILL');
+        engineKills++;
         note(`SIGKILL engine soak-${idx} (pid ${info.pid})`);
       } else note(`engine soak-${idx} not ready (${info?.state ?? 'no answer'}): not killed`);
     }
@@ -303,18 +241,7 @@ async function main(): Promise<void> {
         note(`SIGKILL registry (pid ${reg.pid}); up restarts it`);
       }
     }
-    if (inFlight.size >= MAX_IN_FLIGHT) {
-      skipped++;
-      continue;
-    }
-    const p = oneRequest(routerUrl).then((r) => {
-      records.push(r);
-      if (r.outcome === 'unexpected') note(`unexpected: ${r.stream ? 'stream' : 'request'} ${r.backend ?? ''} ${r.detail}`);
-    });
-    inFlight.add(p);
-    void p.finally(() => inFlight.delete(p));
-  }
-  await Promise.race([Promise.all(inFlight), new Promise((r) => setTimeout(r, 30_000))]);
+  });
   clearInterval(sampler);
   await sample();
   const ranMs = Date.now() - t0;
@@ -332,11 +259,7 @@ async function main(): Promise<void> {
   for (const pid of leftovers) process.kill(pid, 'SIGKILL');
 
   // ---- report
-  const count = (o: Outcome) => records.filter((r) => r.outcome === o).length;
-  const total = records.length;
-  const counted = total - count('aborted');
-  const injected = count('injected-error') + count('injected-drop') + count('killed');
-  const failed = counted - count('ok');
+  const summary = traffic.summary();
   const growth = [...new Set(samples.map((s) => `${s.service}\u0000${s.pid}`))].map((key) => {
     const [service, pid] = key.split('\u0000') as [string, string];
     const mine = samples.filter((s) => s.service === service && s.pid === Number(pid) && Number.isFinite(s.rss_mb));
@@ -350,14 +273,19 @@ async function main(): Promise<void> {
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? '', memory_gb: Math.round(totalmem() / 1e9), node: process.version },
     settings: { duration_s: durationMs / 1000, rate_per_s: rate, backends: nBackends, error_rate: errorRate, drop_rate: dropRate, abort_rate: abortRate, kill_every_s: killEveryMs / 1000, registry_kill_at_s: registryKillAtMs / 1000, seed: Number(opts.seed) },
     ran_s: Math.round(ranMs / 100) / 10,
-    requests: { total, ok: count('ok'), aborted_by_client: count('aborted'), injected_errors: count('injected-error'), injected_drops: count('injected-drop'), cut_by_engine_kill: count('killed'), unexpected: count('unexpected'), not_sent_over_concurrency_cap: skipped },
-    rates: {
-      error_rate: counted ? failed / counted : 0,
-      injected_rate: counted ? injected / counted : 0,
-      unexpected_rate: counted ? count('unexpected') / counted : 0,
+    requests: {
+      total: summary.total,
+      ok: summary.ok,
+      aborted_by_client: summary.aborted_by_client,
+      injected_errors: summary.injected_errors,
+      injected_drops: summary.injected_drops,
+      cut_by_engine_kill: summary.cut_by_engine_kill,
+      unexpected: summary.unexpected,
+      not_sent_over_concurrency_cap: summary.not_sent_over_concurrency_cap,
     },
-    unexpected: records.filter((r) => r.outcome === 'unexpected').slice(0, 50).map((r) => ({ at_s: (r.start - t0) / 1000, stream: r.stream, backend: r.backend, detail: r.detail })),
-    faults: { engine_kills: kills.length, registry_kills: registryKilled ? 1 : 0 },
+    rates: { error_rate: summary.error_rate, injected_rate: summary.injected_rate, unexpected_rate: summary.unexpected_rate },
+    unexpected: traffic.records.filter((r) => r.outcome === 'unexpected').slice(0, 50).map((r) => ({ at_s: (r.start - t0) / 1000, stream: r.stream, backend: r.backend, detail: r.detail })),
+    faults: { engine_kills: engineKills, registry_kills: registryKilled ? 1 : 0 },
     events,
     growth,
     shutdown: { up_exit_code: upCode, stop_s: Math.round(stopMs / 100) / 10, processes_left: leftovers },
