@@ -7,6 +7,9 @@ import { parseEnvFlags, resolveConfig } from '../src/babysitter/config.js';
 import { babysitterSpec } from '../src/babysitter/cli.js';
 import { parseCommand } from '../src/common/command.js';
 import { splitShellWords } from '../src/common/shell-words.js';
+import { programProblem, watchedCommand } from '../src/babysitter/group-watch.js';
+import { ourProcesses, parseListeners } from '../src/babysitter/port-owner.js';
+import { parseProcStat, procStat } from '../src/babysitter/process-group.js';
 import { tempDir } from './helpers/services.js';
 
 const resolve = (argv: string[]) => {
@@ -100,5 +103,56 @@ describe('babysitter command lines per backend type', () => {
     assert.ok(cli > 0);
     assert.deepEqual(mock.slice(cli + 1), ['mock', '--port', '8100', '--host', '0.0.0.0', '--models', 'a,b', '--name', 'n-server']);
     assert.ok(!mock.includes('--registry-url'), 'the mock never registers itself under the babysitter name');
+  });
+});
+
+describe('process table and socket parsing', () => {
+  it('reads /proc/<pid>/stat fields after the last parenthesis', () => {
+    const line = '4242 (my (odd) engine) S 1 4242 4242 0 -1 4194560 1 0 0 0 3 4 0 0 20 0 7 0 987654 1000 200 18446744073709551615';
+    assert.deepEqual(parseProcStat(4242, line), { pid: 4242, state: 'S', ppid: 1, pgrp: 4242, startTicks: 987654 });
+    assert.equal(parseProcStat(1, 'garbage'), undefined);
+    const me = procStat(process.pid)!;
+    assert.equal(me.pid, process.pid);
+    assert.ok(me.startTicks > 0);
+  });
+
+  it('finds the inodes of sockets listening on a port, IPv4 and IPv6', () => {
+    const tcp = [
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 111 1 0 100 0 0 10 0',
+      '   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000  1000        0 222 1 0 100 0 0 10 0',
+      '   2: 00000000:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 333 1 0 100 0 0 10 0',
+    ].join('\n');
+    assert.deepEqual(parseListeners(tcp, 8080), [111], 'only LISTEN sockets of that port');
+    const tcp6 = '  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n' +
+      '   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 444 1 0 100 0 0 10 0';
+    assert.deepEqual(parseListeners(tcp6, 8080), [444]);
+  });
+
+  it('counts the group and the leader\'s descendants as ours, not an orphan', () => {
+    const p = (pid: number, ppid: number, pgrp: number) => ({ pid, ppid, pgrp, state: 'S', startTicks: 1 });
+    const procs = [p(100, 1, 100), p(101, 100, 100), p(102, 101, 102), p(103, 102, 103), p(200, 1, 100), p(300, 1, 300)];
+    assert.deepEqual(ourProcesses(procs, 100).map((x) => x.pid), [100, 101, 102, 103, 200]);
+  });
+
+  it('names a program that cannot be run before a shell turns it into exit 127', async () => {
+    const dir = await tempDir();
+    const exe = join(dir, 'engine');
+    await writeFile(exe, '#!/bin/sh\n', { mode: 0o755 });
+    await writeFile(join(dir, 'data'), '', { mode: 0o644 });
+    assert.equal(programProblem('sh', undefined, '/usr/bin:/bin'), undefined);
+    assert.equal(programProblem('engine', undefined, dir), undefined);
+    assert.equal(programProblem('./engine', dir, ''), undefined);
+    assert.equal(programProblem(exe, undefined, ''), undefined);
+    assert.match(programProblem('engine', undefined, '/usr/bin')!, /'engine' not found on PATH/);
+    assert.match(programProblem('data', undefined, dir)!, /found on PATH but not executable/);
+    assert.match(programProblem(join(dir, 'nope'), undefined, '')!, /not found/);
+    assert.match(programProblem(dir, undefined, '')!, /is not executable/);
+  });
+
+  it('runs the program under the watch with its own arguments untouched', () => {
+    const w = watchedCommand('python3', ['-c', 'print("a b")', '$HOME', "it's"], 2500);
+    assert.equal(w.program, '/bin/sh');
+    assert.deepEqual(w.args.slice(2), ['sh', '25', 'python3', '-c', 'print("a b")', '$HOME', "it's"]);
   });
 });
