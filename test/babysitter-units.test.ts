@@ -10,6 +10,8 @@ import { splitShellWords } from '../src/common/shell-words.js';
 import { programProblem, watchedCommand } from '../src/babysitter/group-watch.js';
 import { ourProcesses, parseListeners } from '../src/babysitter/port-owner.js';
 import { parseProcStat, procStat } from '../src/babysitter/process-group.js';
+import { createLogger } from '../src/common/log.js';
+import { RegistrationKeeper, type RegistryClient, type Registration } from '../src/common/registry-client.js';
 import { tempDir } from './helpers/services.js';
 
 const resolve = (argv: string[]) => {
@@ -154,5 +156,83 @@ describe('process table and socket parsing', () => {
     const w = watchedCommand('python3', ['-c', 'print("a b")', '$HOME', "it's"], 2500);
     assert.equal(w.program, '/bin/sh');
     assert.deepEqual(w.args.slice(2), ['sh', '25', 'python3', '-c', 'print("a b")', '$HOME', "it's"]);
+  });
+});
+
+describe('RegistrationKeeper status', () => {
+  /** A scripted registry client: records every call, answers as told. */
+  function fakeClient() {
+    const calls: string[] = [];
+    let heartbeatAnswer: 'ok' | 'not-found' | 'error' = 'ok';
+    let gate: Promise<void> = Promise.resolve();
+    const client = {
+      baseUrl: 'http://registry.invalid',
+      async register(reg: Registration) {
+        await gate;
+        calls.push(`register ${reg.name} ${reg.status}`);
+      },
+      async heartbeat(name: string, status?: string) {
+        calls.push(`heartbeat ${name}${status === undefined ? '' : ` ${status}`}`);
+        return heartbeatAnswer;
+      },
+      async deregister(name: string) {
+        calls.push(`deregister ${name}`);
+        return true;
+      },
+    };
+    return {
+      calls,
+      client: client as unknown as RegistryClient,
+      answer: (a: typeof heartbeatAnswer) => (heartbeatAnswer = a),
+      hold: () => {
+        let open!: () => void;
+        gate = new Promise((r) => (open = r));
+        return open;
+      },
+    };
+  }
+  const reg = (name: string): Registration => ({ name, host: 'h', hostname: 'h', port: 1, url: 'http://h:1', status: 'running', metadata: {} });
+  const log = createLogger('test', 'silent');
+
+  it('sends a status change at once, repeats it until acknowledged, and re-registers with it', async () => {
+    const f = fakeClient();
+    const keeper = new RegistrationKeeper(f.client, 60_000, log);
+    await keeper.set(reg('a'));
+    f.answer('error');
+    await keeper.setStatus('a', 'not-ready');
+    assert.equal(keeper.status('a'), 'not-ready');
+    f.answer('ok');
+    await (keeper as any).beatAll();
+    await (keeper as any).beatAll();
+    f.answer('not-found');
+    await keeper.setStatus('a', 'running');
+    await keeper.setStatus('a', 'running');
+    assert.deepEqual(f.calls, ['register a running', 'heartbeat a not-ready', 'heartbeat a not-ready', 'heartbeat a', 'heartbeat a running', 'register a running']);
+    await keeper.setStatus('unknown', 'not-ready');
+    await keeper.stop();
+  });
+
+  it('keeps one record\'s calls in order: a removal never overtakes its registration', async () => {
+    const f = fakeClient();
+    const keeper = new RegistrationKeeper(f.client, 60_000, log);
+    const open = f.hold();
+    const registered = keeper.set(reg('b'));
+    await new Promise((r) => setImmediate(r)); // the registration is on its way (held by the registry)
+    const status = keeper.setStatus('b', 'not-ready');
+    const removed = keeper.remove('b');
+    open();
+    await Promise.all([registered, status, removed]);
+    assert.deepEqual(f.calls, ['register b running', 'deregister b'], 'the removal waits for the registration; the status beat finds no record');
+
+    // a status change made before a registration's turn is registered as it is then
+    const open2 = f.hold();
+    const first = keeper.set(reg('c'));
+    await new Promise((r) => setImmediate(r));
+    const second = keeper.set(reg('c'));
+    void keeper.setStatus('c', 'not-ready');
+    open2();
+    await Promise.all([first, second]);
+    assert.deepEqual(f.calls.slice(2), ['register c running', 'register c not-ready']);
+    await keeper.stop();
   });
 });
