@@ -14,10 +14,12 @@ const info = async (b: RunningService) => (await http('GET', `${b.url}/info`)).b
 const pidFile = (port: number) => join(tmpdir(), `infini-babysitter-${process.getuid!()}-${port}.pid`);
 const count = (s: RunningService, msg: string, extra: (l: any) => boolean = () => true) => s.logs.filter((l) => l.msg === msg && extra(l)).length;
 
-/** Kills the babysitter process only: its engine's group is left to its own devices. */
-async function killBabysitterOnly(s: RunningService): Promise<void> {
+/** Kills the babysitter process only (its engine's group is left to its own devices); returns when. */
+async function killBabysitterOnly(s: RunningService): Promise<number> {
+  const at = Date.now();
   process.kill(s.proc.pid!, 'SIGKILL');
   await s.exited;
+  return at;
 }
 
 /** Waits until the registry record's last_heartbeat has advanced `beats` times, the record present throughout. */
@@ -60,7 +62,7 @@ describe('babysitter: a killed babysitter does not orphan its engine', () => {
   it('the engine exits within seconds; a new babysitter on the port is ready exactly once and stays so', async (t) => {
     const reg = await startRegistry();
     const port = await freePortPair();
-    const args = ['babysitter', '--port', String(port), '--name', 'orphan-a', '--service-type', 'mock', '--args', 'm1', '--host', '127.0.0.1', '--registry-url', reg.url, '--heartbeat-interval', '0.2', '--restart-delay', '0.1'];
+    const args = ['babysitter', '--port', String(port), '--name', 'orphan-a', '--service-type', 'mock', '--args', 'm1', '--host', '127.0.0.1', '--registry-url', reg.url, '--heartbeat-interval', '0.2', '--readiness-interval', '0.2', '--readiness-timeout', '1', '--restart-delay', '0.1'];
     const first = await startService(args);
     await waitFor(async () => (await info(first)).state === 'ready', 'first ready');
     const i = await info(first);
@@ -68,8 +70,7 @@ describe('babysitter: a killed babysitter does not orphan its engine', () => {
     const engine = i.pid as number;
     assert.ok(existsSync(pidFile(port)), 'the pid file names the running group');
 
-    await killBabysitterOnly(first);
-    const killedAt = Date.now();
+    const killedAt = await killBabysitterOnly(first);
     await waitFor(() => !pidAlive(engine), 'the engine exits after its babysitter died', 10_000);
     t.diagnostic(`engine gone ${Date.now() - killedAt} ms after its babysitter was killed`);
 
@@ -83,6 +84,7 @@ describe('babysitter: a killed babysitter does not orphan its engine', () => {
     assert.equal(j.restart_count, 0);
     assert.equal(count(second, 'backend ready'), 1);
     assert.equal(count(second, 'registered with registry', (l) => l.service === 'orphan-a-server'), 1);
+    assert.equal(count(second, 'backend not ready'), 0);
 
     // a deliberate stop is not held up by the watcher
     assert.equal((await second.stop('SIGTERM')).code, 0);
@@ -100,8 +102,7 @@ describe('babysitter: a killed babysitter does not orphan its engine', () => {
     await waitFor(async () => (await info(sitter)).state === 'ready', 'ready');
     const tree = JSON.parse(await readFile(out, 'utf8'));
     assert.equal(tree.pid, (await info(sitter)).pid, 'the engine keeps the group leader\'s pid (exec)');
-    await killBabysitterOnly(sitter);
-    const killedAt = Date.now();
+    const killedAt = await killBabysitterOnly(sitter);
     await waitFor(() => !pidAlive(tree.pid) && !pidAlive(tree.child), 'engine and worker gone', 10_000);
     t.diagnostic(`engine ignoring SIGTERM (grace 0.5 s) gone ${Date.now() - killedAt} ms after its babysitter was killed`);
   });

@@ -108,6 +108,25 @@ describe('babysitter command lines per backend type', () => {
   });
 });
 
+describe('babysitter readiness settings', () => {
+  it('defaults to a 5 s readiness probe with a 5 s timeout; flag > file', async () => {
+    const cfg = resolve(['--port', '8100', '--command', 'x']);
+    assert.equal(cfg.readinessIntervalMs, 5000);
+    assert.equal(cfg.readinessTimeoutMs, 5000);
+    assert.equal(cfg.livenessIntervalMs, 30_000, 'liveness keeps its own timers');
+    const dir = await tempDir();
+    const file = join(dir, 'r.toml');
+    await writeFile(file, 'port = 8100\n[babysitter]\nreadiness_interval = 2\nreadiness_timeout = 1.5\n[backend]\ntype = "command"\ncommand = "x"\n');
+    const fromFile = resolve(['--config-file', file]);
+    assert.equal(fromFile.readinessIntervalMs, 2000);
+    assert.equal(fromFile.readinessTimeoutMs, 1500);
+    assert.deepEqual(fromFile.unknownKeys, []);
+    assert.equal(resolve(['--config-file', file, '--readiness-interval', '0.5']).readinessIntervalMs, 500);
+    await writeFile(file, 'port = 8100\n[babysitter]\nreadiness_timeout = 0\n[backend]\ntype = "command"\ncommand = "x"\n');
+    assert.throws(() => resolve(['--config-file', file]), /key 'babysitter\.readiness_timeout'/);
+  });
+});
+
 describe('process table and socket parsing', () => {
   it('reads /proc/<pid>/stat fields after the last parenthesis', () => {
     const line = '4242 (my (odd) engine) S 1 4242 4242 0 -1 4194560 1 0 0 0 3 4 0 0 20 0 7 0 987654 1000 200 18446744073709551615';

@@ -85,6 +85,7 @@ export class BabysitterServer {
       last_exit_signal: s.lastExitSignal,
       last_down_reason: s.lastDownReason,
       not_ready_reason: s.notReadyReason,
+      readiness_failures: s.readinessFailures,
       group_watch: s.watched,
       next_start_in_s: s.nextStartAt !== undefined ? Math.max(0, (s.nextStartAt - Date.now()) / 1000) : null,
       models: s.models.map((m) => m.id),

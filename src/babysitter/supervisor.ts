@@ -7,13 +7,16 @@ import { programProblem, watchAvailable, watchedCommand } from './group-watch.js
 import { pidFilePath, removeGroupRecord, stopPreviousGroup, writeGroupRecord } from './pid-file.js';
 import { portInUse, portOwnership } from './port-owner.js';
 import { stopGroup } from './process-group.js';
-import { probeLive, probeReady, type ModelObject } from './probes.js';
+import { healthProblem, probeLive, probeReady, type ModelObject } from './probes.js';
 
-export type BackendState = 'starting' | 'ready' | 'backoff' | 'failed' | 'stopping' | 'stopped';
+/** `not-ready`: running and once ready, but its last readiness probe failed (not routable). */
+export type BackendState = 'starting' | 'ready' | 'not-ready' | 'backoff' | 'failed' | 'stopping' | 'stopped';
 
 export interface SupervisorHooks {
   /** A start became ready: register it. */
   onReady(models: ModelObject[]): void;
+  /** While running: a readiness probe failed (`ready` false, with why) or passed again. */
+  onReadiness(ready: boolean, reason?: string): void;
   /** The backend stopped being ready (exit, hang, failed start); `reason` says why. */
   onDown(reason: string): void;
 }
@@ -26,9 +29,9 @@ const RECENT_LINES = 200;
 /**
  * Supervises one backend process group: starts it as a direct child in its own group (under the
  * parent-death watch, see group-watch.ts), waits until it is ready (answered by a process of that
- * group, not by whoever else holds the port), probes liveness while ready, restarts it with
- * exponential back-off when it exits, hangs or fails to start, and stops the whole group (SIGTERM,
- * grace, SIGKILL) on request.
+ * group, not by whoever else holds the port), probes readiness and liveness while running, restarts
+ * it with exponential back-off when it exits, hangs or fails to start, and stops the whole group
+ * (SIGTERM, grace, SIGKILL) on request.
  */
 export class Supervisor {
   state: BackendState = 'stopped';
@@ -36,8 +39,10 @@ export class Supervisor {
   lastExitCode: number | null = null;
   lastExitSignal: string | null = null;
   lastDownReason: string | null = null;
-  /** Why a started backend is not ready yet (its port answered by another process). */
+  /** Why a running backend is not ready (failed readiness probe, port answered by another process). */
   notReadyReason: string | null = null;
+  /** Consecutive failed readiness probes while running. */
+  readinessFailures = 0;
   models: ModelObject[] = [];
   pid: number | undefined;
   readySince: number | undefined;
@@ -91,12 +96,18 @@ export class Supervisor {
     if (this.recentLines.length > RECENT_LINES) this.recentLines.splice(0, this.recentLines.length - RECENT_LINES);
   }
 
+  /** Running: started, became ready, and not stopped or restarted since (`gen` is still current). */
+  private running(gen: number): boolean {
+    return gen === this.generation && (this.state === 'ready' || this.state === 'not-ready');
+  }
+
   private async launch(): Promise<void> {
     const gen = ++this.generation;
     this.state = 'starting';
     this.nextStartAt = undefined;
     this.models = [];
     this.notReadyReason = null;
+    this.readinessFailures = 0;
     const env = { ...process.env, ...this.cfg.backend.env };
     // Values of env are never logged, only their names.
     this.log.info({ program: this.cmd.program, args: this.cmd.args, cwd: this.cmd.cwd, env_keys: Object.keys(this.cfg.backend.env), attempt: this.restartCount + 1 }, 'starting backend');
@@ -197,6 +208,7 @@ export class Supervisor {
         this.notReadyReason = null;
         this.log.info({ port: this.cfg.port, models: models.map((m) => m.id), startup_s: (Date.now() - startedAt) / 1000 }, 'backend ready');
         this.hooks.onReady(models);
+        this.watchReadiness(gen);
         this.watchLiveness(gen);
         return;
       }
@@ -215,12 +227,43 @@ export class Supervisor {
     }
   }
 
+  /**
+   * While running, one failed /health probe makes the backend not ready (its record leaves the
+   * routable set at once), one passing probe makes it ready again. Restarting stays liveness's call.
+   */
+  private watchReadiness(gen: number): void {
+    const probe = async () => {
+      if (!this.running(gen)) return;
+      const problem = await healthProblem(this.cfg.port, this.cfg.readinessTimeoutMs);
+      if (!this.running(gen)) return;
+      if (problem === undefined) {
+        this.readinessFailures = 0;
+        if (this.state === 'not-ready') {
+          this.state = 'ready';
+          this.notReadyReason = null;
+          this.log.info({ port: this.cfg.port }, 'backend ready again');
+          this.hooks.onReadiness(true);
+        }
+      } else {
+        this.readinessFailures++;
+        if (this.state === 'ready') {
+          this.state = 'not-ready';
+          this.notReadyReason = problem;
+          this.log.warn({ port: this.cfg.port, reason: problem }, 'backend not ready');
+          this.hooks.onReadiness(false, problem);
+        }
+      }
+      this.later(this.cfg.readinessIntervalMs, () => void probe());
+    };
+    this.later(this.cfg.readinessIntervalMs, () => void probe());
+  }
+
   private watchLiveness(gen: number): void {
     let failures = 0;
     const probe = async () => {
-      if (gen !== this.generation || this.state !== 'ready') return;
+      if (!this.running(gen)) return;
       const alive = await probeLive(this.cfg.port, this.cfg.livenessTimeoutMs);
-      if (gen !== this.generation || this.state !== 'ready') return;
+      if (!this.running(gen)) return;
       failures = alive ? 0 : failures + 1;
       if (!alive) this.log.warn({ failures, of: this.cfg.livenessFailures }, 'backend liveness probe failed');
       if (failures >= this.cfg.livenessFailures) {
@@ -248,7 +291,7 @@ export class Supervisor {
 
   /** The backend is down: tell the hooks and schedule the next start (or give up). */
   private failed(reason: string): void {
-    const wasReady = this.state === 'ready';
+    const wasReady = this.state === 'ready' || this.state === 'not-ready';
     this.lastDownReason = reason;
     this.notReadyReason = null;
     this.hooks.onDown(reason);
