@@ -117,4 +117,26 @@ describe('babysitter: readiness while running', () => {
     assert.equal(count(sitter, 'backend ready'), 1);
     await Promise.all([sitter.stop(), reg.stop()]);
   });
+
+  it('a declared hang removes the record at once, not after the stop grace', async () => {
+    const reg = await startRegistry();
+    const port = await freePortPair();
+    const sitter = await startService(['babysitter', '--port', String(port), '--name', 'hung', '--service-type', 'mock', '--args', 'm1', '--host', '127.0.0.1', '--registry-url', reg.url,
+      '--heartbeat-interval', '0.3', '--readiness-interval', '0.2', '--readiness-timeout', '0.2', '--liveness-interval', '0.3', '--liveness-timeout', '0.2', '--liveness-failures', '2', '--stop-grace', '5', '--restart-delay', '0.1']);
+    await waitFor(async () => (await record(reg.url, 'hung-server'))?.is_healthy === true, 'registered and healthy');
+    const engine = (await info(sitter)).pid as number;
+    // stopped, it cannot answer and its SIGTERM stays pending: only the SIGKILL after the grace ends it
+    process.kill(engine, 'SIGSTOP');
+    await sitter.waitForLog((l) => l.msg === 'backend hung: restarting it');
+    await waitFor(async () => (await http('GET', `${reg.url}/services/hung-server`)).status === 404, 'record removed', 2000);
+    assert.ok(pidAlive(engine), 'the record went before the engine: still inside the 5 s stop grace');
+    const h = await http('GET', `${sitter.url}/health`);
+    assert.equal(h.status, 503);
+    assert.equal(h.body.status, 'stopping');
+    assert.equal(h.body.reason, 'hung');
+    await waitFor(async () => (await record(reg.url, 'hung-server'))?.status === 'running', 'restarted and registered', 20_000);
+    assert.equal(pidAlive(engine), false);
+    assert.equal((await info(sitter)).restart_count, 1);
+    await Promise.all([sitter.stop(), reg.stop()]);
+  });
 });

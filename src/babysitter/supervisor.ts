@@ -55,6 +55,8 @@ export class Supervisor {
   private child: ChildProcess | undefined;
   private generation = 0;
   private consecutiveFailures = 0;
+  /** Whether the hooks heard that the current start is down. */
+  private downNotified = false;
   private timers = new Set<NodeJS.Timeout>();
 
   constructor(
@@ -108,6 +110,7 @@ export class Supervisor {
     this.models = [];
     this.notReadyReason = null;
     this.readinessFailures = 0;
+    this.downNotified = false;
     const env = { ...process.env, ...this.cfg.backend.env };
     // Values of env are never logged, only their names.
     this.log.info({ program: this.cmd.program, args: this.cmd.args, cwd: this.cmd.cwd, env_keys: Object.keys(this.cfg.backend.env), attempt: this.restartCount + 1 }, 'starting backend');
@@ -142,6 +145,8 @@ export class Supervisor {
     }
     this.child = child;
     this.pid = child.pid;
+    // our end of the watch socket: end-of-file when the group is gone, nothing else is expected
+    child.stdio[3]?.on('error', () => undefined);
     if (child.pid !== undefined) writeGroupRecord(this.pidFile, child.pid, this.cfg.port, this.cmd.program, this.log);
     for (const [stream, source] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
       createInterface({ input: source, crlfDelay: Infinity }).on('line', (line) => {
@@ -165,15 +170,17 @@ export class Supervisor {
       // the shell in front answers 127/126 when it cannot exec the program (checked above, but the
       // file may have changed since)
       const execFailed = this.watched && this.state === 'starting' && (code === 127 || code === 126);
-      if (execFailed) this.log.error({ code, program: this.cmd.program, err: code === 127 ? 'program not found' : 'program not executable' }, 'backend failed to start');
+      if (execFailed) this.log.error({ code, program: this.cmd.program, err: `exit ${code} before ready: a command was ${code === 127 ? 'not found' : 'not executable'} (see the output)` }, 'backend failed to start');
       else this.log.warn({ code, signal, state: this.state }, 'backend exited');
+      const reason = execFailed ? 'spawn failed' : code === 0 ? 'exited' : 'crashed';
       const pgid = child.pid!;
       this.child = undefined;
       this.pid = undefined;
+      this.goingDown(reason);
       // the rest of its group (workers holding GPU memory, the watcher) goes before any restart
       void stopGroup(pgid, 2_000).then(() => {
         this.release(child);
-        if (gen === this.generation) this.failed(execFailed ? 'spawn failed' : code === 0 ? 'exited' : 'crashed');
+        if (gen === this.generation) this.failed(reason);
       });
     });
     void this.waitReady(gen, child, startedAt);
@@ -281,6 +288,8 @@ export class Supervisor {
     if (gen !== this.generation) return;
     const child = this.child;
     const own = ++this.generation;
+    // nothing may route to it during the stop grace (its requests can be retried elsewhere now)
+    this.goingDown(reason);
     if (child?.pid !== undefined) await stopGroup(child.pid, this.cfg.stopGraceMs);
     if (child) this.release(child);
     if (own !== this.generation) return;
@@ -289,12 +298,20 @@ export class Supervisor {
     this.failed(reason);
   }
 
-  /** The backend is down: tell the hooks and schedule the next start (or give up). */
-  private failed(reason: string): void {
-    const wasReady = this.state === 'ready' || this.state === 'not-ready';
+  /** From the moment the backend is known to be down: not ready, and the hooks hear it (once). */
+  private goingDown(reason: string): void {
+    this.state = 'stopping';
     this.lastDownReason = reason;
     this.notReadyReason = null;
+    if (this.downNotified) return;
+    this.downNotified = true;
     this.hooks.onDown(reason);
+  }
+
+  /** The backend is down (and its group gone): schedule the next start, or give up. */
+  private failed(reason: string): void {
+    const wasReady = this.readySince !== undefined;
+    this.goingDown(reason);
     if (this.readySince !== undefined && Date.now() - this.readySince >= STABLE_AFTER_MS) this.consecutiveFailures = 0;
     this.readySince = undefined;
     if (this.restartCount >= this.cfg.maxRestarts) {
