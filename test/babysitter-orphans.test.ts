@@ -47,16 +47,21 @@ after(() => {
   }
 });
 
-/** A process of the test's own listening on `port` and answering like an engine (not ours). */
-async function startOutsider(port: number): Promise<number> {
-  const proc = spawn(process.execPath, [FAKE_BACKEND, '--port', String(port)], { stdio: ['ignore', 'pipe', 'ignore'] });
+/**
+ * A process of the test's own answering like an engine on `port` (not ours): listening at once, or
+ * (`late`) started now but listening only once sent SIGUSR2, like an engine still loading its model.
+ */
+async function startOutsider(port: number, late = false): Promise<number> {
+  const proc = spawn(process.execPath, [FAKE_BACKEND, '--port', String(port)], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, LISTEN_ON_SIGUSR2: late ? '1' : '' } });
   strays.add(proc.pid!);
   await new Promise<void>((resolve, reject) => {
-    proc.stdout!.on('data', (d: Buffer) => d.toString().includes('listening') && resolve());
+    proc.stdout!.on('data', (d: Buffer) => d.toString().includes(late ? 'waiting' : 'listening') && resolve());
     proc.once('exit', (code) => reject(new Error(`outsider exited ${code}`)));
   });
   return proc.pid!;
 }
+
+const NEVER_LISTENS = `${process.execPath} -e setInterval(()=>{},1000)`;
 
 describe('babysitter: a killed babysitter does not orphan its engine', () => {
   it('the engine exits within seconds; a new babysitter on the port is ready exactly once and stays so', async (t) => {
@@ -157,14 +162,14 @@ describe('babysitter: readiness is of its own child', () => {
     const sitter = await startService(['babysitter', '--port', String(port), '--name', 'squatted', '--service-type', 'mock', '--args', 'm1', '--host', '127.0.0.1', '--registry-url', reg.url, '--heartbeat-interval', '0.2', '--restart-delay', '0.1', '--max-restart-delay', '0.3']);
     await waitFor(() => count(sitter, 'backend port already in use: not starting the backend') >= 5, 'several refused starts');
     const i = await info(sitter);
-    assert.equal(i.last_down_reason, `port ${port} in use by pid ${outsider}`);
+    assert.equal(i.last_down_reason, `port ${port} in use by pid ${outsider} (node)`);
     assert.ok(i.state === 'backoff' || i.state === 'starting', i.state);
     assert.equal(count(sitter, 'backend ready'), 0);
     assert.equal(count(sitter, 'starting backend') - count(sitter, 'backend port already in use: not starting the backend'), 0, 'no engine was ever spawned');
     assert.equal((await http('GET', `${sitter.url}/health`)).status, 503);
     assert.equal((await http('GET', `${reg.url}/services/squatted-server`)).status, 404);
     const h = await http('GET', `${sitter.url}/health`);
-    assert.equal(h.body.reason, `port ${port} in use by pid ${outsider}`);
+    assert.equal(h.body.reason, `port ${port} in use by pid ${outsider} (node)`);
 
     process.kill(outsider, 'SIGKILL');
     strays.delete(outsider);
@@ -174,23 +179,37 @@ describe('babysitter: readiness is of its own child', () => {
     await Promise.all([sitter.stop(), reg.stop()]);
   });
 
-  it('an answer from a process that took the port after the launch is not readiness', async () => {
+  it('an answer from a process older than the backend that binds after the launch is not readiness', async () => {
     const port = await freePortPair();
-    // a backend that never listens; the test's own process then answers on its port
-    const sitter = await startService(['babysitter', '--port', String(port), '--command', `${process.execPath} -e setInterval(()=>{},1000)`, '--startup-timeout', '3', '--restart-delay', '0.1', '--stop-grace', '0.5']);
+    // e.g. an orphaned engine still loading its model when this babysitter checked the port
+    const outsider = await startOutsider(port, true);
+    const sitter = await startService(['babysitter', '--port', String(port), '--command', NEVER_LISTENS, '--startup-timeout', '3', '--restart-delay', '0.1', '--stop-grace', '0.5']);
     await waitFor(async () => (await info(sitter)).pid, 'backend launched');
-    const outsider = await startOutsider(port);
+    process.kill(outsider, 'SIGUSR2');
     await sitter.waitForLog((l) => l.msg === 'the backend port is answered by a process outside the backend: not ready');
     const i = await info(sitter);
     assert.equal(i.state, 'starting');
-    assert.equal(i.not_ready_reason, `port ${port} answered by pid ${outsider}, not by the backend`);
+    assert.equal(i.not_ready_reason, `port ${port} answered by pid ${outsider} (node), not by the backend`);
     // through the whole startup timeout (many probes), then refused starts: never ready
     await waitFor(() => count(sitter, 'backend port already in use: not starting the backend') >= 2, 'the restart refuses the taken port', 15_000);
-    assert.equal((await info(sitter)).last_down_reason, `port ${port} in use by pid ${outsider}`);
+    assert.equal((await info(sitter)).last_down_reason, `port ${port} in use by pid ${outsider} (node)`);
     assert.ok(sitter.logs.some((l) => l.msg === 'restarting backend after delay' && l.reason === 'startup timeout'));
     assert.equal(count(sitter, 'backend ready'), 0);
     process.kill(outsider, 'SIGKILL');
     strays.delete(outsider);
+    await sitter.stop();
+  });
+
+  it('trusts a listener outside its group that started after the backend (docker-proxy style), and says so', async () => {
+    const port = await freePortPair();
+    const sitter = await startService(['babysitter', '--port', String(port), '--command', NEVER_LISTENS, '--stop-grace', '0.5']);
+    await waitFor(async () => (await info(sitter)).pid, 'backend launched');
+    const proxy = await startOutsider(port);
+    const line = await sitter.waitForLog((l) => l.msg === 'the backend port is held by a process outside the backend group that started after it (e.g. docker-proxy): trusting it');
+    assert.equal(line.holder_pid, proxy);
+    await waitFor(async () => (await info(sitter)).state === 'ready', 'ready');
+    process.kill(proxy, 'SIGKILL');
+    strays.delete(proxy);
     await sitter.stop();
   });
 });

@@ -130,7 +130,7 @@ describe('babysitter readiness settings', () => {
 describe('process table and socket parsing', () => {
   it('reads /proc/<pid>/stat fields after the last parenthesis', () => {
     const line = '4242 (my (odd) engine) S 1 4242 4242 0 -1 4194560 1 0 0 0 3 4 0 0 20 0 7 0 987654 1000 200 18446744073709551615';
-    assert.deepEqual(parseProcStat(4242, line), { pid: 4242, state: 'S', ppid: 1, pgrp: 4242, startTicks: 987654 });
+    assert.deepEqual(parseProcStat(4242, line), { pid: 4242, comm: 'my (odd) engine', state: 'S', ppid: 1, pgrp: 4242, startTicks: 987654 });
     assert.equal(parseProcStat(1, 'garbage'), undefined);
     const me = procStat(process.pid)!;
     assert.equal(me.pid, process.pid);
@@ -151,7 +151,7 @@ describe('process table and socket parsing', () => {
   });
 
   it('counts the group and the leader\'s descendants as ours, not an orphan', () => {
-    const p = (pid: number, ppid: number, pgrp: number) => ({ pid, ppid, pgrp, state: 'S', startTicks: 1 });
+    const p = (pid: number, ppid: number, pgrp: number) => ({ pid, comm: 'x', ppid, pgrp, state: 'S', startTicks: 1 });
     const procs = [p(100, 1, 100), p(101, 100, 100), p(102, 101, 102), p(103, 102, 103), p(200, 1, 100), p(300, 1, 300)];
     assert.deepEqual(ourProcesses(procs, 100).map((x) => x.pid), [100, 101, 102, 103, 200]);
   });

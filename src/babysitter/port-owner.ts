@@ -60,20 +60,25 @@ function holds(pid: number, inodes: Set<string>): boolean | undefined {
 }
 
 /** The first process (lowest pid) holding one of the sockets, if any is visible to us. */
-function holderAmong(procs: ProcStat[], inodes: Set<string>): number | undefined {
-  for (const p of procs) if (holds(p.pid, inodes)) return p.pid;
+function holderAmong(procs: ProcStat[], inodes: Set<string>): ProcStat | undefined {
+  for (const p of procs) if (holds(p.pid, inodes)) return p;
   return undefined;
 }
 
-export type PortUse = { inUse: false } | { inUse: true; pid?: number };
+/** "pid 1234 (python3)" */
+export function describeProcess(p: { pid: number; comm?: string }): string {
+  return p.comm ? `pid ${p.pid} (${p.comm})` : `pid ${p.pid}`;
+}
+
+export type PortUse = { inUse: false } | { inUse: true; holder?: ProcStat };
 
 /** Whether anything listens on `port` now, and which process when /proc tells. */
 export async function portInUse(port: number): Promise<PortUse> {
   const inodes = listeningInodes(port);
   if (inodes === undefined) return (await connects(port)) ? { inUse: true } : { inUse: false };
   if (inodes.length === 0) return { inUse: false };
-  const pid = holderAmong(allProcesses() ?? [], new Set(inodes.map(String)));
-  return pid === undefined ? { inUse: true } : { inUse: true, pid };
+  const holder = holderAmong(allProcesses() ?? [], new Set(inodes.map(String)));
+  return holder === undefined ? { inUse: true } : { inUse: true, holder };
 }
 
 /** Fallback without /proc: something accepts a connection on 127.0.0.1:port. */
@@ -90,13 +95,17 @@ function connects(port: number): Promise<boolean> {
   });
 }
 
-export type Ownership = { owner: 'ours' } | { owner: 'other'; pid?: number } | { owner: 'unknown' };
+export type Ownership = { owner: 'ours' } | { owner: 'other' | 'later'; holder: ProcStat } | { owner: 'unknown' };
 
 /**
- * Whether the listener on `port` belongs to our backend: a process of its group (`pgid`) or a
- * descendant of its leader (a backend may move workers to their own session). 'unknown' when /proc
- * cannot tell (no /proc, no listener in this network namespace, or our processes' fds unreadable):
- * the caller then trusts the probe as before.
+ * Whose is the listener on `port`: 'ours' when a process of our backend's group (`pgid`) or a
+ * descendant of its leader holds it (a backend may move workers to a session of their own);
+ * 'other' when the holder is outside and started before our backend (an orphan of an earlier
+ * babysitter, a squatter: never our backend's doing); 'later' when it is outside but started after
+ * our backend, which our backend may well have caused (`docker run -p` makes docker-proxy listen,
+ * a container's processes are children of the container runtime): trusted, as before. 'unknown'
+ * when /proc cannot tell (no /proc, no listener in this network namespace, holder not visible to
+ * us, or our processes' fds unreadable): the probe is trusted as before.
  */
 export function portOwnership(port: number, pgid: number): Ownership {
   const inodes = listeningInodes(port);
@@ -104,16 +113,18 @@ export function portOwnership(port: number, pgid: number): Ownership {
   if (!inodes || inodes.length === 0 || !procs) return { owner: 'unknown' };
   const wanted = new Set(inodes.map(String));
   const ours = ourProcesses(procs, pgid);
+  const leader = ours.find((p) => p.pid === pgid);
   let unreadable = false;
   for (const p of ours) {
     const h = holds(p.pid, wanted);
     if (h) return { owner: 'ours' };
     if (h === undefined) unreadable = true;
   }
-  if (unreadable) return { owner: 'unknown' };
+  if (unreadable || !leader) return { owner: 'unknown' };
   const mine = new Set(ours.map((p) => p.pid));
-  const pid = holderAmong(procs.filter((p) => !mine.has(p.pid)), wanted);
-  return pid === undefined ? { owner: 'other' } : { owner: 'other', pid };
+  const holder = holderAmong(procs.filter((p) => !mine.has(p.pid)), wanted);
+  if (!holder) return { owner: 'unknown' };
+  return { owner: holder.startTicks < leader.startTicks ? 'other' : 'later', holder };
 }
 
 /** The group's members and every descendant of its leader. */

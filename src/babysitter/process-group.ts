@@ -3,6 +3,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 /** The fields of /proc/<pid>/stat this package needs. */
 export interface ProcStat {
   pid: number;
+  /** The program name (up to 15 characters), for messages. */
+  comm: string;
   /** One letter: R, S, D, Z (zombie), T ... */
   state: string;
   ppid: number;
@@ -13,14 +15,15 @@ export interface ProcStat {
 
 /** Parses a /proc/<pid>/stat line; comm may hold spaces and parentheses, so fields start after the last ')'. */
 export function parseProcStat(pid: number, text: string): ProcStat | undefined {
+  const open = text.indexOf('(');
   const close = text.lastIndexOf(')');
-  if (close === -1) return undefined;
+  if (open === -1 || close < open) return undefined;
   // after "pid (comm) ": state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
   // utime stime cutime cstime priority nice num_threads itrealvalue starttime (field 22 overall)
   const f = text.slice(close + 2).split(' ');
   const startTicks = Number(f[19]);
   if (f.length < 20 || !Number.isFinite(startTicks)) return undefined;
-  return { pid, state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), startTicks };
+  return { pid, comm: text.slice(open + 1, close), state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), startTicks };
 }
 
 /** One process's stat, undefined if it is gone or /proc is unavailable. */

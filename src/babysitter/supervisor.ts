@@ -5,7 +5,7 @@ import type { CommandLine } from './command-line.js';
 import type { BabysitterConfig } from './config.js';
 import { programProblem, watchAvailable, watchedCommand } from './group-watch.js';
 import { pidFilePath, removeGroupRecord, stopPreviousGroup, writeGroupRecord } from './pid-file.js';
-import { portInUse, portOwnership } from './port-owner.js';
+import { describeProcess, portInUse, portOwnership } from './port-owner.js';
 import { stopGroup } from './process-group.js';
 import { healthProblem, probeLive, probeReady, type ModelObject } from './probes.js';
 
@@ -121,8 +121,8 @@ export class Supervisor {
     const use = await portInUse(this.cfg.port);
     if (gen !== this.generation) return;
     if (use.inUse) {
-      const reason = `port ${this.cfg.port} in use by ${use.pid !== undefined ? `pid ${use.pid}` : 'another process'}`;
-      this.log.error({ port: this.cfg.port, holder_pid: use.pid ?? null }, 'backend port already in use: not starting the backend');
+      const reason = `port ${this.cfg.port} in use by ${use.holder ? describeProcess(use.holder) : 'another process'}`;
+      this.log.error({ port: this.cfg.port, holder_pid: use.holder?.pid ?? null, holder: use.holder?.comm ?? null }, 'backend port already in use: not starting the backend');
       this.remember(`[babysitter] ${reason}`);
       this.lastExitCode = null;
       this.lastExitSignal = null;
@@ -202,12 +202,15 @@ export class Supervisor {
 
   private async waitReady(gen: number, child: ChildProcess, startedAt: number): Promise<void> {
     let delay = 200;
-    let warnedForeign = false;
+    let noted = false;
     while (gen === this.generation && this.state === 'starting' && this.child === child) {
       const models = await probeReady(this.cfg.port, this.cfg.backend.type === 'mock' ? undefined : this.cfg.backend.models, READY_PROBE_TIMEOUT_MS);
       if (gen !== this.generation || this.state !== 'starting') return;
       // an answer counts only if a process of our group listens (never an orphan holding the port)
       const own = models ? portOwnership(this.cfg.port, child.pid!) : undefined;
+      if (models && own?.owner === 'later') {
+        this.log.info({ port: this.cfg.port, holder_pid: own.holder.pid, holder: own.holder.comm, backend_pid: child.pid }, 'the backend port is held by a process outside the backend group that started after it (e.g. docker-proxy): trusting it');
+      }
       if (models && own?.owner !== 'other') {
         this.state = 'ready';
         this.readySince = Date.now();
@@ -220,9 +223,9 @@ export class Supervisor {
         return;
       }
       if (own?.owner === 'other') {
-        this.notReadyReason = `port ${this.cfg.port} answered by ${own.pid !== undefined ? `pid ${own.pid}` : 'another process'}, not by the backend`;
-        if (!warnedForeign) this.log.warn({ port: this.cfg.port, holder_pid: own.pid ?? null, backend_pid: child.pid }, 'the backend port is answered by a process outside the backend: not ready');
-        warnedForeign = true;
+        this.notReadyReason = `port ${this.cfg.port} answered by ${describeProcess(own.holder)}, not by the backend`;
+        if (!noted) this.log.warn({ port: this.cfg.port, holder_pid: own.holder.pid, holder: own.holder.comm, backend_pid: child.pid }, 'the backend port is answered by a process outside the backend: not ready');
+        noted = true;
       }
       if (Date.now() - startedAt > this.cfg.startupTimeoutMs) {
         this.log.error({ timeout_s: this.cfg.startupTimeoutMs / 1000 }, 'backend not ready within the startup timeout');
