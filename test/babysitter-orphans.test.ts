@@ -215,16 +215,17 @@ describe('babysitter: readiness is of its own child', () => {
 });
 
 describe('babysitter: spawn failures stay clear under the watch', () => {
-  it('names a program that is missing or not executable', async () => {
+  it('names a program that is missing or not executable, or a missing working directory', async () => {
     const dir = await tempDir();
-    const cases: Array<[string, RegExp]> = [
-      ['no-such-engine-xyz', /program 'no-such-engine-xyz' not found on PATH/],
-      [join(dir, 'missing'), /program '.*missing' not found/],
-      [dir, /program '.*' is not executable/],
+    const cases: Array<[string[], RegExp]> = [
+      [['--command', 'no-such-engine-xyz'], /program 'no-such-engine-xyz' not found on PATH/],
+      [['--command', join(dir, 'missing')], /program '.*missing' not found/],
+      [['--command', dir], /program '.*' is not executable/],
+      [['--command', 'sh', '--work-dir', join(dir, 'gone')], /working directory '.*gone' not found/],
     ];
-    for (const [command, pattern] of cases) {
+    for (const [args, pattern] of cases) {
       const port = await freePortPair();
-      const sitter = await startService(['babysitter', '--port', String(port), '--command', command, '--restart-delay', '5']);
+      const sitter = await startService(['babysitter', '--port', String(port), ...args, '--restart-delay', '5']);
       const line = await sitter.waitForLog((l) => l.msg === 'backend failed to start');
       assert.match(String(line.err), pattern);
       const i = await info(sitter);

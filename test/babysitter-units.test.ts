@@ -169,6 +169,7 @@ describe('process table and socket parsing', () => {
     assert.match(programProblem('data', undefined, dir)!, /found on PATH but not executable/);
     assert.match(programProblem(join(dir, 'nope'), undefined, '')!, /not found/);
     assert.match(programProblem(dir, undefined, '')!, /is not executable/);
+    assert.match(programProblem('sh', join(dir, 'gone'), '/usr/bin:/bin')!, /working directory '.*gone' not found/);
   });
 
   it('runs the program under the watch with its own arguments untouched', () => {

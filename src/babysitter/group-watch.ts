@@ -51,8 +51,8 @@ export function watchedCommand(program: string, args: string[], graceMs: number)
 
 /**
  * Finds the program as execvp would (PATH for a bare name, `cwd` for a relative path), so that a
- * missing or non-executable program is reported by name before a shell turns it into exit 127/126.
- * Returns undefined when found, else the problem.
+ * missing or non-executable program (or working directory) is reported by name before a shell turns
+ * it into exit 127/126. Returns undefined when found, else the problem.
  */
 export function programProblem(program: string, cwd: string | undefined, pathVar: string | undefined): string | undefined {
   const runnable = (file: string): 'ok' | 'missing' | 'not-executable' => {
@@ -65,6 +65,14 @@ export function programProblem(program: string, cwd: string | undefined, pathVar
     }
   };
   if (program === '') return 'empty program name';
+  // otherwise a missing working directory would be reported as "spawn /bin/sh ENOENT"
+  if (cwd !== undefined) {
+    try {
+      if (!statSync(cwd).isDirectory()) return `working directory '${cwd}' is not a directory`;
+    } catch {
+      return `working directory '${cwd}' not found`;
+    }
+  }
   if (program.includes('/')) {
     const file = isAbsolute(program) ? program : resolve(cwd ?? process.cwd(), program);
     const r = runnable(file);

@@ -206,7 +206,7 @@ export class Supervisor {
     while (gen === this.generation && this.state === 'starting' && this.child === child) {
       const models = await probeReady(this.cfg.port, this.cfg.backend.type === 'mock' ? undefined : this.cfg.backend.models, READY_PROBE_TIMEOUT_MS);
       if (gen !== this.generation || this.state !== 'starting') return;
-      // an answer counts only if a process of our group listens (never an orphan holding the port)
+      // an answer from a listener outside our group that predates our backend is not ours (an orphan)
       const own = models ? portOwnership(this.cfg.port, child.pid!) : undefined;
       if (models && own?.owner === 'later') {
         this.log.info({ port: this.cfg.port, holder_pid: own.holder.pid, holder: own.holder.comm, backend_pid: child.pid }, 'the backend port is held by a process outside the backend group that started after it (e.g. docker-proxy): trusting it');
