@@ -110,6 +110,7 @@ describe('babysitter: a killed babysitter does not orphan its engine', () => {
     const killedAt = await killBabysitterOnly(sitter);
     await waitFor(() => !pidAlive(tree.pid) && !pidAlive(tree.child), 'engine and worker gone', 10_000);
     t.diagnostic(`engine ignoring SIGTERM (grace 0.5 s) gone ${Date.now() - killedAt} ms after its babysitter was killed`);
+    await waitFor(() => !existsSync(pidFile(port)), 'the watcher removed the pid file of its group');
   });
 
   it('a new babysitter stops the group a killed one left behind (pid file), then starts cleanly', async () => {

@@ -173,9 +173,9 @@ describe('process table and socket parsing', () => {
   });
 
   it('runs the program under the watch with its own arguments untouched', () => {
-    const w = watchedCommand('python3', ['-c', 'print("a b")', '$HOME', "it's"], 2500);
+    const w = watchedCommand('python3', ['-c', 'print("a b")', '$HOME', "it's"], 2500, '/tmp/x.pid');
     assert.equal(w.program, '/bin/sh');
-    assert.deepEqual(w.args.slice(2), ['sh', '25', 'python3', '-c', 'print("a b")', '$HOME', "it's"]);
+    assert.deepEqual(w.args.slice(2), ['sh', '25', '/tmp/x.pid', 'python3', '-c', 'print("a b")', '$HOME', "it's"]);
   });
 });
 

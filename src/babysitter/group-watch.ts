@@ -22,9 +22,11 @@ export const SHELL = '/bin/sh';
  * file; `sleep 0.1` falls back to whole seconds where sleep takes integers only. The backend is
  * gone when `kill -0` fails or it is a zombie nobody reaps (containers whose init does not reap).
  * Background lists of a non-interactive shell ignore SIGINT/SIGQUIT; stdio goes to /dev/null so the
- * watcher holds none of the babysitter's output pipes.
+ * watcher holds none of the babysitter's output pipes. The pid file (if any) goes before the final
+ * SIGKILL: the babysitter that died cannot remove it, and a new one writes its own only after this
+ * group is gone.
  */
-export const WATCH_SCRIPT = `t=$1; shift
+export const WATCH_SCRIPT = `t=$1; f=$2; shift 2
 {
   read -r _ <&3
   trap '' TERM
@@ -34,6 +36,7 @@ export const WATCH_SCRIPT = `t=$1; shift
     case $s in *") Z "*) break;; esac
     if sleep 0.1; then t=$((t - 1)); else sleep 1; t=$((t - 10)); fi
   done
+  [ -z "$f" ] || rm -f -- "$f"
   kill -KILL 0
 } </dev/null >/dev/null 2>&1 &
 exec "$@" 3<&-`;
@@ -44,9 +47,9 @@ export function watchAvailable(): boolean {
 }
 
 /** Program and arguments that run `program args` under the watch, with `graceMs` for the backend. */
-export function watchedCommand(program: string, args: string[], graceMs: number): { program: string; args: string[] } {
+export function watchedCommand(program: string, args: string[], graceMs: number, pidFile = ''): { program: string; args: string[] } {
   const tenths = Math.max(1, Math.ceil(graceMs / 100));
-  return { program: SHELL, args: ['-c', WATCH_SCRIPT, 'sh', String(tenths), program, ...args] };
+  return { program: SHELL, args: ['-c', WATCH_SCRIPT, 'sh', String(tenths), pidFile, program, ...args] };
 }
 
 /**

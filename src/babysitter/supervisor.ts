@@ -130,7 +130,7 @@ export class Supervisor {
       return;
     }
     const startedAt = Date.now();
-    const run = this.watched ? watchedCommand(this.cmd.program, this.cmd.args, this.cfg.stopGraceMs) : this.cmd;
+    const run = this.watched ? watchedCommand(this.cmd.program, this.cmd.args, this.cfg.stopGraceMs, this.pidFile) : this.cmd;
     let child: ChildProcess;
     try {
       child = spawn(run.program, run.args, {
