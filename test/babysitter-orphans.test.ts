@@ -8,10 +8,12 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { allProcesses } from '../src/babysitter/process-group.js';
 import { FAKE_BACKEND, freePortPair, http, pidAlive, startRegistry, startService, tempDir, waitFor, type RunningService } from './helpers/services.js';
 
 const info = async (b: RunningService) => (await http('GET', `${b.url}/info`)).body;
 const pidFile = (port: number) => join(tmpdir(), `infini-babysitter-${process.getuid!()}-${port}.pid`);
+const processes = () => allProcesses() ?? [];
 const count = (s: RunningService, msg: string, extra: (l: any) => boolean = () => true) => s.logs.filter((l) => l.msg === msg && extra(l)).length;
 
 /** Kills the babysitter process only (its engine's group is left to its own devices); returns when. */
@@ -74,6 +76,10 @@ describe('babysitter: a killed babysitter does not orphan its engine', () => {
     assert.equal(i.group_watch, true);
     const engine = i.pid as number;
     assert.ok(existsSync(pidFile(port)), 'the pid file names the running group');
+    // the group: the engine (the mock starts no children) and the watcher, which is not the engine's child
+    const group = processes().filter((p) => p.pgrp === engine);
+    assert.deepEqual(group.filter((p) => p.ppid === engine), [], 'the engine has no child it did not start');
+    assert.equal(group.length, 2, 'engine and watcher');
 
     const killedAt = await killBabysitterOnly(first);
     await waitFor(() => !pidAlive(engine), 'the engine exits after its babysitter died', 10_000);

@@ -21,13 +21,15 @@ export const SHELL = '/bin/sh';
  * backend after exec); `kill -TERM 0` signals the caller's group; `read` returns non-zero at end of
  * file; `sleep 0.1` falls back to whole seconds where sleep takes integers only. The backend is
  * gone when `kill -0` fails or it is a zombie nobody reaps (containers whose init does not reap).
- * Background lists of a non-interactive shell ignore SIGINT/SIGQUIT; stdio goes to /dev/null so the
- * watcher holds none of the babysitter's output pipes. The pid file (if any) goes before the final
- * SIGKILL: the babysitter that died cannot remove it, and a new one writes its own only after this
- * group is gone.
+ * The watcher is started from a subshell that exits at once (and is reaped before the exec), so it
+ * is not a child of the backend: a backend never sees, waits for or kills a process it did not
+ * start; the watcher stays in the group. Background lists of a non-interactive shell ignore
+ * SIGINT/SIGQUIT; stdio goes to /dev/null so the watcher holds none of the babysitter's output
+ * pipes. The pid file (if any) goes before the final SIGKILL: the babysitter that died cannot
+ * remove it, and a new one writes its own only after this group is gone.
  */
 export const WATCH_SCRIPT = `t=$1; f=$2; shift 2
-{
+( {
   read -r _ <&3
   trap '' TERM
   kill -TERM 0
@@ -38,7 +40,7 @@ export const WATCH_SCRIPT = `t=$1; f=$2; shift 2
   done
   [ -z "$f" ] || rm -f -- "$f"
   kill -KILL 0
-} </dev/null >/dev/null 2>&1 &
+} </dev/null >/dev/null 2>&1 & )
 exec "$@" 3<&-`;
 
 /** Whether the watch can be used here (a POSIX shell at /bin/sh, process groups). */
