@@ -7,6 +7,11 @@ import { parseEnvFlags, resolveConfig } from '../src/babysitter/config.js';
 import { babysitterSpec } from '../src/babysitter/cli.js';
 import { parseCommand } from '../src/common/command.js';
 import { splitShellWords } from '../src/common/shell-words.js';
+import { programProblem, watchedCommand } from '../src/babysitter/group-watch.js';
+import { ourProcesses, parseListeners } from '../src/babysitter/port-owner.js';
+import { parseProcStat, procStat } from '../src/babysitter/process-group.js';
+import { createLogger } from '../src/common/log.js';
+import { RegistrationKeeper, type RegistryClient, type Registration } from '../src/common/registry-client.js';
 import { tempDir } from './helpers/services.js';
 
 const resolve = (argv: string[]) => {
@@ -100,5 +105,154 @@ describe('babysitter command lines per backend type', () => {
     assert.ok(cli > 0);
     assert.deepEqual(mock.slice(cli + 1), ['mock', '--port', '8100', '--host', '0.0.0.0', '--models', 'a,b', '--name', 'n-server']);
     assert.ok(!mock.includes('--registry-url'), 'the mock never registers itself under the babysitter name');
+  });
+});
+
+describe('babysitter readiness settings', () => {
+  it('defaults to a 5 s readiness probe with a 5 s timeout; flag > file', async () => {
+    const cfg = resolve(['--port', '8100', '--command', 'x']);
+    assert.equal(cfg.readinessIntervalMs, 5000);
+    assert.equal(cfg.readinessTimeoutMs, 5000);
+    assert.equal(cfg.livenessIntervalMs, 30_000, 'liveness keeps its own timers');
+    const dir = await tempDir();
+    const file = join(dir, 'r.toml');
+    await writeFile(file, 'port = 8100\n[babysitter]\nreadiness_interval = 2\nreadiness_timeout = 1.5\n[backend]\ntype = "command"\ncommand = "x"\n');
+    const fromFile = resolve(['--config-file', file]);
+    assert.equal(fromFile.readinessIntervalMs, 2000);
+    assert.equal(fromFile.readinessTimeoutMs, 1500);
+    assert.deepEqual(fromFile.unknownKeys, []);
+    assert.equal(resolve(['--config-file', file, '--readiness-interval', '0.5']).readinessIntervalMs, 500);
+    await writeFile(file, 'port = 8100\n[babysitter]\nreadiness_timeout = 0\n[backend]\ntype = "command"\ncommand = "x"\n');
+    assert.throws(() => resolve(['--config-file', file]), /key 'babysitter\.readiness_timeout'/);
+  });
+});
+
+describe('process table and socket parsing', () => {
+  it('reads /proc/<pid>/stat fields after the last parenthesis', () => {
+    const line = '4242 (my (odd) engine) S 1 4242 4242 0 -1 4194560 1 0 0 0 3 4 0 0 20 0 7 0 987654 1000 200 18446744073709551615';
+    assert.deepEqual(parseProcStat(4242, line), { pid: 4242, comm: 'my (odd) engine', state: 'S', ppid: 1, pgrp: 4242, startTicks: 987654 });
+    assert.equal(parseProcStat(1, 'garbage'), undefined);
+    const me = procStat(process.pid)!;
+    assert.equal(me.pid, process.pid);
+    assert.ok(me.startTicks > 0);
+  });
+
+  it('finds the inodes of sockets listening on a port, IPv4 and IPv6', () => {
+    const tcp = [
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 111 1 0 100 0 0 10 0',
+      '   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000  1000        0 222 1 0 100 0 0 10 0',
+      '   2: 00000000:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 333 1 0 100 0 0 10 0',
+    ].join('\n');
+    assert.deepEqual(parseListeners(tcp, 8080), [111], 'only LISTEN sockets of that port');
+    const tcp6 = '  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n' +
+      '   0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 444 1 0 100 0 0 10 0';
+    assert.deepEqual(parseListeners(tcp6, 8080), [444]);
+  });
+
+  it('counts the group and the leader\'s descendants as ours, not an orphan', () => {
+    const p = (pid: number, ppid: number, pgrp: number) => ({ pid, comm: 'x', ppid, pgrp, state: 'S', startTicks: 1 });
+    const procs = [p(100, 1, 100), p(101, 100, 100), p(102, 101, 102), p(103, 102, 103), p(200, 1, 100), p(300, 1, 300)];
+    assert.deepEqual(ourProcesses(procs, 100).map((x) => x.pid), [100, 101, 102, 103, 200]);
+  });
+
+  it('names a program that cannot be run before a shell turns it into exit 127', async () => {
+    const dir = await tempDir();
+    const exe = join(dir, 'engine');
+    await writeFile(exe, '#!/bin/sh\n', { mode: 0o755 });
+    await writeFile(join(dir, 'data'), '', { mode: 0o644 });
+    assert.equal(programProblem('sh', undefined, '/usr/bin:/bin'), undefined);
+    assert.equal(programProblem('engine', undefined, dir), undefined);
+    assert.equal(programProblem('./engine', dir, ''), undefined);
+    assert.equal(programProblem(exe, undefined, ''), undefined);
+    assert.match(programProblem('engine', undefined, '/usr/bin')!, /'engine' not found on PATH/);
+    assert.match(programProblem('data', undefined, dir)!, /found on PATH but not executable/);
+    assert.match(programProblem(join(dir, 'nope'), undefined, '')!, /not found/);
+    assert.match(programProblem(dir, undefined, '')!, /is not executable/);
+    assert.match(programProblem('sh', join(dir, 'gone'), '/usr/bin:/bin')!, /working directory '.*gone' not found/);
+  });
+
+  it('runs the program under the watch with its own arguments untouched', () => {
+    const w = watchedCommand('python3', ['-c', 'print("a b")', '$HOME', "it's"], 2500, '/tmp/x.pid');
+    assert.equal(w.program, '/bin/sh');
+    assert.deepEqual(w.args.slice(2), ['sh', '25', '/tmp/x.pid', 'python3', '-c', 'print("a b")', '$HOME', "it's"]);
+  });
+});
+
+describe('RegistrationKeeper status', () => {
+  /** A scripted registry client: records every call, answers as told. */
+  function fakeClient() {
+    const calls: string[] = [];
+    let heartbeatAnswer: 'ok' | 'not-found' | 'error' = 'ok';
+    let gate: Promise<void> = Promise.resolve();
+    const client = {
+      baseUrl: 'http://registry.invalid',
+      async register(reg: Registration) {
+        await gate;
+        calls.push(`register ${reg.name} ${reg.status}`);
+      },
+      async heartbeat(name: string, status?: string) {
+        calls.push(`heartbeat ${name}${status === undefined ? '' : ` ${status}`}`);
+        return heartbeatAnswer;
+      },
+      async deregister(name: string) {
+        calls.push(`deregister ${name}`);
+        return true;
+      },
+    };
+    return {
+      calls,
+      client: client as unknown as RegistryClient,
+      answer: (a: typeof heartbeatAnswer) => (heartbeatAnswer = a),
+      hold: () => {
+        let open!: () => void;
+        gate = new Promise((r) => (open = r));
+        return open;
+      },
+    };
+  }
+  const reg = (name: string): Registration => ({ name, host: 'h', hostname: 'h', port: 1, url: 'http://h:1', status: 'running', metadata: {} });
+  const log = createLogger('test', 'silent');
+
+  it('sends a status change at once, repeats it until acknowledged, and re-registers with it', async () => {
+    const f = fakeClient();
+    const keeper = new RegistrationKeeper(f.client, 60_000, log);
+    await keeper.set(reg('a'));
+    f.answer('error');
+    await keeper.setStatus('a', 'not-ready');
+    assert.equal(keeper.status('a'), 'not-ready');
+    f.answer('ok');
+    await (keeper as any).beatAll();
+    await (keeper as any).beatAll();
+    f.answer('not-found');
+    await keeper.setStatus('a', 'running');
+    await keeper.setStatus('a', 'running');
+    assert.deepEqual(f.calls, ['register a running', 'heartbeat a not-ready', 'heartbeat a not-ready', 'heartbeat a', 'heartbeat a running', 'register a running']);
+    await keeper.setStatus('unknown', 'not-ready');
+    await keeper.stop();
+  });
+
+  it('keeps one record\'s calls in order: a removal never overtakes its registration', async () => {
+    const f = fakeClient();
+    const keeper = new RegistrationKeeper(f.client, 60_000, log);
+    const open = f.hold();
+    const registered = keeper.set(reg('b'));
+    await new Promise((r) => setImmediate(r)); // the registration is on its way (held by the registry)
+    const status = keeper.setStatus('b', 'not-ready');
+    const removed = keeper.remove('b');
+    open();
+    await Promise.all([registered, status, removed]);
+    assert.deepEqual(f.calls, ['register b running', 'deregister b'], 'the removal waits for the registration; the status beat finds no record');
+
+    // a status change made before a registration's turn is registered as it is then
+    const open2 = f.hold();
+    const first = keeper.set(reg('c'));
+    await new Promise((r) => setImmediate(r));
+    const second = keeper.set(reg('c'));
+    void keeper.setStatus('c', 'not-ready');
+    open2();
+    await Promise.all([first, second]);
+    assert.deepEqual(f.calls.slice(2), ['register c running', 'register c not-ready']);
+    await keeper.stop();
   });
 });

@@ -40,6 +40,8 @@ export function babysitterSpec(name: string): CommandSpec {
       'liveness-interval': s('probe period while ready (default 30)', 'SECONDS'),
       'liveness-timeout': s('timeout of one liveness probe (default 10)', 'SECONDS'),
       'liveness-failures': s('consecutive failed probes that mean hung (default 3)', 'N'),
+      'readiness-interval': s('while ready, /health probe period; one failure = not routable until one passes (default 5)', 'SECONDS'),
+      'readiness-timeout': s('timeout of one readiness probe (default 5)', 'SECONDS'),
       'stop-grace': s('SIGTERM to SIGKILL grace when stopping the backend (default 30)', 'SECONDS'),
       dev: s('accepted for compatibility, unused'),
       ndev: s('accepted for compatibility, unused'),
@@ -93,6 +95,8 @@ export function main(argv: string[], name = 'infini-svc babysitter'): Promise<vo
     const serverName = `${cfg.name}-server`;
     const supervisor = new Supervisor(cfg, cmd, log, {
       onReady: (models) => void keeper?.set(serverRecord(cfg, models)),
+      // not ready = registered but not "running": the registry's feed makes routers skip it at once
+      onReadiness: (ready) => void keeper?.setStatus(serverName, ready ? 'running' : 'not-ready'),
       // nothing may route to a backend that is down: its record goes at once
       onDown: () => void keeper?.remove(serverName),
     });

@@ -53,6 +53,9 @@ export interface BabysitterConfig {
   livenessIntervalMs: number;
   livenessTimeoutMs: number;
   livenessFailures: number;
+  /** While ready: period and timeout of the readiness probe (a failure = not routable). */
+  readinessIntervalMs: number;
+  readinessTimeoutMs: number;
   stopGraceMs: number;
   backend: BackendConfig;
   metadata: Record<string, unknown>;
@@ -71,6 +74,8 @@ const SITTER_KEYS: Record<string, string> = {
   liveness_interval: 'liveness-interval',
   liveness_timeout: 'liveness-timeout',
   liveness_failures: 'liveness-failures',
+  readiness_interval: 'readiness-interval',
+  readiness_timeout: 'readiness-timeout',
   stop_grace: 'stop-grace',
 };
 const BACKEND_KEYS = new Set(['type', 'command', 'args', 'work_dir', 'env', 'model', 'model_path', 'launch_script', 'config_file', 'models']);
@@ -263,6 +268,8 @@ export function resolveConfig(values: OptionValues, given: ReadonlySet<string>):
     livenessIntervalMs: sitterNumber('liveness_interval', secs, 30) * 1000,
     livenessTimeoutMs: sitterNumber('liveness_timeout', secs, 10) * 1000,
     livenessFailures: sitterNumber('liveness_failures', { integer: true, min: 1, max: 1000 }, 3),
+    readinessIntervalMs: sitterNumber('readiness_interval', secs, 5) * 1000,
+    readinessTimeoutMs: sitterNumber('readiness_timeout', secs, 5) * 1000,
     stopGraceMs: sitterNumber('stop_grace', { min: 0, max: 86_400 }, 30) * 1000,
     backend,
     metadata,

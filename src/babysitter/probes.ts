@@ -6,7 +6,6 @@ export interface ModelObject {
   [key: string]: unknown;
 }
 
-
 /** The model list as an array of objects: `{"data": [...]}` or a bare array; undefined if unavailable. */
 export async function fetchModels(port: number, timeoutMs: number): Promise<ModelObject[] | undefined> {
   for (const path of ['/v1/models', '/models']) {
@@ -50,10 +49,19 @@ export async function probeReady(port: number, declared: string[] | undefined, t
   return declared && declared.length > 0 ? declaredModels(declared) : models;
 }
 
-/** Alive: `/health` answers 2xx; where there is no `/health` (404), the models list answers. */
-export async function probeLive(port: number, timeoutMs: number): Promise<boolean> {
+/**
+ * Alive (and, while ready, routable): `/health` answers 2xx; where there is no `/health` (404), the
+ * models list answers. Returns undefined when healthy, else what went wrong.
+ */
+export async function healthProblem(port: number, timeoutMs: number): Promise<string | undefined> {
   const status = await probeStatus(`http://127.0.0.1:${port}/health`, timeoutMs);
-  if (is2xx(status)) return true;
-  if (status === 404) return (await fetchModels(port, timeoutMs)) !== undefined;
-  return false;
+  if (is2xx(status)) return undefined;
+  if (status === 404) return (await fetchModels(port, timeoutMs)) !== undefined ? undefined : 'no /health and no models list';
+  if (status === 'refused') return 'health probe refused (nothing listens)';
+  if (status === 'error') return `health probe got no answer within ${timeoutMs / 1000} s`;
+  return `health probe answered ${status}`;
+}
+
+export async function probeLive(port: number, timeoutMs: number): Promise<boolean> {
+  return (await healthProblem(port, timeoutMs)) === undefined;
 }

@@ -44,9 +44,11 @@ export class BabysitterServer {
   }
 
   private health(res: ServerResponse): void {
-    const ready = this.supervisor.state === 'ready';
+    const s = this.supervisor;
+    const ready = s.state === 'ready';
     sendJson(res, ready ? 200 : 503, {
-      status: ready ? 'healthy' : this.supervisor.state,
+      status: ready ? 'healthy' : s.state,
+      ...(ready ? {} : { reason: s.notReadyReason ?? s.lastDownReason }),
       service: this.cfg.name,
       babysitter: 'enhanced',
       infinilm_server_running: ready,
@@ -82,6 +84,9 @@ export class BabysitterServer {
       last_exit_code: s.lastExitCode,
       last_exit_signal: s.lastExitSignal,
       last_down_reason: s.lastDownReason,
+      not_ready_reason: s.notReadyReason,
+      readiness_failures: s.readinessFailures,
+      group_watch: s.watched,
       next_start_in_s: s.nextStartAt !== undefined ? Math.max(0, (s.nextStartAt - Date.now()) / 1000) : null,
       models: s.models.map((m) => m.id),
       command: [this.cmd.program, ...this.cmd.args],

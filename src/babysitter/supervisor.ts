@@ -3,13 +3,20 @@ import { createInterface } from 'node:readline';
 import type { Logger } from '../common/log.js';
 import type { CommandLine } from './command-line.js';
 import type { BabysitterConfig } from './config.js';
+import { programProblem, watchAvailable, watchedCommand } from './group-watch.js';
+import { pidFilePath, removeGroupRecord, stopPreviousGroup, writeGroupRecord } from './pid-file.js';
+import { describeProcess, portInUse, portOwnership } from './port-owner.js';
 import { stopGroup } from './process-group.js';
-import { probeLive, probeReady, type ModelObject } from './probes.js';
+import { healthProblem, probeLive, probeReady, type ModelObject } from './probes.js';
 
-export type BackendState = 'starting' | 'ready' | 'backoff' | 'failed' | 'stopping' | 'stopped';
+/** `not-ready`: running and once ready, but its last readiness probe failed (not routable). */
+export type BackendState = 'starting' | 'ready' | 'not-ready' | 'backoff' | 'failed' | 'stopping' | 'stopped';
 
 export interface SupervisorHooks {
+  /** A start became ready: register it. */
   onReady(models: ModelObject[]): void;
+  /** While running: a readiness probe failed (`ready` false, with why) or passed again. */
+  onReadiness(ready: boolean, reason?: string): void;
   /** The backend stopped being ready (exit, hang, failed start); `reason` says why. */
   onDown(reason: string): void;
 }
@@ -20,9 +27,11 @@ const READY_PROBE_TIMEOUT_MS = 2_000;
 const RECENT_LINES = 200;
 
 /**
- * Supervises one backend process group: starts it as a direct child in its own group, waits for
- * readiness, probes liveness while ready, restarts it with exponential back-off when it exits,
- * hangs or fails to start, and stops the whole group (SIGTERM, grace, SIGKILL) on request.
+ * Supervises one backend process group: starts it as a direct child in its own group (under the
+ * parent-death watch, see group-watch.ts), waits until it is ready (answered by a process of that
+ * group, not by whoever else holds the port), probes readiness and liveness while running, restarts
+ * it with exponential back-off when it exits, hangs or fails to start, and stops the whole group
+ * (SIGTERM, grace, SIGKILL) on request.
  */
 export class Supervisor {
   state: BackendState = 'stopped';
@@ -30,15 +39,24 @@ export class Supervisor {
   lastExitCode: number | null = null;
   lastExitSignal: string | null = null;
   lastDownReason: string | null = null;
+  /** Why a running backend is not ready (failed readiness probe, port answered by another process). */
+  notReadyReason: string | null = null;
+  /** Consecutive failed readiness probes while running. */
+  readinessFailures = 0;
   models: ModelObject[] = [];
   pid: number | undefined;
   readySince: number | undefined;
   nextStartAt: number | undefined;
   readonly recentLines: string[] = [];
+  /** Whether backends run under the parent-death watch (a POSIX shell is needed). */
+  readonly watched = watchAvailable();
+  readonly pidFile: string;
 
   private child: ChildProcess | undefined;
   private generation = 0;
   private consecutiveFailures = 0;
+  /** Whether the hooks heard that the current start is down. */
+  private downNotified = false;
   private timers = new Set<NodeJS.Timeout>();
 
   constructor(
@@ -46,10 +64,20 @@ export class Supervisor {
     private readonly cmd: CommandLine,
     private readonly log: Logger,
     private readonly hooks: SupervisorHooks,
-  ) {}
+  ) {
+    this.pidFile = pidFilePath(cfg.port);
+    if (!this.watched) log.warn('no /bin/sh: the backend will not stop by itself if the babysitter is killed');
+  }
 
+  /** First stops a group a previous babysitter on this port left running (pid file), then launches. */
   start(): void {
-    this.launch();
+    const gen = this.generation;
+    this.state = 'starting';
+    void stopPreviousGroup(this.pidFile, this.cfg.stopGraceMs, this.log)
+      .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'cannot check the previous backend group'))
+      .then(() => {
+        if (gen === this.generation) void this.launch();
+      });
   }
 
   private later(ms: number, fn: () => void): void {
@@ -70,31 +98,56 @@ export class Supervisor {
     if (this.recentLines.length > RECENT_LINES) this.recentLines.splice(0, this.recentLines.length - RECENT_LINES);
   }
 
-  private launch(): void {
+  /** Running: started, became ready, and not stopped or restarted since (`gen` is still current). */
+  private running(gen: number): boolean {
+    return gen === this.generation && (this.state === 'ready' || this.state === 'not-ready');
+  }
+
+  private async launch(): Promise<void> {
     const gen = ++this.generation;
     this.state = 'starting';
     this.nextStartAt = undefined;
     this.models = [];
-    const startedAt = Date.now();
+    this.notReadyReason = null;
+    this.readinessFailures = 0;
+    this.downNotified = false;
+    const env = { ...process.env, ...this.cfg.backend.env };
     // Values of env are never logged, only their names.
     this.log.info({ program: this.cmd.program, args: this.cmd.args, cwd: this.cmd.cwd, env_keys: Object.keys(this.cfg.backend.env), attempt: this.restartCount + 1 }, 'starting backend');
-    let child: ChildProcess;
-    try {
-      child = spawn(this.cmd.program, this.cmd.args, {
-        cwd: this.cmd.cwd,
-        env: { ...process.env, ...this.cfg.backend.env },
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-    } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'cannot start backend');
+    // With a shell in front, a missing program would only show as exit 127: name it here instead.
+    const problem = programProblem(this.cmd.program, this.cmd.cwd, env.PATH);
+    if (problem) return this.spawnFailed(problem);
+    // Never start next to another listener: its answers would pass for ours.
+    const use = await portInUse(this.cfg.port);
+    if (gen !== this.generation) return;
+    if (use.inUse) {
+      const reason = `port ${this.cfg.port} in use by ${use.holder ? describeProcess(use.holder) : 'another process'}`;
+      this.log.error({ port: this.cfg.port, holder_pid: use.holder?.pid ?? null, holder: use.holder?.comm ?? null }, 'backend port already in use: not starting the backend');
+      this.remember(`[babysitter] ${reason}`);
       this.lastExitCode = null;
       this.lastExitSignal = null;
-      this.failed('spawn failed');
+      this.failed(reason);
       return;
+    }
+    const startedAt = Date.now();
+    const run = this.watched ? watchedCommand(this.cmd.program, this.cmd.args, this.cfg.stopGraceMs, this.pidFile) : this.cmd;
+    let child: ChildProcess;
+    try {
+      child = spawn(run.program, run.args, {
+        cwd: this.cmd.cwd,
+        env,
+        detached: true,
+        // fd 3: the watcher's end of the parent-death socket; ours stays open as long as we live
+        stdio: this.watched ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      return this.spawnFailed((err as Error).message);
     }
     this.child = child;
     this.pid = child.pid;
+    // our end of the watch socket: end-of-file when the group is gone, nothing else is expected
+    child.stdio[3]?.on('error', () => undefined);
+    if (child.pid !== undefined) writeGroupRecord(this.pidFile, child.pid, this.cfg.port, this.cmd.program, this.log);
     for (const [stream, source] of [['stdout', child.stdout!], ['stderr', child.stderr!]] as const) {
       createInterface({ input: source, crlfDelay: Infinity }).on('line', (line) => {
         this.remember(`[${stream}] ${line}`);
@@ -102,44 +155,77 @@ export class Supervisor {
       });
     }
     child.on('error', (err) => {
-      // spawn errors (ENOENT, EACCES) arrive here; an exit event may not follow
+      // spawn errors (ENOENT of the cwd, EACCES) arrive here; an exit event may not follow
       if (gen !== this.generation) return;
-      this.log.error({ err: err.message, program: this.cmd.program }, 'backend failed to start');
-      this.remember(`[babysitter] ${err.message}`);
-      this.pid = undefined;
+      this.release(child);
       this.child = undefined;
-      this.failed('spawn failed');
+      this.pid = undefined;
+      this.spawnFailed(err.message);
     });
     child.on('exit', (code, signal) => {
       // a newer generation means we are stopping this group ourselves: not a crash
       if (gen !== this.generation) return;
       this.lastExitCode = code;
       this.lastExitSignal = signal;
-      this.log.warn({ code, signal, state: this.state }, 'backend exited');
+      // the shell in front answers 127/126 when it cannot exec the program (checked above, but the
+      // file may have changed since)
+      const execFailed = this.watched && this.state === 'starting' && (code === 127 || code === 126);
+      if (execFailed) this.log.error({ code, program: this.cmd.program, err: `exit ${code} before ready: a command was ${code === 127 ? 'not found' : 'not executable'} (see the output)` }, 'backend failed to start');
+      else this.log.warn({ code, signal, state: this.state }, 'backend exited');
+      const reason = execFailed ? 'spawn failed' : code === 0 ? 'exited' : 'crashed';
       const pgid = child.pid!;
       this.child = undefined;
       this.pid = undefined;
-      // the rest of its group (workers holding GPU memory) goes before any restart
+      this.goingDown(reason);
+      // the rest of its group (workers holding GPU memory, the watcher) goes before any restart
       void stopGroup(pgid, 2_000).then(() => {
-        if (gen === this.generation) this.failed(code === 0 ? 'exited' : 'crashed');
+        this.release(child);
+        if (gen === this.generation) this.failed(reason);
       });
     });
-    void this.waitReady(gen, startedAt);
+    void this.waitReady(gen, child, startedAt);
   }
 
-  private async waitReady(gen: number, startedAt: number): Promise<void> {
+  private spawnFailed(message: string): void {
+    this.log.error({ err: message, program: this.cmd.program }, 'backend failed to start');
+    this.remember(`[babysitter] ${message}`);
+    this.lastExitCode = null;
+    this.lastExitSignal = null;
+    this.failed('spawn failed');
+  }
+
+  /** After its group is gone: closes our end of the watch socket and forgets the pid file. */
+  private release(child: ChildProcess): void {
+    child.stdio[3]?.destroy();
+    removeGroupRecord(this.pidFile);
+  }
+
+  private async waitReady(gen: number, child: ChildProcess, startedAt: number): Promise<void> {
     let delay = 200;
-    while (gen === this.generation && this.state === 'starting' && this.child) {
+    let noted = false;
+    while (gen === this.generation && this.state === 'starting' && this.child === child) {
       const models = await probeReady(this.cfg.port, this.cfg.backend.type === 'mock' ? undefined : this.cfg.backend.models, READY_PROBE_TIMEOUT_MS);
       if (gen !== this.generation || this.state !== 'starting') return;
-      if (models) {
+      // an answer from a listener outside our group that predates our backend is not ours (an orphan)
+      const own = models ? portOwnership(this.cfg.port, child.pid!) : undefined;
+      if (models && own?.owner === 'later') {
+        this.log.info({ port: this.cfg.port, holder_pid: own.holder.pid, holder: own.holder.comm, backend_pid: child.pid }, 'the backend port is held by a process outside the backend group that started after it (e.g. docker-proxy): trusting it');
+      }
+      if (models && own?.owner !== 'other') {
         this.state = 'ready';
         this.readySince = Date.now();
         this.models = models;
+        this.notReadyReason = null;
         this.log.info({ port: this.cfg.port, models: models.map((m) => m.id), startup_s: (Date.now() - startedAt) / 1000 }, 'backend ready');
         this.hooks.onReady(models);
+        this.watchReadiness(gen);
         this.watchLiveness(gen);
         return;
+      }
+      if (own?.owner === 'other') {
+        this.notReadyReason = `port ${this.cfg.port} answered by ${describeProcess(own.holder)}, not by the backend`;
+        if (!noted) this.log.warn({ port: this.cfg.port, holder_pid: own.holder.pid, holder: own.holder.comm, backend_pid: child.pid }, 'the backend port is answered by a process outside the backend: not ready');
+        noted = true;
       }
       if (Date.now() - startedAt > this.cfg.startupTimeoutMs) {
         this.log.error({ timeout_s: this.cfg.startupTimeoutMs / 1000 }, 'backend not ready within the startup timeout');
@@ -151,12 +237,43 @@ export class Supervisor {
     }
   }
 
+  /**
+   * While running, one failed /health probe makes the backend not ready (its record leaves the
+   * routable set at once), one passing probe makes it ready again. Restarting stays liveness's call.
+   */
+  private watchReadiness(gen: number): void {
+    const probe = async () => {
+      if (!this.running(gen)) return;
+      const problem = await healthProblem(this.cfg.port, this.cfg.readinessTimeoutMs);
+      if (!this.running(gen)) return;
+      if (problem === undefined) {
+        this.readinessFailures = 0;
+        if (this.state === 'not-ready') {
+          this.state = 'ready';
+          this.notReadyReason = null;
+          this.log.info({ port: this.cfg.port }, 'backend ready again');
+          this.hooks.onReadiness(true);
+        }
+      } else {
+        this.readinessFailures++;
+        if (this.state === 'ready') {
+          this.state = 'not-ready';
+          this.notReadyReason = problem;
+          this.log.warn({ port: this.cfg.port, reason: problem }, 'backend not ready');
+          this.hooks.onReadiness(false, problem);
+        }
+      }
+      this.later(this.cfg.readinessIntervalMs, () => void probe());
+    };
+    this.later(this.cfg.readinessIntervalMs, () => void probe());
+  }
+
   private watchLiveness(gen: number): void {
     let failures = 0;
     const probe = async () => {
-      if (gen !== this.generation || this.state !== 'ready') return;
+      if (!this.running(gen)) return;
       const alive = await probeLive(this.cfg.port, this.cfg.livenessTimeoutMs);
-      if (gen !== this.generation || this.state !== 'ready') return;
+      if (!this.running(gen)) return;
       failures = alive ? 0 : failures + 1;
       if (!alive) this.log.warn({ failures, of: this.cfg.livenessFailures }, 'backend liveness probe failed');
       if (failures >= this.cfg.livenessFailures) {
@@ -172,20 +289,32 @@ export class Supervisor {
   /** Stops the group ourselves (hang, startup timeout), then restarts with back-off. */
   private async restartGroup(gen: number, reason: string): Promise<void> {
     if (gen !== this.generation) return;
-    const pid = this.child?.pid;
+    const child = this.child;
     const own = ++this.generation;
-    if (pid !== undefined) await stopGroup(pid, this.cfg.stopGraceMs);
+    // nothing may route to it during the stop grace (its requests can be retried elsewhere now)
+    this.goingDown(reason);
+    if (child?.pid !== undefined) await stopGroup(child.pid, this.cfg.stopGraceMs);
+    if (child) this.release(child);
     if (own !== this.generation) return;
     this.child = undefined;
     this.pid = undefined;
     this.failed(reason);
   }
 
-  /** The backend is down: tell the hooks and schedule the next start (or give up). */
-  private failed(reason: string): void {
-    const wasReady = this.state === 'ready';
+  /** From the moment the backend is known to be down: not ready, and the hooks hear it (once). */
+  private goingDown(reason: string): void {
+    this.state = 'stopping';
     this.lastDownReason = reason;
+    this.notReadyReason = null;
+    if (this.downNotified) return;
+    this.downNotified = true;
     this.hooks.onDown(reason);
+  }
+
+  /** The backend is down (and its group gone): schedule the next start, or give up. */
+  private failed(reason: string): void {
+    const wasReady = this.readySince !== undefined;
+    this.goingDown(reason);
     if (this.readySince !== undefined && Date.now() - this.readySince >= STABLE_AFTER_MS) this.consecutiveFailures = 0;
     this.readySince = undefined;
     if (this.restartCount >= this.cfg.maxRestarts) {
@@ -202,7 +331,7 @@ export class Supervisor {
     this.later(delay, () => {
       if (gen !== this.generation || this.state !== 'backoff') return;
       this.restartCount++;
-      this.launch();
+      void this.launch();
     });
   }
 
@@ -218,6 +347,7 @@ export class Supervisor {
       const how = await stopGroup(pid, this.cfg.stopGraceMs);
       // wait (briefly) until our direct child is reaped, so no zombie outlives the babysitter
       await Promise.race([reaped, new Promise((r) => setTimeout(r, 1000))]);
+      this.release(child);
       this.log.info({ backend_pid: pid, how }, 'backend stopped');
     }
     this.child = undefined;

@@ -68,12 +68,20 @@ export class RegistryClient {
 /**
  * Keeps records registered: registers them (retrying while the registry is unreachable), heartbeats
  * every interval, re-registers any record the registry no longer knows (404, e.g. after a
- * memory-only restart) and deregisters them on stop.
+ * memory-only restart) and deregisters them on stop. A record's status can change while it is
+ * registered (`setStatus`): the change is sent at once as a heartbeat with that status, and
+ * repeated in heartbeats until the registry has acknowledged it; re-registration uses it too.
+ * Calls concerning one record go to the registry in order, so a deregistration never overtakes the
+ * registration before it.
  */
 export class RegistrationKeeper {
   private readonly beats: PeriodicTask;
   private records = new Map<string, Registration>();
   private pending = new Set<string>();
+  /** Records whose current status the registry has not acknowledged yet. */
+  private statusUnsent = new Set<string>();
+  /** The tail of each record's queue of registry calls. */
+  private queues = new Map<string, Promise<unknown>>();
   private stopped = false;
   /** Back-off of registration retries while the registry is unreachable, per record. */
   private retryDelay = new Map<string, number>();
@@ -90,16 +98,36 @@ export class RegistrationKeeper {
   /** Adds or replaces a record and registers it now (failures are retried on the next beat). */
   async set(reg: Registration): Promise<boolean> {
     this.records.set(reg.name, reg);
+    this.statusUnsent.delete(reg.name);
     if (!this.stopped) this.beats.start();
-    return this.registerOne(reg);
+    return this.inOrder(reg.name, async () => {
+      // registers what is current when the call's turn comes (a later status or removal wins)
+      const current = this.records.get(reg.name);
+      return current ? this.registerOne(current) : false;
+    });
+  }
+
+  /** Changes a registered record's status and tells the registry at once (a heartbeat with it). */
+  async setStatus(name: string, status: string): Promise<void> {
+    const reg = this.records.get(name);
+    if (!reg || reg.status === status) return;
+    this.records.set(name, { ...reg, status });
+    this.statusUnsent.add(name);
+    // (a registration sent meanwhile may already have carried it)
+    await this.inOrder(name, async () => (this.statusUnsent.has(name) ? this.beatOne(name) : undefined));
+  }
+
+  status(name: string): string | undefined {
+    return this.records.get(name)?.status;
   }
 
   /** Drops a record and deregisters it. */
   async remove(name: string): Promise<void> {
     if (!this.records.delete(name)) return;
     this.pending.delete(name);
+    this.statusUnsent.delete(name);
     this.clearRetry(name);
-    await this.client.deregister(name);
+    await this.inOrder(name, () => this.client.deregister(name));
   }
 
   has(name: string): boolean {
@@ -113,15 +141,27 @@ export class RegistrationKeeper {
     await this.beats.stop();
     const names = [...this.records.keys()];
     this.records.clear();
-    await Promise.all(names.map((n) => this.client.deregister(n)));
+    await Promise.all(names.map((n) => this.inOrder(n, () => this.client.deregister(n))));
+  }
+
+  /** Runs `op` after every earlier call concerning the same record has finished. */
+  private inOrder<T>(name: string, op: () => Promise<T>): Promise<T> {
+    const result = (this.queues.get(name) ?? Promise.resolve()).then(op);
+    const tail = result.catch(() => undefined);
+    this.queues.set(name, tail);
+    void tail.then(() => {
+      if (this.queues.get(name) === tail) this.queues.delete(name);
+    });
+    return result;
   }
 
   private async registerOne(reg: Registration): Promise<boolean> {
     try {
       await this.client.register(reg);
       this.pending.delete(reg.name);
+      if (this.records.get(reg.name)?.status === reg.status) this.statusUnsent.delete(reg.name);
       this.clearRetry(reg.name);
-      this.log.info({ service: reg.name, registry: this.client.baseUrl }, 'registered with registry');
+      this.log.info({ service: reg.name, registry: this.client.baseUrl, status: reg.status }, 'registered with registry');
       return true;
     } catch (err) {
       if (!this.pending.has(reg.name)) this.log.warn({ service: reg.name, registry: this.client.baseUrl, err: (err as Error).message }, 'registration failed; will retry');
@@ -138,8 +178,10 @@ export class RegistrationKeeper {
     this.retryDelay.set(name, delay * 2);
     const t = setTimeout(() => {
       this.retryTimers.delete(name);
-      const reg = this.records.get(name);
-      if (reg && this.pending.has(name) && !this.stopped) void this.registerOne(reg);
+      void this.inOrder(name, async () => {
+        const reg = this.records.get(name);
+        if (reg && this.pending.has(name) && !this.stopped) await this.registerOne(reg);
+      });
     }, delay);
     t.unref();
     this.retryTimers.set(name, t);
@@ -152,20 +194,29 @@ export class RegistrationKeeper {
   }
 
   private async beatAll(): Promise<void> {
-    await Promise.all(
-      [...this.records.values()].map(async (reg) => {
-        if (this.pending.has(reg.name)) {
-          await this.registerOne(reg);
-          return;
-        }
-        const result = await this.client.heartbeat(reg.name);
-        if (result === 'not-found' && this.records.has(reg.name)) {
-          this.log.info({ service: reg.name }, 'registry forgot us; re-registering');
-          await this.registerOne(reg);
-        } else if (result === 'error') {
-          this.log.debug({ service: reg.name }, 'heartbeat failed');
-        }
-      }),
-    );
+    await Promise.all([...this.records.keys()].map((name) => this.inOrder(name, () => this.beatOne(name))));
+  }
+
+  /** One heartbeat (with the status while it is unacknowledged), or a registration if it is due. */
+  private async beatOne(name: string): Promise<void> {
+    const reg = this.records.get(name);
+    if (!reg || this.stopped) return;
+    if (this.pending.has(name)) {
+      await this.registerOne(reg);
+      return;
+    }
+    const withStatus = this.statusUnsent.has(name);
+    const result = await this.client.heartbeat(name, withStatus ? reg.status : undefined);
+    if (result === 'ok') {
+      if (withStatus && this.records.get(name)?.status === reg.status) {
+        this.statusUnsent.delete(name);
+        this.log.info({ service: name, status: reg.status }, 'status sent to registry');
+      }
+    } else if (result === 'not-found' && this.records.has(name)) {
+      this.log.info({ service: name }, 'registry forgot us; re-registering');
+      await this.registerOne(this.records.get(name)!);
+    } else if (result === 'error') {
+      this.log.debug({ service: name }, 'heartbeat failed');
+    }
   }
 }
