@@ -29,8 +29,8 @@ function nextRequestId(): string {
   return `${ID_PREFIX}-${(++idCounter).toString(36)}`;
 }
 
-/** Why an attempt failed, in the original's three categories. */
-type FailureKind = 'connect' | 'timeout' | 'other';
+/** Why an attempt failed: the original's three categories, and a backend declared dead meanwhile. */
+type FailureKind = 'connect' | 'timeout' | 'other' | 'down';
 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UPSTREAM_CONNECT_TIMEOUT', 'EADDRNOTAVAIL']);
 const TIMEOUT_CODES = new Set(['UPSTREAM_HEADERS_TIMEOUT', 'UPSTREAM_BODY_TIMEOUT', 'ROUTER_TOTAL_TIMEOUT']);
@@ -39,14 +39,19 @@ function classify(err: Error): FailureKind {
   const code = (err as NodeJS.ErrnoException).code ?? '';
   if (CONNECT_CODES.has(code)) return 'connect';
   if (TIMEOUT_CODES.has(code)) return 'timeout';
+  if (code === BACKEND_DOWN) return 'down';
   return 'other';
 }
 
-const FAILURE_ERRORS: Record<FailureKind, () => RouterError> = {
+/** The answer when no attempt is left; a dead backend with no other to retry on is "try again soon". */
+const FAILURE_ERRORS: Record<FailureKind, (model: string | undefined) => RouterError> = {
   connect: routerError.upstreamUnavailable,
   timeout: routerError.upstreamTimeout,
   other: routerError.upstreamFailed,
+  down: routerError.noHealthyBackend,
 };
+
+const BACKEND_DOWN = 'ROUTER_BACKEND_DOWN';
 
 class TotalTimeoutError extends Error {
   readonly code = 'ROUTER_TOTAL_TIMEOUT';
@@ -57,7 +62,7 @@ class TotalTimeoutError extends Error {
 
 /** The backend was declared dead while the attempt waited for its answer: retried elsewhere. */
 class BackendDownError extends Error {
-  readonly code = 'ROUTER_BACKEND_DOWN';
+  readonly code = BACKEND_DOWN;
   constructor(reason: string) {
     super(`backend declared down: ${reason}`);
   }
@@ -133,7 +138,7 @@ export class Proxy {
     const candidates = this.backends.candidates(ex.info.model, now, ex.tried);
     const backend = ex.attempts < this.opts.maxAttempts ? this.policy.select(candidates, ex.info) : undefined;
     if (!backend) {
-      if (lastFailure !== undefined) return this.fail(ex.res, FAILURE_ERRORS[lastFailure]());
+      if (lastFailure !== undefined) return this.fail(ex.res, FAILURE_ERRORS[lastFailure](ex.info.model));
       const model = ex.info.model;
       // no backend lists the model, nor did lately: it does not exist here (404); else none is routable now (503)
       if (model !== undefined && this.backends.presence(model, now) === 'unknown') return this.fail(ex.res, routerError.modelNotFound(model));
@@ -157,7 +162,8 @@ export class Proxy {
     backend.inFlight--;
     if (ex.current === attempt) ex.current = undefined;
     if (failure === undefined || ex.clientGone) return;
-    this.recordFailure(backend);
+    // a backend already declared dead is not judged again by this attempt
+    if (failure !== 'down') this.recordFailure(backend);
     if (retry) {
       (ex.tried ??= new Set()).add(backend);
       this.opts.log.debug({ backend: backend.name, failure, attempt: ex.attempts }, 'retrying on another backend');
@@ -165,7 +171,7 @@ export class Proxy {
       return;
     }
     if (!ex.res.headersSent) {
-      this.fail(ex.res, FAILURE_ERRORS[failure]());
+      this.fail(ex.res, FAILURE_ERRORS[failure](ex.info.model));
     } else {
       // The answer had started: cut the client off so it sees an incomplete body, never a clean end.
       ex.res.destroy();
