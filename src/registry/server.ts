@@ -168,9 +168,10 @@ export class RegistryServer {
     if (!this.authorized(req, res)) return;
     const raw = await readBody(req, BODY_LIMIT);
     if (!(await this.opts.store.get(name))) return this.notFound(res, name);
+    if (raw.length === 0) return sendError(res, 400, 'request body must be a JSON object (send {} to only refresh the heartbeat)');
     const parsed = parseJsonBody(raw);
     if (!parsed.ok) return sendError(res, 400, parsed.error);
-    const checked = validateUpdate(parsed.value);
+    const checked = validateUpdate(parsed.value, name);
     if (!checked.ok) return sendError(res, 400, checked.error);
     const rec = await this.opts.store.update(name, checked.value, { heartbeat: true });
     if (!rec) return this.notFound(res, name);
