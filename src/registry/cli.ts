@@ -43,7 +43,7 @@ export function main(argv: string[], name = 'infini-svc registry'): Promise<void
     const log = createLogger('registry', String(values['log-level']));
 
     const stateFile = values['no-persist'] ? undefined : new StateFile(resolve(String(values['state-file'])), log);
-    const store = new EmbeddedStore({ heartbeatTimeoutMs, stateFile, log });
+    const store = new EmbeddedStore({ heartbeatTimeoutMs, maxHoldMs: staleTimeoutMs, stateFile, log });
     const restored = await store.open();
     const prober = new HealthProber(store, healthIntervalMs, healthTimeoutMs, log);
     const reaper = new StaleReaper(store, { cleanupIntervalMs, staleTimeoutMs, healthCheckEveryMs: Math.min(1000, heartbeatTimeoutMs / 4) }, log);

@@ -1,16 +1,23 @@
 import type { Logger } from '../common/log.js';
 import { ChangeFeed, type ChangeListener } from './change-feed.js';
 import { GroupCommit } from './group-commit.js';
+import { LivenessClock } from './liveness-clock.js';
 import { isHealthy, newRecord, toView, type Registration, type ServicePatch, type ServiceRecord, type ServiceView } from './record.js';
+import { isMassExpiry, SelfPreservation } from './self-preservation.js';
 import type { StateFile } from './state-file.js';
 import type { ServiceStore, WatchResult } from './store.js';
 
 export interface EmbeddedStoreOptions {
   heartbeatTimeoutMs: number;
+  /** Longest self-preservation hold (the stale timeout). */
+  maxHoldMs: number;
   /** Absent with --no-persist: memory only. */
   stateFile?: StateFile;
   log?: Logger;
+  /** Wall clock for timestamps and last_heartbeat. */
   now?: () => number;
+  /** The clock heartbeats age in; by default one that excludes pauses of this process. */
+  clock?: LivenessClock;
 }
 
 /**
@@ -56,6 +63,9 @@ type Job = (draft: Draft) => unknown;
  * nothing but the heartbeat time are applied at once and never written: a reloaded record counts
  * as heard from at start-up anyway. A failed write rejects every change of its group with
  * StateWriteError and leaves memory as it was.
+ *
+ * Expiry: heartbeats age on the liveness clock (pauses of this process excluded), and
+ * self-preservation holds expiry when most records go silent at once (self-preservation.ts).
  */
 export class EmbeddedStore implements ServiceStore {
   private readonly records = new Map<string, ServiceRecord>();
@@ -63,17 +73,24 @@ export class EmbeddedStore implements ServiceStore {
   private readonly announcedHealthy = new Map<string, boolean>();
   private feed = new ChangeFeed();
   private readonly now: () => number;
+  private readonly clock: LivenessClock;
+  private readonly preservation: SelfPreservation;
   private readonly commits = new GroupCommit<Job, unknown>((jobs) => this.commit(jobs));
 
   constructor(private readonly opts: EmbeddedStoreOptions) {
     this.now = opts.now ?? Date.now;
+    this.clock =
+      opts.clock ??
+      new LivenessClock({ onPause: (ms) => opts.log?.warn({ paused_ms: Math.round(ms) }, 'registry was not running (paused or blocked); that time does not count against heartbeats') });
+    this.preservation = new SelfPreservation(this.clock, opts.heartbeatTimeoutMs, opts.maxHoldMs, opts.log);
   }
 
-  /** Removes leftovers of interrupted writes, then restores records from the state file (if any). */
+  /** Starts the liveness clock, removes leftovers of interrupted writes, restores records (if any). */
   async open(): Promise<number> {
+    this.clock.start();
     if (!this.opts.stateFile) return 0;
     await this.opts.stateFile.removeStaleTemps();
-    const state = await this.opts.stateFile.load(this.now());
+    const state = await this.opts.stateFile.load(this.now(), this.clock.now());
     this.feed = new ChangeFeed(state.index);
     for (const rec of state.services) {
       this.records.set(rec.name, rec);
@@ -92,7 +109,7 @@ export class EmbeddedStore implements ServiceStore {
 
   put(reg: Registration): Promise<ServiceRecord> {
     return this.submit((draft) => {
-      const rec = newRecord(reg, this.now());
+      const rec = newRecord(reg, this.now(), this.clock.now());
       draft.put(rec);
       return rec;
     });
@@ -109,7 +126,7 @@ export class EmbeddedStore implements ServiceStore {
         return old;
       }
       const rec: ServiceRecord = { ...old, ...patch };
-      if (opts.heartbeat) rec.lastHeartbeatMs = this.now();
+      if (opts.heartbeat) this.stamp(rec);
       draft.put(rec);
       return rec;
     });
@@ -132,17 +149,26 @@ export class EmbeddedStore implements ServiceStore {
     });
   }
 
-  /** Deletes, in one commit, every record silent for longer than `staleTimeoutMs`. */
+  /**
+   * Deletes, in one commit, every record silent for longer than `staleTimeoutMs` on the liveness
+   * clock (nothing while self-preservation holds). Evicting a mass at once (possible only after a
+   * hold ended without heartbeats resuming) is logged with its reason.
+   */
   expireStale(staleTimeoutMs: number): Promise<Array<{ rec: ServiceRecord; silentMs: number }>> {
     return this.submit((draft) => {
-      const now = this.now();
+      this.assessExpiry();
+      const now = this.clock.now();
+      const all = draft.records();
       const expired: Array<{ rec: ServiceRecord; silentMs: number }> = [];
-      for (const rec of draft.records()) {
-        const silentMs = now - rec.lastHeartbeatMs;
+      for (const rec of all) {
+        const silentMs = now - rec.heardAtMs;
         if (silentMs > staleTimeoutMs) {
           draft.delete(rec);
           expired.push({ rec, silentMs });
         }
+      }
+      if (isMassExpiry(expired.length, all.length)) {
+        this.opts.log?.warn({ evicting: expired.length, total: all.length, reason: this.massReason() }, 'mass eviction: most services silent past the stale timeout at once');
       }
       return expired;
     });
@@ -153,21 +179,48 @@ export class EmbeddedStore implements ServiceStore {
     return { backlog, index: this.feed.index, unsubscribe: this.feed.subscribe(listener) };
   }
 
+  /** Announces is_healthy flips by expiry (on a timer), after self-preservation had its say. */
   evaluateHealth(): void {
-    for (const rec of this.records.values()) this.announceHealth(rec);
+    this.assessExpiry();
+    let expired = 0;
+    for (const rec of this.records.values()) if (this.announceHealth(rec) === false && rec.status === 'running') expired++;
+    if (isMassExpiry(expired, this.records.size)) {
+      this.opts.log?.warn({ unhealthy: expired, total: this.records.size, reason: this.massReason() }, 'mass expiry: most services turned unhealthy at once');
+    }
   }
 
   isHealthy(rec: ServiceRecord): boolean {
-    return isHealthy(rec, this.now(), this.opts.heartbeatTimeoutMs);
+    return isHealthy(rec, this.clock.now(), this.opts.heartbeatTimeoutMs);
   }
 
   view(rec: ServiceRecord): ServiceView {
-    return toView(rec, this.now(), this.opts.heartbeatTimeoutMs);
+    return toView(rec, this.clock.now(), this.opts.heartbeatTimeoutMs);
   }
 
   /** Waits for every submitted change to be committed (or to fail). */
   async close(): Promise<void> {
     await this.commits.drain();
+    this.clock.stop();
+  }
+
+  /** Lets self-preservation hold or release the clock before expiry is evaluated. */
+  private assessExpiry(): void {
+    const heardAts = new Float64Array(this.records.size);
+    let i = 0;
+    for (const rec of this.records.values()) heardAts[i++] = rec.heardAtMs;
+    // The feed index tells an operator which events came before and after a hold.
+    this.preservation.assess(heardAts, { feed_index: this.feed.index });
+  }
+
+  private massReason(): string {
+    return this.preservation.state === 'spent'
+      ? 'silent through a whole self-preservation hold: taken as a real loss'
+      : 'not held: the silent share stayed within the self-preservation threshold as they went quiet';
+  }
+
+  private stamp(rec: ServiceRecord): void {
+    rec.lastHeartbeatMs = this.now();
+    rec.heardAtMs = this.clock.now();
   }
 
   private submit<T>(job: (draft: Draft) => T): Promise<T> {
@@ -175,7 +228,7 @@ export class EmbeddedStore implements ServiceStore {
   }
 
   private heard(rec: ServiceRecord): void {
-    rec.lastHeartbeatMs = this.now();
+    this.stamp(rec);
     // A record of a group still being written is announced when that group is published.
     if (this.records.get(rec.name) === rec) this.announceHealth(rec);
   }
@@ -200,7 +253,10 @@ export class EmbeddedStore implements ServiceStore {
         continue;
       }
       // A heartbeat that arrived during the write refreshed the old object; keep it.
-      if (old && old !== rec && old.lastHeartbeatMs > rec.lastHeartbeatMs) rec.lastHeartbeatMs = old.lastHeartbeatMs;
+      if (old && old !== rec && old.heardAtMs > rec.heardAtMs) {
+        rec.heardAtMs = old.heardAtMs;
+        rec.lastHeartbeatMs = old.lastHeartbeatMs;
+      }
       this.records.set(name, rec);
     }
     for (const { type, rec } of draft.events) {
@@ -211,10 +267,12 @@ export class EmbeddedStore implements ServiceStore {
     return results;
   }
 
-  private announceHealth(rec: ServiceRecord): void {
+  /** Emits a `health` event if is_healthy flipped; returns the new value, or undefined if unchanged. */
+  private announceHealth(rec: ServiceRecord): boolean | undefined {
     const now = this.isHealthy(rec);
-    if (this.announcedHealthy.get(rec.name) === now) return;
+    if (this.announcedHealthy.get(rec.name) === now) return undefined;
     this.announcedHealthy.set(rec.name, now);
     this.feed.append('health', this.view(rec));
+    return now;
   }
 }

@@ -4,7 +4,11 @@ import { describeIssue } from '../common/validation.js';
 import { hostProblem } from './host-name.js';
 import { nestsDeeperThan } from './json-depth.js';
 
-/** A registered service as stored. `lastHeartbeatMs` is epoch milliseconds; the wire form uses seconds. */
+/**
+ * A registered service as stored. `lastHeartbeatMs` is epoch milliseconds (the wire form uses
+ * seconds); `heardAtMs` is the same moment on the registry's liveness clock, which expiry uses
+ * (see liveness-clock.ts); it is never persisted or shown.
+ */
 export interface ServiceRecord {
   name: string;
   host: string;
@@ -14,13 +18,14 @@ export interface ServiceRecord {
   status: string;
   timestamp: string;
   lastHeartbeatMs: number;
+  heardAtMs: number;
   health_status: string;
   metadata: Record<string, unknown>;
   weight?: number;
 }
 
 /** The record as the API returns it (§1.2 of the original), with `is_healthy` computed on read. */
-export type ServiceView = Omit<ServiceRecord, 'lastHeartbeatMs'> & { last_heartbeat: number; is_healthy: boolean };
+export type ServiceView = Omit<ServiceRecord, 'lastHeartbeatMs' | 'heardAtMs'> & { last_heartbeat: number; is_healthy: boolean };
 
 export const METADATA_LIMIT_BYTES = 256 * 1024;
 /** Objects and arrays inside metadata nest at most this deep (metadata itself is level 1). */
@@ -82,7 +87,7 @@ const updateSchema = z.object({
 });
 const UPDATABLE = ['host', 'port', 'hostname', 'url', 'status', 'metadata', 'weight'] as const;
 
-export type Registration = Omit<ServiceRecord, 'timestamp' | 'lastHeartbeatMs' | 'health_status'>;
+export type Registration = Omit<ServiceRecord, 'timestamp' | 'lastHeartbeatMs' | 'heardAtMs' | 'health_status'>;
 export type ServicePatch = Partial<Pick<ServiceRecord, 'host' | 'port' | 'hostname' | 'url' | 'status' | 'metadata' | 'weight' | 'health_status'>>;
 
 export type Validated<T> = { ok: true; value: T } | { ok: false; error: string };
@@ -119,16 +124,17 @@ export function validateUpdate(input: unknown, name?: string): Validated<Service
   return { ok: true, value: patch };
 }
 
-export function newRecord(reg: Registration, nowMs: number): ServiceRecord {
-  return { ...reg, timestamp: rfc3339(nowMs), lastHeartbeatMs: nowMs, health_status: 'unknown' };
+/** A new record heard from now: `wallMs` epoch time, `livenessMs` the liveness clock's time. */
+export function newRecord(reg: Registration, wallMs: number, livenessMs: number = wallMs): ServiceRecord {
+  return { ...reg, timestamp: rfc3339(wallMs), lastHeartbeatMs: wallMs, heardAtMs: livenessMs, health_status: 'unknown' };
 }
 
-/** §1.3: healthy = status "running" and a heartbeat younger than the timeout. */
-export function isHealthy(rec: ServiceRecord, nowMs: number, heartbeatTimeoutMs: number): boolean {
-  return rec.status === 'running' && nowMs - rec.lastHeartbeatMs < heartbeatTimeoutMs;
+/** §1.3: healthy = status "running" and a heartbeat younger than the timeout (on the liveness clock). */
+export function isHealthy(rec: ServiceRecord, livenessNowMs: number, heartbeatTimeoutMs: number): boolean {
+  return rec.status === 'running' && livenessNowMs - rec.heardAtMs < heartbeatTimeoutMs;
 }
 
-export function toView(rec: ServiceRecord, nowMs: number, heartbeatTimeoutMs: number): ServiceView {
+export function toView(rec: ServiceRecord, livenessNowMs: number, heartbeatTimeoutMs: number): ServiceView {
   const view: ServiceView = {
     name: rec.name,
     host: rec.host,
@@ -139,7 +145,7 @@ export function toView(rec: ServiceRecord, nowMs: number, heartbeatTimeoutMs: nu
     timestamp: rec.timestamp,
     last_heartbeat: rec.lastHeartbeatMs / 1000,
     health_status: rec.health_status,
-    is_healthy: isHealthy(rec, nowMs, heartbeatTimeoutMs),
+    is_healthy: isHealthy(rec, livenessNowMs, heartbeatTimeoutMs),
     metadata: rec.metadata,
   };
   if (rec.weight !== undefined) view.weight = rec.weight;

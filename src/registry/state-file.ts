@@ -14,7 +14,7 @@ interface StateFileShape {
   version: 1;
   index: number;
   saved_at: string;
-  services: Array<Omit<ServiceRecord, 'lastHeartbeatMs'> & { last_heartbeat: number }>;
+  services: Array<Omit<ServiceRecord, 'lastHeartbeatMs' | 'heardAtMs'> & { last_heartbeat: number }>;
 }
 
 /** A save that did not reach the disk: the change it carried must not be acknowledged. */
@@ -73,7 +73,7 @@ export class StateFile {
   }
 
   /** Loads records; a missing file is an empty state, an unreadable one stops start-up with one line. */
-  async load(nowMs: number): Promise<StateSnapshot> {
+  async load(nowMs: number, livenessNowMs: number = nowMs): Promise<StateSnapshot> {
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
@@ -104,6 +104,7 @@ export class StateFile {
         timestamp: typeof r.timestamp === 'string' ? r.timestamp : rfc3339(nowMs),
         health_status: typeof r.health_status === 'string' ? r.health_status : 'unknown',
         lastHeartbeatMs: nowMs,
+        heardAtMs: livenessNowMs,
       });
     }
     const index = Number.isSafeInteger(data.index) && (data.index as number) >= 0 ? (data.index as number) : 0;
@@ -124,7 +125,7 @@ export class StateFile {
       version: 1,
       index: state.index,
       saved_at: new Date().toISOString(),
-      services: state.services.map(({ lastHeartbeatMs, ...rest }) => ({ ...rest, last_heartbeat: lastHeartbeatMs / 1000 })),
+      services: state.services.map(({ lastHeartbeatMs, heardAtMs: _, ...rest }) => ({ ...rest, last_heartbeat: lastHeartbeatMs / 1000 })),
     };
     // Serialised before the first await: the snapshot is exactly the state at the group's formation.
     const text = JSON.stringify(body, null, 1);
