@@ -215,7 +215,15 @@ describe('registry pause and mass loss, real processes', { timeout: 120_000 }, (
   let mocks: RunningService[];
   let feed: FeedRecorder;
   const mockNames = ['hb-a', 'hb-b', 'hb-c', 'hb-d'];
-  const list = async () => (await http('GET', `${reg.url}/services`)).body.services as any[];
+  /** Every request bounded, so a registry that stops answering fails the test with its log tail. */
+  const call = async (method: string, path: string, body?: unknown) => {
+    const timeout = new Promise<never>((_, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${method} ${path} got no answer in 10 s; registry log:\n${reg.stderrText.slice(-3000)}`)), 10_000);
+      timer.unref();
+    });
+    return Promise.race([http(method, `${reg.url}${path}`, body === undefined ? {} : { body }), timeout]);
+  };
+  const list = async () => (await call('GET', '/services')).body.services as any[];
 
   before(async () => {
     reg = await startRegistry(['--heartbeat-timeout', String(HEARTBEAT_TIMEOUT_S), '--stale-timeout', String(STALE_S), '--cleanup-interval', '0.5', '--health-interval', '600']);
@@ -252,7 +260,7 @@ describe('registry pause and mass loss, real processes', { timeout: 120_000 }, (
   });
 
   it('still evicts a service that really stopped heartbeating', async () => {
-    assert.equal((await http('POST', `${reg.url}/services`, { body: { name: 'ghost', host: '127.0.0.1', port: 1, url: 'http://127.0.0.1:1', status: 'running' } })).status, 201);
+    assert.equal((await call('POST', '/services', { name: 'ghost', host: '127.0.0.1', port: 1, url: 'http://127.0.0.1:1', status: 'running' })).status, 201);
     await waitFor(() => feed.of('delete', 'ghost').length === 1, 'ghost evicted', 20_000);
     assert.deepEqual(feed.events.map((e) => `${e.type}:${e.service.name}${e.type === 'health' ? `=${e.service.is_healthy}` : ''}`), ['put:ghost', 'health:ghost=false', 'delete:ghost']);
     assert.ok(reg.logs.some((l) => l.msg === 'removed stale service' && l.service === 'ghost'));
@@ -268,9 +276,12 @@ describe('registry pause and mass loss, real processes', { timeout: 120_000 }, (
     const ended = reg.logs.find((l) => l.msg?.startsWith('self-preservation ended without heartbeats resuming'));
     assert.ok(held && ended, 'the hold was logged with its reason');
     const endIndex = ended.feed_index as number;
-    // Two silent of four expire normally; the third silence is a mass and waits for the hold to end.
-    assert.equal(flips.filter((e) => e.index <= endIndex).length, 2);
-    assert.equal(flips.filter((e) => e.index > endIndex).length, 2);
+    // Up to two silent of four expire normally (fewer when heartbeats were read within the same
+    // millisecond and cross together); the third silence is a mass and waits for the hold to end.
+    const early = flips.filter((e) => e.index <= endIndex).length;
+    assert.ok(early <= 2, `${early} flipped before the hold ended`);
+    assert.ok(flips.filter((e) => e.index > endIndex).length >= 2);
+    assert.ok((held.feed_index as number) <= endIndex);
     assert.ok(feed.of('delete').every((e) => e.index > endIndex), 'nothing evicted during the hold');
     assert.ok(!feed.of('put').length, 'nothing re-registered');
   });

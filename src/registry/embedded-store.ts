@@ -79,9 +79,10 @@ export class EmbeddedStore implements ServiceStore {
 
   constructor(private readonly opts: EmbeddedStoreOptions) {
     this.now = opts.now ?? Date.now;
-    this.clock =
-      opts.clock ??
-      new LivenessClock({ onPause: (ms) => opts.log?.warn({ paused_ms: Math.round(ms) }, 'registry was not running (paused or blocked); that time does not count against heartbeats') });
+    // Short stalls of a busy event loop are credited quietly; a real stop is worth a warning.
+    const onPause = (ms: number) =>
+      opts.log?.[ms >= 1000 ? 'warn' : 'debug']({ paused_ms: Math.round(ms) }, 'registry was not running (paused or blocked); that time does not count against heartbeats');
+    this.clock = opts.clock ?? new LivenessClock({ onPause });
     this.preservation = new SelfPreservation(this.clock, opts.heartbeatTimeoutMs, opts.maxHoldMs, opts.log);
   }
 
