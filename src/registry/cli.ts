@@ -43,11 +43,11 @@ export function main(argv: string[], name = 'infini-svc registry'): Promise<void
     const log = createLogger('registry', String(values['log-level']));
 
     const stateFile = values['no-persist'] ? undefined : new StateFile(resolve(String(values['state-file'])), log);
-    const store = new EmbeddedStore({ heartbeatTimeoutMs, stateFile });
+    const store = new EmbeddedStore({ heartbeatTimeoutMs, maxHoldMs: staleTimeoutMs, stateFile, log });
     const restored = await store.open();
     const prober = new HealthProber(store, healthIntervalMs, healthTimeoutMs, log);
     const reaper = new StaleReaper(store, { cleanupIntervalMs, staleTimeoutMs, healthCheckEveryMs: Math.min(1000, heartbeatTimeoutMs / 4) }, log);
-    const api = new RegistryServer({ store, prober, heartbeatTimeoutMs, authToken: values['auth-token'] as string | undefined, log });
+    const api = new RegistryServer({ store, prober, authToken: values['auth-token'] as string | undefined, log });
 
     const bound = await listen(api.server, port, host, name);
     prober.start();
@@ -55,8 +55,7 @@ export function main(argv: string[], name = 'infini-svc registry'): Promise<void
     log.info({ port: bound, host, state_file: stateFile?.path ?? null, restored, auth: Boolean(values['auth-token']) }, 'registry listening');
 
     onShutdownSignal(log, async () => {
-      reaper.stop();
-      await Promise.all([api.close(), prober.stop()]);
+      await Promise.all([api.close(), prober.stop(), reaper.stop()]);
       await store.close();
       log.info('registry stopped');
     });

@@ -37,6 +37,8 @@ export class HealthProber {
 
   private async round(): Promise<void> {
     const { services } = await this.store.list();
-    await Promise.all(services.map((rec) => this.probeOne(rec)));
+    const results = await Promise.allSettled(services.map((rec) => this.probeOne(rec)));
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) this.log.warn({ err: String(failed.reason) }, 'could not record probe results; retrying next round');
   }
 }

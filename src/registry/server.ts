@@ -5,7 +5,8 @@ import type { Logger } from '../common/log.js';
 import { rfc3339 } from '../common/time.js';
 import type { ChangeEvent } from './change-feed.js';
 import type { HealthProber } from './health-prober.js';
-import { isHealthy, toView, validateRegistration, validateUpdate, type ServiceRecord } from './record.js';
+import { validateRegistration, validateUpdate, type ServiceRecord } from './record.js';
+import { StateWriteError } from './state-file.js';
 import type { ServiceStore } from './store.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -14,7 +15,6 @@ const SSE_PING_MS = 15_000;
 export interface RegistryServerOptions {
   store: ServiceStore;
   prober: HealthProber;
-  heartbeatTimeoutMs: number;
   authToken?: string;
   log: Logger;
   now?: () => number;
@@ -62,6 +62,8 @@ export class RegistryServer {
       await handler(req, res, name, query);
     } catch (err) {
       if (err instanceof BodyTooLargeError) return sendError(res, 413, err.message, { connection: 'close' });
+      // The change was refused as a whole (memory unchanged), so a retry is safe.
+      if (err instanceof StateWriteError) return sendError(res, 503, `the registry could not save its state (${err.code}); the change was not applied, retry later`, { 'retry-after': '1' });
       this.opts.log.error({ err, method: req.method, path }, 'request failed');
       if (!res.headersSent) sendError(res, 500, 'internal error');
       else res.destroy();
@@ -93,7 +95,7 @@ export class RegistryServer {
   }
 
   private view(rec: ServiceRecord) {
-    return toView(rec, this.now(), this.opts.heartbeatTimeoutMs);
+    return this.opts.store.view(rec);
   }
 
   /** Mutating calls need the bearer token when one is configured: 401 without, 403 wrong. */
@@ -127,7 +129,7 @@ export class RegistryServer {
       status: 'healthy',
       registry: 'running',
       registered_services: services.length,
-      healthy_services: services.filter((s) => isHealthy(s, now, this.opts.heartbeatTimeoutMs)).length,
+      healthy_services: services.filter((s) => this.opts.store.isHealthy(s)).length,
       timestamp: rfc3339(now),
     });
   };
@@ -168,9 +170,10 @@ export class RegistryServer {
     if (!this.authorized(req, res)) return;
     const raw = await readBody(req, BODY_LIMIT);
     if (!(await this.opts.store.get(name))) return this.notFound(res, name);
+    if (raw.length === 0) return sendError(res, 400, 'request body must be a JSON object (send {} to only refresh the heartbeat)');
     const parsed = parseJsonBody(raw);
     if (!parsed.ok) return sendError(res, 400, parsed.error);
-    const checked = validateUpdate(parsed.value);
+    const checked = validateUpdate(parsed.value, name);
     if (!checked.ok) return sendError(res, 400, checked.error);
     const rec = await this.opts.store.update(name, checked.value, { heartbeat: true });
     if (!rec) return this.notFound(res, name);
@@ -224,7 +227,7 @@ export class RegistryServer {
     const hostDistribution: Record<string, number> = {};
     let healthy = 0;
     for (const s of services) {
-      if (isHealthy(s, now, this.opts.heartbeatTimeoutMs)) healthy++;
+      if (this.opts.store.isHealthy(s)) healthy++;
       statusDistribution[s.status] = (statusDistribution[s.status] ?? 0) + 1;
       hostDistribution[s.host] = (hostDistribution[s.host] ?? 0) + 1;
     }

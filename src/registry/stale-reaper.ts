@@ -3,17 +3,17 @@ import type { ServiceStore } from './store.js';
 
 /**
  * Stale cleanup: every interval, delete records whose last heartbeat is older than the stale
- * timeout. The same timer re-evaluates heartbeat expiry so `health` events fire without a read.
+ * timeout. A second, faster timer re-evaluates heartbeat expiry so `health` events fire without a read.
  */
 export class StaleReaper {
   private cleanupTimer: NodeJS.Timeout | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<unknown> | undefined;
 
   constructor(
     private readonly store: ServiceStore,
     private readonly opts: { cleanupIntervalMs: number; staleTimeoutMs: number; healthCheckEveryMs: number },
     private readonly log: Logger,
-    private readonly now: () => number = Date.now,
   ) {}
 
   start(): void {
@@ -23,22 +23,25 @@ export class StaleReaper {
     this.healthTimer.unref();
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     clearInterval(this.cleanupTimer);
     clearInterval(this.healthTimer);
+    await this.sweeping;
   }
 
   async sweep(): Promise<string[]> {
-    const { services } = await this.store.list();
-    const now = this.now();
-    const removed: string[] = [];
-    for (const rec of services) {
-      if (now - rec.lastHeartbeatMs > this.opts.staleTimeoutMs) {
-        await this.store.delete(rec.name);
-        removed.push(rec.name);
-        this.log.info({ service: rec.name, silent_s: Math.round((now - rec.lastHeartbeatMs) / 1000) }, 'removed stale service');
-      }
+    if (this.sweeping) return [];
+    const run = this.store.expireStale(this.opts.staleTimeoutMs);
+    this.sweeping = run.catch(() => undefined);
+    try {
+      const expired = await run;
+      for (const { rec, silentMs } of expired) this.log.info({ service: rec.name, silent_s: Math.round(silentMs / 1000) }, 'removed stale service');
+      return expired.map((e) => e.rec.name);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'stale cleanup failed; retrying at the next interval');
+      return [];
+    } finally {
+      this.sweeping = undefined;
     }
-    return removed;
   }
 }

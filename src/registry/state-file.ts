@@ -1,5 +1,5 @@
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../common/log.js';
 import { UsageError } from '../common/command.js';
 import { rfc3339 } from '../common/time.js';
@@ -14,27 +14,66 @@ interface StateFileShape {
   version: 1;
   index: number;
   saved_at: string;
-  services: Array<Omit<ServiceRecord, 'lastHeartbeatMs'> & { last_heartbeat: number }>;
+  services: Array<Omit<ServiceRecord, 'lastHeartbeatMs' | 'heardAtMs'> & { last_heartbeat: number }>;
+}
+
+/** A save that did not reach the disk: the change it carried must not be acknowledged. */
+export class StateWriteError extends Error {
+  readonly code: string;
+  constructor(path: string, cause: unknown) {
+    const err = cause as NodeJS.ErrnoException;
+    super(`cannot save state file ${path}: ${err?.message ?? String(cause)}`, { cause });
+    this.code = err?.code ?? 'EIO';
+  }
 }
 
 /**
- * The registry's state on disk: one JSON file, replaced atomically (write a temporary file, fsync,
- * rename) and debounced, so bursts of registrations cost one write and a crash mid-write never
- * leaves a truncated file.
+ * The registry's state on disk: one JSON file, replaced atomically (write a temporary file next to
+ * it, fsync, rename, fsync the directory), so a crash at any point leaves either the old or the new
+ * file, never a truncated one. Writes are the caller's to order (one at a time); the store groups
+ * changes so that one write carries every change made while the previous write ran.
  */
 export class StateFile {
-  private timer: NodeJS.Timeout | undefined;
-  private writing: Promise<void> = Promise.resolve();
-  private snapshot: (() => StateSnapshot) | undefined;
-
   constructor(
     readonly path: string,
     private readonly log: Logger,
-    private readonly debounceMs = 50,
   ) {}
 
+  /** `<state>.<pid>.tmp`: unique per process, recognisable as this file's leftover after a crash. */
+  private get tempPath(): string {
+    return `${this.path}.${process.pid}.tmp`;
+  }
+
+  /**
+   * Removes temporary files of this state file left by a write that never reached its rename (a
+   * kill mid-write). A finished write renames its temporary file away, so anything left is garbage.
+   * Run once at start, before any write of this process.
+   */
+  async removeStaleTemps(): Promise<string[]> {
+    const dir = dirname(this.path);
+    const prefix = `${basename(this.path)}.`;
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return [];
+    }
+    const removed: string[] = [];
+    for (const name of names) {
+      if (!name.startsWith(prefix) || !/^\d+\.tmp$/.test(name.slice(prefix.length))) continue;
+      try {
+        await unlink(join(dir, name));
+        removed.push(name);
+      } catch (err) {
+        this.log.warn({ file: join(dir, name), err: (err as Error).message }, 'cannot remove leftover temporary state file');
+      }
+    }
+    if (removed.length) this.log.warn({ dir, files: removed }, 'removed temporary state files left by an interrupted write');
+    return removed;
+  }
+
   /** Loads records; a missing file is an empty state, an unreadable one stops start-up with one line. */
-  async load(nowMs: number): Promise<StateSnapshot> {
+  async load(nowMs: number, livenessNowMs: number = nowMs): Promise<StateSnapshot> {
     let text: string;
     try {
       text = await readFile(this.path, 'utf8');
@@ -65,64 +104,53 @@ export class StateFile {
         timestamp: typeof r.timestamp === 'string' ? r.timestamp : rfc3339(nowMs),
         health_status: typeof r.health_status === 'string' ? r.health_status : 'unknown',
         lastHeartbeatMs: nowMs,
+        heardAtMs: livenessNowMs,
       });
     }
     const index = Number.isSafeInteger(data.index) && (data.index as number) >= 0 ? (data.index as number) : 0;
     return { index, services };
   }
 
-  /** Schedules a save of whatever `snapshot()` returns when the debounce fires. */
-  schedule(snapshot: () => StateSnapshot): void {
-    this.snapshot = snapshot;
-    if (this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.writeNow();
-    }, this.debounceMs);
-    this.timer.unref();
-  }
-
-  /** Writes any pending change now and waits for it (used at shutdown). */
-  async flush(): Promise<void> {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      await this.writeNow();
+  /** Replaces the file with `state` and returns once it is on disk; throws StateWriteError. */
+  async write(state: StateSnapshot): Promise<void> {
+    try {
+      await this.replace(state);
+    } catch (err) {
+      throw new StateWriteError(this.path, err);
     }
-    await this.writing;
   }
 
-  private writeNow(): Promise<void> {
-    const take = this.snapshot;
-    this.snapshot = undefined;
-    if (!take) return this.writing;
-    this.writing = this.writing.then(() => this.write(take())).catch((err: unknown) => {
-      this.log.error({ err, file: this.path }, 'failed to save registry state; will retry on the next change');
-    });
-    return this.writing;
-  }
-
-  private async write(state: StateSnapshot): Promise<void> {
+  private async replace(state: StateSnapshot): Promise<void> {
     const body: StateFileShape = {
       version: 1,
       index: state.index,
       saved_at: new Date().toISOString(),
-      services: state.services.map(({ lastHeartbeatMs, ...rest }) => ({ ...rest, last_heartbeat: lastHeartbeatMs / 1000 })),
+      services: state.services.map(({ lastHeartbeatMs, heardAtMs: _, ...rest }) => ({ ...rest, last_heartbeat: lastHeartbeatMs / 1000 })),
     };
-    const tmp = `${this.path}.${process.pid}.tmp`;
-    await mkdir(dirname(this.path), { recursive: true });
-    const fh = await open(tmp, 'w');
+    // Serialised before the first await: the snapshot is exactly the state at the group's formation.
+    const text = JSON.stringify(body, null, 1);
+    const tmp = this.tempPath;
+    const dir = dirname(this.path);
+    await mkdir(dir, { recursive: true });
     try {
-      await fh.writeFile(JSON.stringify(body, null, 1));
-      await fh.datasync();
-    } finally {
-      await fh.close();
-    }
-    try {
+      const fh = await open(tmp, 'w');
+      try {
+        await fh.writeFile(text);
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
       await rename(tmp, this.path);
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
       throw err;
+    }
+    // The rename is durable only once the directory entry is on disk too (power loss, not kill -9).
+    const dh = await open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
     }
   }
 }

@@ -1,5 +1,5 @@
 import type { ChangeEvent, ChangeListener } from './change-feed.js';
-import type { Registration, ServicePatch, ServiceRecord } from './record.js';
+import type { Registration, ServicePatch, ServiceRecord, ServiceView } from './record.js';
 
 /** Result of a watch request: the backlog after `since` (or a reset) and a live subscription. */
 export interface WatchResult {
@@ -9,7 +9,8 @@ export interface WatchResult {
 }
 
 /**
- * What the HTTP layer needs from storage. The embedded store keeps memory plus a state file; a
+ * What the HTTP layer needs from storage. A mutating call resolves once its change is durable and
+ * rejects (StateWriteError for the embedded store) when it could not be made so. The embedded store keeps memory plus a state file; a
  * distributed store (etcd) can implement the same calls, hence every call is asynchronous.
  */
 export interface ServiceStore {
@@ -23,8 +24,14 @@ export interface ServiceStore {
   /** Heartbeat: refreshes last_heartbeat and optionally sets the status. */
   touch(name: string, status?: string): Promise<ServiceRecord | undefined>;
   delete(name: string): Promise<ServiceRecord | undefined>;
+  /** Deletes every record silent for longer than `staleTimeoutMs`; returns them with their silence. */
+  expireStale(staleTimeoutMs: number): Promise<Array<{ rec: ServiceRecord; silentMs: number }>>;
   watch(since: number | undefined, listener: ChangeListener): WatchResult;
   /** Emits `health` events for records whose is_healthy flipped since the last evaluation. */
   evaluateHealth(): void;
+  /** is_healthy of a record now (heartbeat-based, §1.3). */
+  isHealthy(rec: ServiceRecord): boolean;
+  /** The record as the API returns it. */
+  view(rec: ServiceRecord): ServiceView;
   close(): Promise<void>;
 }
