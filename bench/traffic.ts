@@ -26,8 +26,9 @@ export interface TrafficOptions {
   errorRate: number;
   /** Fraction of streams sent with `x-mock-drop-after: 3` (the engine cuts them). */
   dropRate: number;
-  /** Fraction of requests the client abandons after 0-400 ms. */
+  /** Fraction of requests the client abandons, at a random moment within `abortWithinMs` (400). */
   abortRate: number;
+  abortWithinMs?: number;
   seed: number;
   maxTokens?: number;
   /** Requests in flight at most; arrivals beyond are counted as not sent. */
@@ -130,7 +131,7 @@ export class Traffic {
     if (injectError) headers['x-mock-error'] = '500';
     if (injectDrop) headers['x-mock-drop-after'] = '3';
     const controller = new AbortController();
-    if (abort) setTimeout(() => controller.abort(), Math.floor(rand() * 400)).unref();
+    if (abort) setTimeout(() => controller.abort(), Math.floor(rand() * (opts.abortWithinMs ?? 400))).unref();
     const body = JSON.stringify({ model, stream, max_tokens: opts.maxTokens ?? 24, messages: [{ role: 'user', content: `traffic ${start} ${rand()}` }] });
     let backend: string | undefined;
     const done = (outcome: Outcome, detail?: string): RequestRecord => ({ start, end: Date.now(), stream, outcome, detail, backend });

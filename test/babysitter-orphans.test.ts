@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, describe, it } from './helpers/test.js';
 import { allProcesses } from '../src/babysitter/process-group.js';
 import { FAKE_BACKEND, freePortPair, http, pidAlive, startRegistry, startService, tempDir, waitFor, type RunningService } from './helpers/services.js';
 

@@ -4,7 +4,7 @@
 // engine that stays hung (issue 12, fault 4). Timers are shortened and the tests run for many
 // multiples of them.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from './helpers/test.js';
 import { freePortPair, http, pidAlive, SseReader, startRegistry, startService, waitFor, type RunningService } from './helpers/services.js';
 
 const info = async (b: RunningService) => (await http('GET', `${b.url}/info`)).body;
@@ -15,7 +15,7 @@ const record = async (regUrl: string, name: string) => {
 };
 
 describe('babysitter: readiness while running', () => {
-  it('a frozen engine is unroutable within the readiness bound; liveness later restarts it', async (t) => {
+  it('a frozen engine is unroutable within the readiness bound; liveness later restarts it', { timeout: 90_000 }, async (t) => {
     const reg = await startRegistry();
     const port = await freePortPair();
     const sitter = await startService(['babysitter', '--port', String(port), '--name', 'frozen', '--service-type', 'mock', '--args', 'm1', '--host', '127.0.0.1', '--registry-url', reg.url,
@@ -69,7 +69,7 @@ describe('babysitter: readiness while running', () => {
     await Promise.all([sitter.stop(), reg.stop()]);
   });
 
-  it('a paused engine turns not-ready and comes back to running when it answers again, without flapping', async (t) => {
+  it('a paused engine turns not-ready and comes back to running when it answers again, without flapping', { timeout: 90_000 }, async (t) => {
     const reg = await startRegistry();
     const port = await freePortPair();
     const sitter = await startService(['babysitter', '--port', String(port), '--name', 'paused', '--service-type', 'mock', '--args', 'm1', '--host', '127.0.0.1', '--registry-url', reg.url,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it } from './helpers/test.js';
 import { buildCommandLine } from '../src/babysitter/command-line.js';
 import { parseEnvFlags, resolveConfig } from '../src/babysitter/config.js';
 import { babysitterSpec } from '../src/babysitter/cli.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it } from './helpers/test.js';
 import { FAKE_BACKEND, freePortPair, http, pidAlive, servedBy, spawnCli, startService, tempDir, waitFor, type RunningService, startRegistry } from './helpers/services.js';
 
 const info = async (b: RunningService) => (await http('GET', `${b.url}/info`)).body;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it } from './helpers/test.js';
 import { parseDuration, parseWrk } from '../bench/load.js';
 import { check, combineRounds, median, percentile, ratio, toMarkdown, type BenchReport } from '../bench/report.js';
 import { ROOT, tempDir } from './helpers/services.js';

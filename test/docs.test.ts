@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it } from './helpers/test.js';
 import { babysitterSpec } from '../src/babysitter/cli.js';
 import { buildCommandLine } from '../src/babysitter/command-line.js';
 import { resolveConfig } from '../src/babysitter/config.js';

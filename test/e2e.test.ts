@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it } from './helpers/test.js';
 import OpenAI from 'openai';
 import { CLI, compatBinary, freePortPair, http, metric, pidAlive, readSse, spawnCli, startService, tempDir, waitFor, type RunningService, startRegistry } from './helpers/services.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it } from './helpers/test.js';
 import { Http1Server, type Http1Request } from '../src/common/http1/server.js';
 import type { Http1Response } from '../src/common/http1/response.js';
 import { waitFor } from './helpers/services.js';

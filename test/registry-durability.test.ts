@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it } from './helpers/test.js';
 import { http, SseReader, startService, tempDir, waitFor, type RunningService } from './helpers/services.js';
 
 function service(name: string, extra: Record<string, unknown> = {}) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it } from './helpers/test.js';
 import { hostProblem, isIpLiteral } from '../src/registry/host-name.js';
 import { nestsDeeperThan } from '../src/registry/json-depth.js';
 import { METADATA_MAX_DEPTH, validateUpdate } from '../src/registry/record.js';

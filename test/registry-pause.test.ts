@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it } from './helpers/test.js';
 import { EmbeddedStore } from '../src/registry/embedded-store.js';
 import { LivenessClock, PAUSE_TICK_MS, PAUSE_TOLERANCE_MS } from '../src/registry/liveness-clock.js';
 import { isMassExpiry, massExpiryStart, SelfPreservation } from '../src/registry/self-preservation.js';
@@ -236,7 +236,7 @@ describe('registry pause and mass loss, real processes', { timeout: 120_000 }, (
     await Promise.all([reg?.stop(), ...(mocks ?? []).map((m) => m.stop())]);
   });
 
-  it('SIGSTOP for several stale timeouts: nothing is evicted or flips, heartbeats resume', async () => {
+  it('SIGSTOP for several stale timeouts: nothing is evicted or flips, heartbeats resume', { timeout: 90_000 }, async () => {
     reg.signal('SIGSTOP');
     await pauseFor(4 * STALE_S * 1000);
     reg.signal('SIGCONT');
@@ -266,7 +266,7 @@ describe('registry pause and mass loss, real processes', { timeout: 120_000 }, (
     assert.ok(reg.logs.some((l) => l.msg === 'removed stale service' && l.service === 'ghost'));
   });
 
-  it('holds a mass loss for one stale timeout, then expires and evicts it', async () => {
+  it('holds a mass loss for one stale timeout, then expires and evicts it', { timeout: 90_000 }, async () => {
     feed.events.length = 0;
     await Promise.all(mocks.map((m) => m.stop('SIGKILL')));
     await waitFor(() => feed.of('delete').length === mockNames.length, 'every killed mock evicted', 30_000);

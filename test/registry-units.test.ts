@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it } from './helpers/test.js';
 import { ChangeFeed } from '../src/registry/change-feed.js';
 import { isHealthy, probeUrl, toView, validateRegistration, validateUpdate, newRecord } from '../src/registry/record.js';
 

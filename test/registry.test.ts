@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it } from './helpers/test.js';
 import { http, SseReader, startService, spawnCli, tempDir, waitFor, type RunningService, startRegistry } from './helpers/services.js';
 
 function service(name: string, extra: Record<string, unknown> = {}) {

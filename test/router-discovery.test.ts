@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { describe, it } from 'node:test';
+import { describe, it } from './helpers/test.js';
 import { http, servedBy, startMocks, startService, waitFor, type RunningService, startRegistry } from './helpers/services.js';
 
 const chat = (model = 'm') => ({ model, messages: [{ role: 'user', content: 'hello' }], max_tokens: 4 });

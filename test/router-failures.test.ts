@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { describe, it } from 'node:test';
+import { describe, it } from './helpers/test.js';
 import { freePortPair, http, metric, readSse, servedBy, startMocks, startRegistry, startService, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
 
 const chat = (extra: Record<string, unknown> = {}) => ({ model: 'm', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, ...extra });

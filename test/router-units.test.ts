@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it } from './helpers/test.js';
 import { Backend, type BackendSpec } from '../src/router/backend.js';
 import { parseBytes } from '../src/router/cli.js';
 import { downstreamResponseHeaders } from '../src/router/headers.js';

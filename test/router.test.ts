@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it } from './helpers/test.js';
 import OpenAI from 'openai';
 import { freePortPair, http, pidAlive, readSse, servedBy, spawnCli, startMocks, startService, tempDir, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it } from './helpers/test.js';
 import { startParentWatchFromEnv } from '../src/common/parent-watch.js';
 import { ROOT, waitFor } from './helpers/services.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it } from './helpers/test.js';
 import { createServer, type Server } from 'node:net';
 import { changes, crashLooping, describeState, failureCount, newLines, newWatchState, outputTail, toSitterInfo, type SitterInfo } from '../src/up/backend-watch.js';
 import { applyLaunchEnvironment, DEFAULT_CLUSTER, parseCluster, registryUrlOf, resolveBinds } from '../src/up/cluster-file.js';

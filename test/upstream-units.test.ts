@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
-import { after, describe, it } from 'node:test';
+import { after, describe, it } from './helpers/test.js';
 import type { UpstreamConnection, UpstreamHandler } from '../src/router/upstream/connection.js';
 import { UpstreamPool } from '../src/router/upstream/pool.js';
 import { ResponseParser, type ParserSink, type ResponseHead } from '../src/router/upstream/response-parser.js';

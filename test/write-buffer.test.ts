@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, connect, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { describe, it } from 'node:test';
+import { describe, it } from './helpers/test.js';
 import { writeBuffer, writeOut } from '../src/common/http1/write-buffer.js';
 
 describe('shared write buffer', () => {
