@@ -340,6 +340,26 @@ describe('registry change feed', () => {
     }
   });
 
+  it('tells a watcher of another run of the feed (epoch) to list again, even at a reachable index', async () => {
+    // a restarted registry reuses the indexes of events it never saved (health flips) for other
+    // changes: a watcher naming the epoch it listed in must not take them for what it missed
+    const list = await http('GET', `${reg.url}/services`);
+    assert.match(list.body.epoch, /^[0-9a-f]{12}$/);
+    const index = list.body.index as number;
+    await http('POST', `${reg.url}/services`, { body: service('feed-epoch') });
+    const same = await SseReader.open(`${reg.url}/events?since=${index}&epoch=${list.body.epoch}`);
+    const other = await SseReader.open(`${reg.url}/events?since=${index}&epoch=0123456789ab`);
+    try {
+      assert.equal((await same.next()).service.name, 'feed-epoch');
+      assert.deepEqual(await other.next(), { index: index + 1, type: 'reset' });
+    } finally {
+      same.close();
+      other.close();
+      // silent records count towards the registry's mass-expiry guard of the next test
+      await http('DELETE', `${reg.url}/services/feed-epoch`);
+    }
+  });
+
   it('emits health events when heartbeats expire and resume, on a timer', async () => {
     const feed = await SseReader.open(`${reg.url}/events`);
     try {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { ServiceView } from './record.js';
 
 export type ChangeType = 'put' | 'delete' | 'health';
@@ -16,6 +17,12 @@ export type ChangeListener = (event: ChangeEvent) => void;
  * list again: `since()` answers `'reset'` then.
  */
 export class ChangeFeed {
+  /**
+   * Names this run of the feed. Indexes continue from the state file after a restart, but events
+   * that were never saved (health flips) get their indexes again with other changes: a watcher
+   * that names the epoch it listed in is told to list again instead of missing those changes.
+   */
+  readonly epoch = randomBytes(6).toString('hex');
   private readonly history: ChangeEvent[] = [];
   private readonly listeners = new Set<ChangeListener>();
   private current: number;

@@ -104,8 +104,8 @@ export class EmbeddedStore implements ServiceStore {
     return this.records.get(name);
   }
 
-  async list(): Promise<{ services: ServiceRecord[]; index: number }> {
-    return { services: [...this.records.values()], index: this.feed.index };
+  async list(): Promise<{ services: ServiceRecord[]; index: number; epoch: string }> {
+    return { services: [...this.records.values()], index: this.feed.index, epoch: this.feed.epoch };
   }
 
   put(reg: Registration): Promise<ServiceRecord> {
@@ -175,8 +175,8 @@ export class EmbeddedStore implements ServiceStore {
     });
   }
 
-  watch(since: number | undefined, listener: ChangeListener): WatchResult {
-    const backlog = since === undefined ? [] : this.feed.since(since);
+  watch(since: number | undefined, listener: ChangeListener, epoch?: string): WatchResult {
+    const backlog = since === undefined ? [] : epoch !== undefined && epoch !== this.feed.epoch ? 'reset' : this.feed.since(since);
     return { backlog, index: this.feed.index, unsubscribe: this.feed.subscribe(listener) };
   }
 

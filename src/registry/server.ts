@@ -135,7 +135,7 @@ export class RegistryServer {
   };
 
   private listServices: Handler = async (_req, res, _name, query) => {
-    const { services, index } = await this.opts.store.list();
+    const { services, index, epoch } = await this.opts.store.list();
     let views = services.map((s) => this.view(s));
     const status = query.get('status');
     if (status !== null) views = views.filter((v) => v.status === status);
@@ -146,7 +146,7 @@ export class RegistryServer {
       views = views.filter((v) => v.is_healthy === want);
     }
     views.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    sendJson(res, 200, { services: views, total: views.length, timestamp: rfc3339(this.now()), index });
+    sendJson(res, 200, { services: views, total: views.length, timestamp: rfc3339(this.now()), index, epoch });
   };
 
   private register: Handler = async (req, res) => {
@@ -245,7 +245,8 @@ export class RegistryServer {
   /**
    * Change feed as Server-Sent Events: `id: <index>` and `data: {"index","type","service"}` per
    * change. `since` (or Last-Event-ID) replays the backlog after that index; a `since` outside the
-   * backlog gets `{"type":"reset","index":N}` first, telling the client to list again.
+   * backlog, or with an `epoch` other than this run's (see ChangeFeed), gets
+   * `{"type":"reset","index":N}` first, telling the client to list again.
    */
   private events: Handler = async (req, res, _name, query) => {
     const sinceText = query.get('since') ?? (req.headers['last-event-id'] as string | undefined);
@@ -258,7 +259,7 @@ export class RegistryServer {
     const send = (e: ChangeEvent) => res.write(`id: ${e.index}\ndata: ${JSON.stringify(e)}\n\n`);
     const pending: ChangeEvent[] = [];
     let live = false;
-    const watch = this.opts.store.watch(since, (e) => (live ? send(e) : pending.push(e)));
+    const watch = this.opts.store.watch(since, (e) => (live ? send(e) : pending.push(e)), query.get('epoch') ?? undefined);
     if (watch.backlog === 'reset') res.write(`id: ${watch.index}\ndata: ${JSON.stringify({ index: watch.index, type: 'reset' })}\n\n`);
     else for (const e of watch.backlog) send(e);
     for (const e of pending) send(e);

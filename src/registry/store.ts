@@ -16,7 +16,7 @@ export interface WatchResult {
 export interface ServiceStore {
   get(name: string): Promise<ServiceRecord | undefined>;
   /** All records plus the change index the snapshot reflects (list, then watch from it, race-free). */
-  list(): Promise<{ services: ServiceRecord[]; index: number }>;
+  list(): Promise<{ services: ServiceRecord[]; index: number; epoch: string }>;
   /** Registers or replaces a record; the heartbeat is set to now. */
   put(reg: Registration): Promise<ServiceRecord>;
   /** Applies a partial update; `heartbeat` also refreshes last_heartbeat. */
@@ -26,7 +26,8 @@ export interface ServiceStore {
   delete(name: string): Promise<ServiceRecord | undefined>;
   /** Deletes every record silent for longer than `staleTimeoutMs`; returns them with their silence. */
   expireStale(staleTimeoutMs: number): Promise<Array<{ rec: ServiceRecord; silentMs: number }>>;
-  watch(since: number | undefined, listener: ChangeListener): WatchResult;
+  /** `epoch`: the feed's epoch the watcher listed in; another one means a reset (see ChangeFeed). */
+  watch(since: number | undefined, listener: ChangeListener, epoch?: string): WatchResult;
   /** Emits `health` events for records whose is_healthy flipped since the last evaluation. */
   evaluateHealth(): void;
   /** is_healthy of a record now (heartbeat-based, §1.3). */

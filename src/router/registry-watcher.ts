@@ -153,12 +153,16 @@ export class RegistryWatcher {
     return res.json();
   }
 
+  /** The registry feed's epoch of the last listing: events are followed in that run of the feed only. */
+  private epoch: string | undefined;
+
   /** Lists every record and reconciles; returns the feed index, or undefined if there is no feed. */
   private async listAll(firstDone: () => void): Promise<number | undefined> {
     const body = await this.fetchJson('/services');
     if (!body || !Array.isArray(body.services)) throw new Error('registry answered GET /services without a services array');
     this.reachable = true;
     if (!Number.isSafeInteger(body.index)) return undefined;
+    this.epoch = typeof body.epoch === 'string' ? body.epoch : undefined;
     this.reconcile(body.services as RecordLike[], Date.now(), false);
     this.backends.complete = true;
     firstDone();
@@ -227,7 +231,8 @@ export class RegistryWatcher {
   /** Consumes the change feed until it ends, fails or asks for a reset. */
   private async follow(since: number): Promise<void> {
     this.feedAbort = new AbortController();
-    const res = await fetch(`${this.baseUrl}/events?since=${since}`, { headers: { ...this.headers(), accept: 'text/event-stream' }, signal: this.feedAbort.signal });
+    const epoch = this.epoch !== undefined ? `&epoch=${encodeURIComponent(this.epoch)}` : '';
+    const res = await fetch(`${this.baseUrl}/events?since=${since}${epoch}`, { headers: { ...this.headers(), accept: 'text/event-stream' }, signal: this.feedAbort.signal });
     if (res.status === 404 || res.status === 405) {
       await res.body?.cancel().catch(() => undefined);
       this.mode = 'poll';
