@@ -1,7 +1,11 @@
 import { isIPv4, isIPv6 } from 'node:net';
 
-/** RFC 1123 §2.1 label: letters, digits and hyphens, 1-63 characters, no hyphen at either end. */
-const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+/**
+ * RFC 1123 §2.1 label: letters, digits and hyphens, 1-63 characters, no hyphen at either end. One
+ * named leniency: underscores, as in Docker Compose v1 container names (`app_vllm_1`), which
+ * Docker's DNS resolves and which deployments of the original registered.
+ */
+const LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
 export const HOST_NAME_MAX = 253;
 
 /** IPv4, IPv6, or IPv6 in brackets as in a URL (`[::1]`). */
@@ -25,7 +29,7 @@ export function hostProblem(value: string): string | undefined {
     if (!LABEL.test(label)) {
       if (label === '') return 'must be a host name or an IP address (empty label)';
       if (label.length > 63) return 'must be a host name or an IP address (a label is longer than 63 characters)';
-      return "must be a host name (letters, digits and '-' in dot-separated labels, RFC 1123) or an IP address";
+      return "must be a host name (letters, digits, '-' and '_' in dot-separated labels, RFC 1123) or an IP address";
     }
   }
   // An all-numeric last label is a mistyped IPv4 address ("10.0.0", "10.0.0.256"), not a name (RFC 3696 §2).
