@@ -175,7 +175,7 @@ describe('port check', () => {
 
 describe('backend reports', () => {
   const info = (over: Partial<SitterInfo>): SitterInfo => ({
-    state: 'starting', restart_count: 0, last_down_reason: null, last_exit_code: null, last_exit_signal: null, next_start_in_s: null, models: [], recent_logs: [], ...over,
+    state: 'starting', restart_count: 0, last_down_reason: null, last_exit_code: null, last_exit_signal: null, next_start_in_s: null, not_ready_reason: null, models: [], recent_logs: [], ...over,
   });
 
   it('reads /info defensively', () => {
@@ -235,6 +235,16 @@ describe('backend reports', () => {
     assert.equal(crashLooping(st), false);
     // a babysitter restarted by up counts afresh
     assert.deepEqual(changes(st, info({ recent_logs: [] })), [{ message: 'starting backend', detail: [] }]);
+  });
+
+  it('reports a running backend that stops answering its readiness probe, and its return, once each', () => {
+    const st = newWatchState();
+    changes(st, info({ state: 'ready', models: ['m'] }));
+    const hung = info({ state: 'not-ready', models: ['m'], not_ready_reason: '/health: no answer within 5 s' });
+    assert.deepEqual(changes(st, hung), [{ message: 'not ready: /health: no answer within 5 s; no new requests until it answers again', detail: [] }]);
+    assert.deepEqual(changes(st, hung), [], 'no repeat while it stays not ready');
+    assert.equal(describeState(hung), 'not-ready (/health: no answer within 5 s)');
+    assert.deepEqual(changes(st, info({ state: 'ready', models: ['m'] })), [{ message: 'answers again: routable', detail: [] }]);
   });
 
   it('counts as crash-looping only a backend never ready with 3 failed starts, or one that gave up', () => {

@@ -10,6 +10,8 @@ export interface SitterInfo {
   last_exit_code: number | null;
   last_exit_signal: string | null;
   next_start_in_s: number | null;
+  /** Why a running backend failed its readiness probe (state `not-ready`). */
+  not_ready_reason: string | null;
   models: string[];
   recent_logs: string[];
 }
@@ -34,6 +36,7 @@ export function toSitterInfo(body: unknown): SitterInfo | undefined {
     last_exit_code: num(b.last_exit_code),
     last_exit_signal: str(b.last_exit_signal),
     next_start_in_s: num(b.next_start_in_s),
+    not_ready_reason: str(b.not_ready_reason),
     models: Array.isArray(b.models) ? b.models.filter((m): m is string => typeof m === 'string') : [],
     recent_logs: Array.isArray(b.recent_logs) ? b.recent_logs.filter((l): l is string => typeof l === 'string') : [],
   };
@@ -78,6 +81,8 @@ export function describeState(info: SitterInfo): string {
       return `failed (${downReason(info)}; gave up after ${info.restart_count} restarts)`;
     case 'starting':
       return failures === 0 ? 'starting' : `starting (attempt ${info.restart_count + 1}; last: ${downReason(info)})`;
+    case 'not-ready':
+      return `not-ready (${info.not_ready_reason ?? 'readiness probe failed'})`;
     default:
       return info.state;
   }
@@ -150,7 +155,12 @@ export function changes(state: WatchState, next: SitterInfo): Report[] {
     out.push({ message: `${what}${missed}${same ? '; same output as before' : tail.length ? '; its last output:' : ''}`, detail: same ? [] : tail });
     if (tail.length) state.lastTail = tail;
   }
-  if (next.state === 'ready' && prev?.state !== 'ready') {
+  if (next.state === 'not-ready' && prev?.state !== 'not-ready') {
+    out.push({ message: `not ready: ${next.not_ready_reason ?? 'readiness probe failed'}; no new requests until it answers again`, detail: [] });
+  }
+  if (next.state === 'ready' && prev?.state === 'not-ready') {
+    out.push({ message: 'answers again: routable', detail: [] });
+  } else if (next.state === 'ready' && prev?.state !== 'ready') {
     const attempt = next.restart_count > 0 ? ` (attempt ${next.restart_count + 1})` : '';
     out.push({ message: `ready${attempt}: ${next.models.join(', ') || 'no models listed'}`, detail: [] });
     state.everReady = true;
