@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { describe, it } from './helpers/test.js';
-import { http, servedBy, startMocks, startService, waitFor, type RunningService, startRegistry } from './helpers/services.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { freePortPair, http, servedBy, startMocks, startService, tempDir, waitFor, type RunningService, startRegistry } from './helpers/services.js';
 
 const chat = (model = 'm') => ({ model, messages: [{ role: 'user', content: 'hello' }], max_tokens: 4 });
 const routerServices = async (router: RunningService) => (await http('GET', `${router.url}/services`)).body.services as any[];
@@ -77,6 +79,40 @@ describe('router: discovery from the registry change feed', () => {
     await waitFor(async () => (await http('GET', `${again.url}/services/outage-mock`)).status === 200, 'mock re-registered');
     for (let i = 0; i < 5; i++) assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: chat() })).status, 200);
     await Promise.all([router.stop(), mock.stop(), again.stop()]);
+  });
+});
+
+describe('router: a backend stopped on purpose', () => {
+  it('lets the requests it is serving finish there (no retry elsewhere) and sends it no new ones', async () => {
+    const reg = await startRegistry();
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--registry-url', reg.url, '--health-interval', '600']);
+    const dir = await tempDir();
+    const sitters: RunningService[] = [];
+    for (const name of ['drain-a', 'drain-b']) {
+      const file = join(dir, `${name}.toml`);
+      const lines = [`name = "${name}"`, `port = ${await freePortPair()}`, 'host = "127.0.0.1"', `registry_url = "${reg.url}"`, '[babysitter]', 'heartbeat_interval = 0.3', '[backend]', 'type = "mock"', 'models = ["m"]', 'args = ["--itl-ms", "100", "--output-tokens", "15"]'];
+      await writeFile(file, `${lines.join('\n')}\n`);
+      sitters.push(await startService(['babysitter', '--config-file', file]));
+    }
+    await waitFor(async () => (await routerServices(router)).filter((s) => s.healthy).length === 2, 'both routable', 20_000);
+    // one slow answer (about 1.5 s) under way on drain-a
+    let pending: Promise<any> | undefined;
+    while (!pending) {
+      const r = http('POST', `${router.url}/v1/chat/completions`, { body: { ...chat(), max_tokens: 15 } });
+      const onA = await waitFor(async () => (await routerServices(router)).find((s) => s.in_flight > 0)?.name, 'in flight', 5000);
+      if (onA === 'drain-a-server') pending = r;
+      else await r;
+    }
+    sitters[0]!.signal('SIGTERM');
+    await waitFor(async () => !(await routerServices(router)).find((s) => s.name === 'drain-a-server')?.healthy, 'no longer routable');
+    for (let i = 0; i < 3; i++) assert.equal(servedBy((await http('POST', `${router.url}/v1/chat/completions`, { body: chat() })).body), 'drain-b-server');
+    const r = await pending;
+    assert.equal(r.status, 200);
+    assert.equal(servedBy(r.body), 'drain-a-server', 'finished where it ran, not retried elsewhere');
+    assert.equal((await sitters[0]!.exited).code, 0);
+    await waitFor(async () => !(await routerServices(router)).some((s) => s.name === 'drain-a-server'), 'deregistered after its backend stopped');
+    assert.ok(!router.logs.some((l) => l.msg === 'backend down: retrying its waiting requests elsewhere'));
+    await Promise.all([router.stop(), reg.stop(), sitters[1]!.stop()]);
   });
 });
 

@@ -107,8 +107,12 @@ export function main(argv: string[], name = 'infini-svc babysitter'): Promise<vo
     let stopping = false;
     onShutdownSignal(log, async () => {
       stopping = true;
-      await keeper?.remove(serverName);
-      await Promise.all([supervisor.stop(), keeper?.stop()]);
+      // Routers stop sending new requests at once (status), while the backend finishes the ones it
+      // has during its stop grace; deregistering first would make routers take it for dead and
+      // retry those requests elsewhere. The record goes once the backend has stopped.
+      await keeper?.setStatus(serverName, 'stopping');
+      await supervisor.stop();
+      await keeper?.stop();
       await new Promise<void>((resolve) => {
         api.server.close(() => resolve());
         api.server.closeAllConnections();

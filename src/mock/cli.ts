@@ -93,8 +93,11 @@ export function main(argv: string[], name = 'infini-svc mock'): Promise<void> {
     let stopping = false;
     onShutdownSignal(log, async () => {
       stopping = true;
-      await keeper?.stop();
+      // no new requests from routers (status), the ones in flight finish, then the record goes:
+      // a deregistration while they run would make routers retry them elsewhere
+      if (keeper?.has(opts.name)) await keeper.setStatus(opts.name, 'stopping');
       await mock.close();
+      await keeper?.stop();
     });
 
     if (startupDelayMs > 0) {
