@@ -275,7 +275,7 @@ describe('router: a backend declared dead', () => {
       { name: 'a-hung', port: hang.port, models: ['m', 'hung-only'] },
       { name: 'b-alive', port: mocks[0]!.port, models: ['m'] },
     ]);
-    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', file, '--health-interval', '0.3', '--health-timeout', '0.3']);
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', file, '--health-interval', '0.3', '--health-timeout', '1']);
     await waitFor(async () => (await http('GET', `${router.url}/services`)).body.services.every((s: any) => s.healthy), 'both routable');
     // a stream under way on the backend that will hang
     const stream = readSse(`${router.url}/v1/chat/completions`, { model: 'hung-only', messages: [], stream: true });
@@ -296,6 +296,9 @@ describe('router: a backend declared dead', () => {
     assert.ok(s.done && s.events.length === 40, 'the stream that had started was not cut');
     const hung = (await http('GET', `${router.url}/services`)).body.services.find((x: any) => x.name === 'a-hung');
     assert.equal(hung.check_ok, false);
+    // a timeout may be a blip: dead only after three checks in a row without an answer
+    const down = router.logs.filter((l) => l.msg === 'backend down: retrying its waiting requests elsewhere');
+    assert.deepEqual(down.map((l) => [l.backend, l.reason]), [['a-hung', 'no answer to 3 health checks']]);
     await stopAll(router, ...mocks);
     hang.server.closeAllConnections();
     hang.server.close();

@@ -58,6 +58,8 @@ export class Backend {
   ejectedUntil = 0;
   ejections = 0;
   consecutiveFailures = 0;
+  /** Health checks in a row that got no HTTP answer at all (see HealthChecker). */
+  unansweredChecks = 0;
   /**
    * When a full registry listing first lacked this backend (undefined while listed). Only a
    * listing can make a backend missing: a live change feed is exact, and an unreachable registry

@@ -7,6 +7,8 @@ import { PeriodicTask } from '../common/periodic.js';
 /** Rechecks of a failing backend: after 1 s, doubling per further failure, at most every 5 s. */
 const RECHECK_FIRST_MS = 1_000;
 const RECHECK_MAX_MS = 5_000;
+/** Health checks in a row that time out (or fail without an HTTP answer) before a backend counts as dead. */
+const DEAD_AFTER_UNANSWERED = 3;
 
 /**
  * The router's own check of each backend: the babysitter's `/health` at port+1 (200 ready, 503 not
@@ -89,8 +91,11 @@ export class HealthChecker {
     b.checkOk = ok;
     if (ok && b.ejectedUntil > 0) b.endEjection();
     if (!ok) b.errorCount++;
-    // No HTTP answer at all, from the babysitter nor the backend: dead, not merely "not ready" (503).
-    if (typeof status !== 'number' && this.backends.get(b.name) === b) this.backends.declareDown(b, 'no answer to the health check');
+    // No HTTP answer at all, from the babysitter nor the backend: dead, not merely "not ready"
+    // (503). Nothing listening is certain at once; a timeout may be a blip, so only a run of them.
+    b.unansweredChecks = typeof status === 'number' ? 0 : b.unansweredChecks + 1;
+    const dead = status === 'refused' || b.unansweredChecks >= DEAD_AFTER_UNANSWERED;
+    if (dead && this.backends.get(b.name) === b) this.backends.declareDown(b, status === 'refused' ? 'nothing listens' : `no answer to ${b.unansweredChecks} health checks`);
     return ok;
   }
 }
