@@ -165,3 +165,42 @@ describe('router: polling fallback for a registry without a change feed', () => 
     original.close();
   });
 });
+
+describe('router: a change feed that goes silent', () => {
+  it('is dropped after its idle timeout and the registry listed again, the backends kept meanwhile', async () => {
+    // an in-process registry whose feed sends its headers and one comment, then nothing, ever:
+    // a connection that died without a close (a partition, a proxy's idle drop)
+    const { RegistryWatcher } = await import('../src/router/registry-watcher.js');
+    const { BackendSet } = await import('../src/router/backend-set.js');
+    const { createLogger } = await import('../src/common/log.js');
+    let listings = 0;
+    const record = { name: 'quiet-a', host: '127.0.0.1', port: 9, url: 'http://127.0.0.1:9', is_healthy: true, metadata: { type: 'openai-api', models: ['m'] } };
+    const fake = createServer((req, res) => {
+      if (req.url === '/services') {
+        listings++;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ services: [record], index: 7, epoch: 'e1' }));
+      } else if (req.url?.startsWith('/events?since=7&epoch=e1')) {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': connected at index 7\n\n');
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+    const backends = new BackendSet({ connectTimeoutMs: 1000, headersTimeoutMs: 1000, idleTimeoutMs: 1000 });
+    const watcher = new RegistryWatcher(`http://127.0.0.1:${(fake.address() as { port: number }).port}`, backends, { syncIntervalMs: 60_000, graceMs: 60_000, feedIdleMs: 300, log: createLogger('test', 'silent') });
+    try {
+      await watcher.start();
+      assert.equal(watcher.mode, 'feed');
+      await waitFor(() => listings >= 3, 'listed again after each silent stretch', 10_000);
+      assert.deepEqual(backends.all.map((b) => b.name), ['quiet-a']);
+    } finally {
+      await watcher.stop();
+      await backends.closeAll();
+      fake.closeAllConnections();
+      fake.close();
+    }
+  });
+});

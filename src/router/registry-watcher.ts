@@ -24,7 +24,16 @@ export interface WatcherOptions {
   graceMs: number;
   token?: string;
   log: Logger;
+  /** Longest silence on the change feed before it counts as dead (default FEED_IDLE_MS). */
+  feedIdleMs?: number;
 }
+
+/**
+ * The registry writes a comment on its feed every 15 s; three missed ones mean a connection that
+ * died without a close (a partition, a proxy's idle drop). Since a live feed is trusted as exact
+ * membership, such a feed must not be trusted for long: it is dropped and the registry listed again.
+ */
+export const FEED_IDLE_MS = 45_000;
 
 const LIST_TIMEOUT_MS = 10_000;
 const RETRY_MIN_MS = 250;
@@ -230,9 +239,26 @@ export class RegistryWatcher {
 
   /** Consumes the change feed until it ends, fails or asks for a reset. */
   private async follow(since: number): Promise<void> {
-    this.feedAbort = new AbortController();
+    const abort = (this.feedAbort = new AbortController());
+    const idleMs = this.opts.feedIdleMs ?? FEED_IDLE_MS;
+    let idle: NodeJS.Timeout | undefined;
+    const quiet = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => abort.abort(new Error(`registry change feed silent for ${idleMs / 1000} s`)), idleMs);
+      idle.unref();
+    };
+    quiet();
+    try {
+      await this.read(since, abort, quiet);
+    } finally {
+      clearTimeout(idle);
+    }
+  }
+
+  /** Reads the feed; `quiet()` is called at every byte received (the silence timer restarts). */
+  private async read(since: number, abort: AbortController, quiet: () => void): Promise<void> {
     const epoch = this.epoch !== undefined ? `&epoch=${encodeURIComponent(this.epoch)}` : '';
-    const res = await fetch(`${this.baseUrl}/events?since=${since}${epoch}`, { headers: { ...this.headers(), accept: 'text/event-stream' }, signal: this.feedAbort.signal });
+    const res = await fetch(`${this.baseUrl}/events?since=${since}${epoch}`, { headers: { ...this.headers(), accept: 'text/event-stream' }, signal: abort.signal });
     if (res.status === 404 || res.status === 405) {
       await res.body?.cancel().catch(() => undefined);
       this.mode = 'poll';
@@ -243,6 +269,7 @@ export class RegistryWatcher {
     const decoder = new TextDecoder();
     let buffer = '';
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      quiet();
       buffer += decoder.decode(chunk, { stream: true });
       let sep: number;
       while ((sep = buffer.indexOf('\n\n')) !== -1) {
@@ -261,7 +288,7 @@ export class RegistryWatcher {
           continue;
         }
         if (event.type === 'reset') {
-          this.feedAbort.abort();
+          abort.abort();
           return;
         }
         this.onEvent(event);
