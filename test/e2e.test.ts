@@ -273,7 +273,7 @@ describe('e2e: up refuses bad input', () => {
     await writeFile(file, `[registry]\nport = ${regPort}\n[router]\nrouter-port = ${taken}\n`);
     const up = spawnCli(['up', '--file', file, '--data-dir', join(dir, 'state')]);
     assert.equal((await up.exited).code, 2);
-    assert.match(up.stderrText, new RegExp(`port ${taken} \\(router\\) is already in use`));
+    assert.match(up.stderrText, new RegExp(`router: port ${taken} on 127\\.0\\.0\\.1 is already in use`));
     const free = await new Promise<boolean>((resolve) => {
       const s = createServer();
       s.once('error', () => resolve(false));

@@ -5,7 +5,7 @@ import { describe, it } from './helpers/test.js';
 import { createServer, type Server } from 'node:net';
 import { changes, crashLooping, describeState, failureCount, newLines, newWatchState, outputTail, toSitterInfo, type SitterInfo } from '../src/up/backend-watch.js';
 import { applyLaunchEnvironment, DEFAULT_CLUSTER, parseCluster, registryUrlOf, resolveBinds } from '../src/up/cluster-file.js';
-import { formatTable, portFree } from '../src/up/cluster.js';
+import { formatTable, portProblem } from '../src/up/cluster.js';
 import { UpConsole } from '../src/up/console.js';
 import { tempDir } from './helpers/services.js';
 
@@ -150,13 +150,19 @@ describe('port check', () => {
   it('tests the address the service binds: a wildcard listener takes the port on 127.0.0.1 too', async () => {
     const wild = await listen(0, '0.0.0.0');
     const port = (wild.address() as { port: number }).port;
-    assert.equal(await portFree(port, '127.0.0.1'), false);
-    assert.equal(await portFree(port, '0.0.0.0'), false);
+    assert.equal(await portProblem(port, '127.0.0.1', 'router'), `router: port ${port} on 127.0.0.1 is already in use`);
+    assert.match((await portProblem(port, '0.0.0.0', 'router')) ?? 'free', /already in use/);
     wild.close();
     const local = await listen(0, '127.0.0.1');
     const p2 = (local.address() as { port: number }).port;
-    assert.equal(await portFree(p2, '127.0.0.1'), false);
+    assert.match((await portProblem(p2, '127.0.0.1', 'registry')) ?? 'free', /^registry: port \d+ on 127\.0\.0\.1 is already in use$/);
     local.close();
+    assert.equal(await portProblem(p2, '127.0.0.1', 'registry'), undefined, 'free once closed');
+  });
+
+  it('names an address that is not on this machine instead of calling the port taken', async () => {
+    // TEST-NET-2 (RFC 5737): never assigned to a local interface
+    assert.match((await portProblem(18000, '198.51.100.7', 'registry')) ?? 'free', /registry: cannot bind address 198\.51\.100\.7/);
   });
 
   it('counts a server on the IPv6 loopback as taking the port (it would answer localhost:<port>)', async (t) => {
@@ -168,7 +174,7 @@ describe('port check', () => {
       return;
     }
     const port = (v6.address() as { port: number }).port;
-    assert.equal(await portFree(port, '127.0.0.1'), false);
+    assert.match((await portProblem(port, '127.0.0.1', 'router')) ?? 'free', /already in use on ::1/);
     v6.close();
   });
 });

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { stringify as toToml } from 'smol-toml';
 import { httpUrl } from '../common/address.js';
 import { UsageError } from '../common/command.js';
+import { listen } from '../common/listen.js';
 import type { Logger } from '../common/log.js';
 import { BackendWatch, crashLooping, describeState, failureCount, toSitterInfo } from './backend-watch.js';
 import { ChildService } from './child-service.js';
@@ -37,21 +38,28 @@ const REGISTRY_STOP_S = 10;
 const isWildcard = (host: string) => host === '0.0.0.0' || host === '::' || host === '';
 
 /**
- * Whether `port` can be bound on `host`, the address the service will bind. That address gives the
- * exact answer: a wildcard listener makes binding 127.0.0.1 fail too, while one on another
- * interface's address is no conflict for a loopback service (checking 0.0.0.0 would refuse it).
- * For 127.0.0.1 the IPv6 loopback is checked too: a server there would answer `localhost:<port>`.
+ * Why `port` cannot be bound on `host`, the address the service will bind (the message names
+ * `who`), or undefined when it can. That address gives the exact answer: a wildcard listener makes
+ * binding 127.0.0.1 fail too, while one on another interface's address is no conflict for a
+ * loopback service (checking 0.0.0.0 would refuse it). For 127.0.0.1 the IPv6 loopback is checked
+ * too: a server there would answer `localhost:<port>` (no IPv6 at all is no conflict).
  */
-export async function portFree(port: number, host: string): Promise<boolean> {
-  const tryListen = (h: string) =>
-    new Promise<boolean>((resolveFree) => {
-      const s = createServer();
-      s.once('error', (err: NodeJS.ErrnoException) => resolveFree(err.code !== 'EADDRINUSE' && err.code !== 'EACCES' && h !== host));
-      s.listen(port, h, () => s.close(() => resolveFree(true)));
-    });
-  if (!(await tryListen(host))) return false;
-  // ::1 missing (IPv6 disabled) is not a conflict: tryListen answers true for errors other than in-use
-  return host.startsWith('127.') ? tryListen('::1') : true;
+export async function portProblem(port: number, host: string, who: string): Promise<string | undefined> {
+  const bind = async (h: string): Promise<UsageError | Error | undefined> => {
+    const s = createServer();
+    try {
+      await listen(s, port, h, who);
+      await new Promise((r) => s.close(r));
+      return undefined;
+    } catch (err) {
+      return err as Error;
+    }
+  };
+  const err = await bind(host);
+  if (err) return err.message;
+  if (!host.startsWith('127.')) return undefined;
+  const v6 = await bind('::1');
+  return v6 && /already in use/.test(v6.message) ? `${who}: port ${port} is already in use on ::1 (it would answer localhost:${port})` : undefined;
 }
 
 function flagsToArgs(flags: Record<string, string | boolean>): string[] {
@@ -144,7 +152,8 @@ export class Cluster {
     for (const [port, who, host] of wanted) {
       if (seen.has(port)) throw new UsageError(`port ${port} is planned twice: ${seen.get(port)} and ${who}`);
       seen.set(port, who);
-      if (!(await portFree(port, host))) throw new UsageError(`port ${port} (${who}) is already in use`);
+      const problem = await portProblem(port, host, who);
+      if (problem) throw new UsageError(problem);
     }
   }
 
@@ -225,11 +234,10 @@ export class Cluster {
     this.stopping = true;
     const out = this.opts.out;
     await this.watch.stop();
-    if (this.router?.running) {
-      const drain = this.plan.router.drainSeconds;
-      out.say('router', `stopping: no new connections; requests in flight have up to ${drain} s to finish`);
-      await this.router.stop((drain + ROUTER_STOP_MARGIN_S) * 1000);
-    }
+    const drain = this.plan.router.drainSeconds;
+    if (this.router?.running) out.say('router', `stopping: no new connections; requests in flight have up to ${drain} s to finish`);
+    // also when it is not running: one waiting to be restarted must not be restarted now
+    await this.router?.stop((drain + ROUTER_STOP_MARGIN_S) * 1000);
     const sitters = this.babysitters.filter((b) => b.running);
     if (sitters.length) {
       out.say('up', `stopping ${sitters.length === 1 ? 'the babysitter: it stops its backend' : `${sitters.length} babysitters: each stops its backend`} and deregisters`);
