@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { allProcesses, procStat } from '../src/common/proc-stat.js';
 
 const CLK_TCK = (() => {
   try {
@@ -33,19 +34,78 @@ export function rssMb(pid: number): number {
   }
 }
 
-/** The pid and its direct children (nginx master and workers). */
-export function withChildren(pid: number): number[] {
-  const pids = [pid];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
+/** Direct children of a process, with their command lines. */
+export function childProcesses(pid: number): Array<{ pid: number; cmd: string }> {
+  const out: Array<{ pid: number; cmd: string }> = [];
+  for (const p of allProcesses() ?? []) {
+    if (p.ppid !== pid) continue;
     try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'latin1');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) pids.push(Number(e));
+      out.push({ pid: p.pid, cmd: readFileSync(`/proc/${p.pid}/cmdline`, 'latin1').split('\0').join(' ').trim() });
     } catch {
-      // gone
+      // gone meanwhile
     }
   }
-  return pids;
+  return out;
+}
+
+/** The pid and its direct children (nginx master and workers). */
+export function withChildren(pid: number): number[] {
+  return [pid, ...childProcesses(pid).map((c) => c.pid)];
+}
+
+/** Whether a process runs: it exists and is not a zombie waiting to be reaped. */
+export function alive(pid: number): boolean {
+  const s = procStat(pid);
+  return s !== undefined && s.state !== 'Z';
+}
+
+export function openFiles(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Where fixed ports (services started on a known port, a backend and its babysitter at P and P+1)
+ * come from: below the kernel's ephemeral range, so that no `--port 0` service or outgoing
+ * connection can take one between the check and the bind, and within that range a slice of its
+ * own per process, so that two test files running at once do not pick the same ones.
+ */
+function fixedPortRange(): [number, number] {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: the usual default
+  }
+  const [from, to] = low > 11_024 ? [low - 10_000, low - 2] : [1024, low - 2];
+  const slices = 16;
+  const width = Math.floor((to - from) / slices);
+  const start = from + (process.pid % slices) * width;
+  return [start, start + width];
+}
+const handedOut = new Set<number>();
+
+/** A port P such that P and P+1 are both free now on every address, never handed out before here. */
+export async function freePortPair(): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '0.0.0.0', () => s.close(() => resolve(true)));
+    });
+  const [low, high] = fixedPortRange();
+  for (let i = 0; i < 200; i++) {
+    const port = low + Math.floor(Math.random() * (high - low - 1));
+    if (handedOut.has(port) || handedOut.has(port + 1) || handedOut.has(port - 1)) continue;
+    if ((await free(port)) && (await free(port + 1))) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free port pair');
 }
 
 export function freePort(): Promise<number> {

@@ -7,12 +7,14 @@
  * to 127.0.0.1 only; the run is bounded and stops the cluster (and checks that nothing is left).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { rssMb } from './processes.js';
+import { getJson } from '../src/up/http.js';
+import { alive, childProcesses, freePortPair, openFiles, rssMb } from './processes.js';
 import { Traffic } from './traffic.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -56,24 +58,6 @@ const registryKillAtMs = (opts['registry-kill-at'] !== undefined ? Number(opts['
 // ---------------------------------------------------------------------------------------------
 // ports and the cluster file
 
-/** Random free ports below the kernel's ephemeral range (nothing else picks them meanwhile). */
-async function freePorts(n: number, pairs: boolean): Promise<number[]> {
-  const { createServer } = await import('node:net');
-  const free = (port: number) =>
-    new Promise<boolean>((res) => {
-      const s = createServer();
-      s.once('error', () => res(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
-    });
-  const out: number[] = [];
-  while (out.length < n) {
-    const port = 20_000 + Math.floor(Math.random() * 12_000);
-    if (out.some((p) => Math.abs(p - port) < 2)) continue;
-    if ((await free(port)) && (!pairs || (await free(port + 1)))) out.push(port);
-  }
-  return out;
-}
-
 const MODELS = ['soak-small', 'soak-medium', 'soak-large'];
 
 function clusterFile(registryPort: number, routerPort: number, ports: number[]): string {
@@ -84,52 +68,6 @@ function clusterFile(registryPort: number, routerPort: number, ports: number[]):
     lines.push('[[babysitter]]', `name = "soak-${i}"`, `port = ${port}`, 'host = "127.0.0.1"', '[babysitter.backend]', 'type = "mock"', `models = ${JSON.stringify(models)}`, 'args = ["--profile", "realistic", "--output-tokens", "24"]');
   });
   return `${lines.join('\n')}\n`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// processes
-
-/** Direct children of a process, with their command lines. */
-function children(pid: number): Array<{ pid: number; cmd: string }> {
-  const out: Array<{ pid: number; cmd: string }> = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'latin1');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
-      out.push({ pid: Number(e), cmd: readFileSync(`/proc/${e}/cmdline`, 'latin1').split('\0').join(' ') });
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
-
-function fdCount(pid: number): number {
-  try {
-    return readdirSync(`/proc/${pid}/fd`).length;
-  } catch {
-    return NaN;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-async function getJson(url: string): Promise<any> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    return await res.json();
-  } catch {
-    return undefined;
-  }
 }
 
 const events: Array<{ at_s: number; what: string }> = [];
@@ -149,15 +87,31 @@ interface Sample {
   fds: number;
 }
 
+/** Signals a process that may have gone meanwhile (an engine that just crashed on its own). */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // gone
+  }
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'infini-soak-'));
-  const [registryPort, routerPort] = await freePorts(2, false);
-  const ports = await freePorts(nBackends, true);
+  const [registryPort, routerPort] = [await freePortPair(), await freePortPair()];
+  const ports: number[] = [];
+  for (let i = 0; i < nBackends; i++) ports.push(await freePortPair());
   const file = join(dir, 'cluster.toml');
   writeFileSync(file, clusterFile(registryPort!, routerPort!, ports));
   const routerUrl = `http://127.0.0.1:${routerPort}`;
 
-  const up = spawn(process.execPath, [CLI, 'up', '--file', file, '--data-dir', join(dir, 'data')], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  // with the parent-death pipe: if this script dies, up stops the cluster instead of leaving it
+  const up = spawn(process.execPath, [CLI, 'up', '--file', file, '--data-dir', join(dir, 'data')], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    env: { ...process.env, INFINI_PARENT_FD: '3' },
+  });
+  (up.stdio[3] as Socket | null)?.unref();
   let upOut = '';
   up.stdout!.on('data', (d) => (upOut += d));
   up.stderr!.on('data', (d) => (upOut += d));
@@ -173,78 +127,86 @@ async function main(): Promise<void> {
     killGroup();
     process.exit(130);
   });
-  for (const deadline = Date.now() + 120_000; !upOut.includes('Press Ctrl-C to stop.'); ) {
-    if (Date.now() > deadline || up.exitCode !== null) {
-      killGroup();
-      throw new Error(`the cluster did not come up:\n${upOut.slice(-3000)}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-
-  const seenPids = new Set<number>();
-  const services = (): Array<{ service: string; pid: number }> => {
-    const out = [{ service: 'up', pid: up.pid! }];
-    for (const c of children(up.pid!)) {
-      const m = / (registry|router|babysitter) /.exec(` ${c.cmd} `);
-      if (!m) continue;
-      const name = m[1] === 'babysitter' ? `babysitter ${/soak-\d+/.exec(c.cmd)?.[0] ?? c.pid}` : m[1]!;
-      out.push({ service: name, pid: c.pid });
-    }
-    return out;
-  };
+  let traffic: Traffic;
+  let ranMs: number;
   const samples: Sample[] = [];
-  const sample = async () => {
-    const at = Math.round((Date.now() - t0) / 1000);
-    for (const s of services()) samples.push({ at_s: at, service: s.service, pid: s.pid, rss_mb: Math.round(rssMb(s.pid) * 10) / 10, fds: fdCount(s.pid) });
-    for (const [i, port] of ports.entries()) {
-      const info = await getJson(`http://127.0.0.1:${port + 1}/info`);
-      if (typeof info?.pid === 'number') samples.push({ at_s: at, service: `engine soak-${i}`, pid: info.pid, rss_mb: Math.round(rssMb(info.pid) * 10) / 10, fds: fdCount(info.pid) });
-    }
-    for (const s of samples) seenPids.add(s.pid);
-  };
-
-  t0 = Date.now();
-  note(`cluster up: router ${routerUrl}, ${nBackends} mock engines; load ${rate} req/s for ${durationMs / 1000} s`);
-  await sample();
-  const sampler = setInterval(() => void sample(), 5000);
-  const traffic = new Traffic({
-    routerUrl,
-    models: MODELS,
-    rate,
-    errorRate,
-    dropRate,
-    abortRate,
-    seed: Number(opts.seed),
-    onUnexpected: (r) => note(`unexpected: ${r.stream ? 'stream' : 'request'} ${r.backend ?? ''} ${r.detail}`),
-  });
-  let nextKill = killEveryMs;
-  let killIndex = 0;
-  let registryKilled = false;
+  const seenPids = new Set<number>();
   let engineKills = 0;
-  await traffic.run(durationMs, async (elapsed) => {
-    if (killEveryMs > 0 && elapsed >= nextKill) {
-      nextKill += killEveryMs;
-      const idx = killIndex++ % nBackends;
-      const info = await getJson(`http://127.0.0.1:${ports[idx]! + 1}/info`);
-      if (typeof info?.pid === 'number' && info.state === 'ready') {
-        traffic.noteKill(`soak-${idx}-server`);
-        process.kill(info.pid, 'SIGKILL');
-        engineKills++;
-        note(`SIGKILL engine soak-${idx} (pid ${info.pid})`);
-      } else note(`engine soak-${idx} not ready (${info?.state ?? 'no answer'}): not killed`);
-    }
-    if (!registryKilled && elapsed >= registryKillAtMs) {
-      registryKilled = true;
-      const reg = services().find((s) => s.service === 'registry');
-      if (reg) {
-        process.kill(reg.pid, 'SIGKILL');
-        note(`SIGKILL registry (pid ${reg.pid}); up restarts it`);
+  let registryKilled = false;
+  try {
+    for (const deadline = Date.now() + 120_000; !upOut.includes('Press Ctrl-C to stop.'); ) {
+      if (Date.now() > deadline || up.exitCode !== null) {
+        killGroup();
+        throw new Error(`the cluster did not come up:\n${upOut.slice(-3000)}`);
       }
+      await new Promise((r) => setTimeout(r, 200));
     }
-  });
-  clearInterval(sampler);
-  await sample();
-  const ranMs = Date.now() - t0;
+
+    const services = (): Array<{ service: string; pid: number }> => {
+      const out = [{ service: 'up', pid: up.pid! }];
+      for (const c of childProcesses(up.pid!)) {
+        const m = / (registry|router|babysitter) /.exec(` ${c.cmd} `);
+        if (!m) continue;
+        const name = m[1] === 'babysitter' ? `babysitter ${/soak-\d+/.exec(c.cmd)?.[0] ?? c.pid}` : m[1]!;
+        out.push({ service: name, pid: c.pid });
+      }
+      return out;
+    };
+    const sample = async () => {
+      const at = Math.round((Date.now() - t0) / 1000);
+      for (const s of services()) samples.push({ at_s: at, service: s.service, pid: s.pid, rss_mb: Math.round(rssMb(s.pid) * 10) / 10, fds: openFiles(s.pid) });
+      for (const [i, port] of ports.entries()) {
+        const info = (await getJson(`http://127.0.0.1:${port + 1}/info`))?.body;
+        if (typeof info?.pid === 'number') samples.push({ at_s: at, service: `engine soak-${i}`, pid: info.pid, rss_mb: Math.round(rssMb(info.pid) * 10) / 10, fds: openFiles(info.pid) });
+      }
+      for (const s of samples) seenPids.add(s.pid);
+    };
+
+    t0 = Date.now();
+    note(`cluster up: router ${routerUrl}, ${nBackends} mock engines; load ${rate} req/s for ${durationMs / 1000} s`);
+    await sample();
+    const sampler = setInterval(() => void sample(), 5000);
+    traffic = new Traffic({
+      routerUrl,
+      models: MODELS,
+      rate,
+      errorRate,
+      dropRate,
+      abortRate,
+      seed: Number(opts.seed),
+      onUnexpected: (r) => note(`unexpected: ${r.stream ? 'stream' : 'request'} ${r.backend ?? ''} ${r.detail}`),
+    });
+    let nextKill = killEveryMs;
+    let killIndex = 0;
+    await traffic.run(durationMs, async (elapsed) => {
+      if (killEveryMs > 0 && elapsed >= nextKill) {
+        nextKill += killEveryMs;
+        const idx = killIndex++ % nBackends;
+        const info = (await getJson(`http://127.0.0.1:${ports[idx]! + 1}/info`))?.body;
+        if (typeof info?.pid === 'number' && info.state === 'ready') {
+          traffic.noteKill(`soak-${idx}-server`);
+          signal(info.pid, 'SIGKILL');
+          engineKills++;
+          note(`SIGKILL engine soak-${idx} (pid ${info.pid})`);
+        } else note(`engine soak-${idx} not ready (${info?.state ?? 'no answer'}): not killed`);
+      }
+      if (!registryKilled && elapsed >= registryKillAtMs) {
+        registryKilled = true;
+        const reg = services().find((s) => s.service === 'registry');
+        if (reg) {
+          signal(reg.pid, 'SIGKILL');
+          note(`SIGKILL registry (pid ${reg.pid}); up restarts it`);
+        }
+      }
+    });
+    clearInterval(sampler);
+    await sample();
+    ranMs = Date.now() - t0;
+  } catch (err) {
+    // whatever went wrong, the cluster does not outlive the run
+    killGroup();
+    throw err;
+  }
 
   // Ctrl-C as a user would: everything must stop, and nothing may be left
   note('SIGINT to up');
@@ -263,8 +225,10 @@ async function main(): Promise<void> {
   const growth = [...new Set(samples.map((s) => `${s.service}\u0000${s.pid}`))].map((key) => {
     const [service, pid] = key.split('\u0000') as [string, string];
     const mine = samples.filter((s) => s.service === service && s.pid === Number(pid) && Number.isFinite(s.rss_mb));
-    // from the first sample after the warm-up (a minute, or a third of a short run) to the last
-    const first = mine.find((s) => s.at_s >= Math.min(60, durationMs / 3000)) ?? mine[0]!;
+    // from the first sample after this process's warm-up (a minute, or a third of a short run,
+    // from when it was first seen: an engine restarted late is still loading) to the last
+    const warm = mine[0]!.at_s + Math.min(60, durationMs / 3000);
+    const first = mine.find((s) => s.at_s >= warm) ?? mine[0]!;
     const last = mine[mine.length - 1]!;
     return { service, pid: Number(pid), from_s: first?.at_s, to_s: last?.at_s, rss_mb: [first?.rss_mb, last?.rss_mb], rss_growth: last && first ? Math.round((last.rss_mb / first.rss_mb) * 1000) / 1000 : null, fds: [first?.fds, last?.fds] };
   });

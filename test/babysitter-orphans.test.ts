@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from './helpers/test.js';
-import { allProcesses } from '../src/babysitter/process-group.js';
+import { allProcesses } from '../src/common/proc-stat.js';
 import { FAKE_BACKEND, freePortPair, http, pidAlive, startRegistry, startService, tempDir, waitFor, type RunningService } from './helpers/services.js';
 
 const info = async (b: RunningService) => (await http('GET', `${b.url}/info`)).body;

@@ -9,7 +9,7 @@ import { parseCommand } from '../src/common/command.js';
 import { splitShellWords } from '../src/common/shell-words.js';
 import { programProblem, watchedCommand } from '../src/babysitter/group-watch.js';
 import { ourProcesses, parseListeners } from '../src/babysitter/port-owner.js';
-import { parseProcStat, procStat } from '../src/babysitter/process-group.js';
+import { parseProcStat, procStat } from '../src/common/proc-stat.js';
 import { createLogger } from '../src/common/log.js';
 import { RegistrationKeeper, type RegistryClient, type Registration } from '../src/common/registry-client.js';
 import { tempDir } from './helpers/services.js';

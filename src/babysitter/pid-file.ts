@@ -8,7 +8,8 @@ import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
-import { allProcesses, procStat, stopGroup } from './process-group.js';
+import { allProcesses, procStat } from '../common/proc-stat.js';
+import { stopGroup } from './process-group.js';
 
 export interface GroupRecord {
   /** Leader pid = process group id of the backend group. */

@@ -7,7 +7,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect } from 'node:net';
-import { allProcesses, type ProcStat } from './process-group.js';
+import { allProcesses, type ProcStat } from '../common/proc-stat.js';
 
 const LISTEN = '0A';
 

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
@@ -90,13 +90,20 @@ export class ChildService {
     }, delay);
   }
 
-  /** The last non-empty line of its log: usually why it stopped. */
+  /** The last non-empty line of its log (read from its last 16 KiB): usually why it stopped. */
   lastLogLine(): string {
+    let fd: number | undefined;
     try {
-      const lines = readFileSync(this.logPath, 'utf8').trim().split('\n');
+      fd = openSync(this.logPath, 'r');
+      const size = fstatSync(fd).size;
+      const tail = Buffer.alloc(Math.min(size, 16 * 1024));
+      readSync(fd, tail, 0, tail.length, size - tail.length);
+      const lines = tail.toString('utf8').trim().split('\n');
       return lines[lines.length - 1] ?? '';
     } catch {
       return '';
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
   }
 

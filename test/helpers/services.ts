@@ -4,7 +4,7 @@
  * its process group when the test file ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -376,70 +376,10 @@ export async function readSse(url: string, body: unknown, headers: Record<string
   return { status: res.status, events, times, done };
 }
 
-/**
- * Where fixed test ports come from: below the kernel's ephemeral range, so that no `--port 0`
- * service, outgoing connection or other test's bind(0) can take a port between our check and the
- * service's bind. Random within the range, and never the same twice in one process.
- */
-function testPortRange(): [number, number] {
-  let low = 32768;
-  try {
-    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
-  } catch {
-    // not Linux: the usual default
-  }
-  return low > 11_024 ? [low - 10_000, low - 2] : [1024, low - 2];
-}
-const handedOut = new Set<number>();
-
-/** A port P such that P and P+1 are both free now (a backend and its babysitter). */
-export async function freePortPair(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '0.0.0.0', () => s.close(() => resolve(true)));
-    });
-  const [low, high] = testPortRange();
-  for (let i = 0; i < 200; i++) {
-    const port = low + Math.floor(Math.random() * (high - low));
-    if (handedOut.has(port) || handedOut.has(port + 1) || handedOut.has(port - 1)) continue;
-    if ((await free(port)) && (await free(port + 1))) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-  throw new Error('no free port pair');
-}
-
-/**
- * Starts something on a fresh port pair, and on another pair if it reports the port in use (a
- * concurrent test took it between our check and its bind).
- */
-export async function onFreePortPair<T>(start: (port: number) => Promise<T>, tries = 3): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await start(await freePortPair());
-    } catch (err) {
-      if (i >= tries || !/already in use|EADDRINUSE/.test(String((err as Error)?.message ?? err))) throw err;
-    }
-  }
-}
+/** A port P such that P and P+1 are both free now (a backend and its babysitter); see bench/processes.ts. */
+export { freePortPair } from '../../bench/processes.js';
 
 export const FAKE_BACKEND = join(ROOT, 'test', 'fixtures', 'fake-backend.mjs');
 
 /** Whether a process is running: it exists and is not a zombie waiting for init to reap it. */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
+export { alive as pidAlive } from '../../bench/processes.js';
