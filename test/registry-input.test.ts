@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from './helpers/test.js';
-import { hostProblem, isIpLiteral } from '../src/registry/host-name.js';
+import { hostProblem, isIpLiteral } from '../src/common/host-name.js';
 import { nestsDeeperThan } from '../src/registry/json-depth.js';
 import { METADATA_MAX_DEPTH, validateUpdate } from '../src/registry/record.js';
 import { http, startRegistry, type RunningService } from './helpers/services.js';

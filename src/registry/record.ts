@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { rfc3339 } from '../common/time.js';
 import { describeIssue } from '../common/validation.js';
-import { hostProblem } from './host-name.js';
+import { hostProblem } from '../common/host-name.js';
 import { nestsDeeperThan } from './json-depth.js';
 
 /**

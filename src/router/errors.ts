@@ -1,5 +1,5 @@
-import type { JsonResponder } from '../common/http-json.js';
-import { errorType, openAIErrorBody, protocolErrorBody } from '../common/openai-error.js';
+import { sendError, type JsonResponder } from '../common/http-json.js';
+import { errorType, protocolErrorBody, sendOpenAIError } from '../common/openai-error.js';
 
 /**
  * How the router words the errors it produces itself: `openai` (OpenAI's shape, so the official
@@ -57,16 +57,14 @@ export class RouterErrors {
   constructor(readonly format: ErrorFormat) {}
 
   send(res: JsonResponder, err: RouterError, headers: Record<string, string> = {}): void {
-    const openai = this.format === 'openai';
-    const status = openai ? err.status : (err.originalStatus ?? err.status);
-    this.count(status);
-    const body = openai
-      ? openAIErrorBody({ status, message: err.message, type: errorType(status), code: err.code, param: err.param ?? null })
-      : JSON.stringify({ error: err.message });
-    const extra: Record<string, string> = { ...headers };
-    if (openai && err.retryAfterS !== undefined) extra['retry-after'] = String(err.retryAfterS);
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...extra });
-    res.end(body);
+    if (this.format === 'original') {
+      const status = err.originalStatus ?? err.status;
+      this.count(status);
+      return sendError(res, status, err.message, headers);
+    }
+    this.count(err.status);
+    const retry: Record<string, string> = err.retryAfterS !== undefined ? { 'retry-after': String(err.retryAfterS) } : {};
+    sendOpenAIError(res, { status: err.status, message: err.message, type: errorType(err.status), code: err.code, param: err.param ?? null }, { ...headers, ...retry });
   }
 
   count(status: number): void {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { UsageError, numberOption, parseCommand, runCommand, type CommandSpec } from '../common/command.js';
+import { hostProblem } from '../common/host-name.js';
 import { createLogger } from '../common/log.js';
 import { applyLaunchEnvironment, DEFAULT_CLUSTER, LOCAL_BIND, parseCluster, resolveBinds } from './cluster-file.js';
 import { Cluster, formatTable } from './cluster.js';
@@ -52,7 +52,8 @@ export function main(argv: string[], name = 'infini-svc up'): Promise<void> {
       }
     }
     const bind = String(values.bind).trim();
-    if (!isIP(bind) && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/.test(bind)) throw new UsageError(`--bind: '${bind}' is not an IP address or host name`);
+    const bindProblem = hostProblem(bind);
+    if (bindProblem) throw new UsageError(`--bind: '${bind}' ${bindProblem}`);
     const plan = resolveBinds(applyLaunchEnvironment(parseCluster(text, file ?? '(default)'), process.env, process.cwd()), bind);
     const log = createLogger('up', String(values['log-level']));
     if (!plan.registry.enabled && !plan.router.enabled && plan.babysitters.length === 0) {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { advertisedHost, httpUrl } from '../common/address.js';
+import { advertisedHost, httpUrl, isLoopback } from '../common/address.js';
 import { UsageError, type CommandSpec } from '../common/command.js';
 import { readConfigObject } from '../common/config-file.js';
 import { registrySpec } from '../registry/cli.js';
@@ -273,8 +273,6 @@ export function applyLaunchEnvironment(plan: ClusterPlan, env: NodeJS.ProcessEnv
   return plan;
 }
 
-const isLoopback = (host: string) => /^127\./.test(host) || host === 'localhost' || host === '::1' || host === '[::1]';
-
 /**
  * Bind addresses: what a section sets (registry and router `host`, babysitter `bind`, the router's
  * own config file) stays; everything else binds `defaultBind` (127.0.0.1 unless `up --bind`), so a
@@ -295,12 +293,7 @@ export function resolveBinds(plan: ClusterPlan, defaultBind = LOCAL_BIND): Clust
   return plan;
 }
 
-/** Where the cluster's services reach a service bound to `bind` (loopback for a wildcard bind). */
-export function connectHost(bind: string): string {
-  return advertisedHost(bind);
-}
-
 /** The registry URL given to the router and babysitters: REGISTRY_URL, else this cluster's registry. */
 export function registryUrlOf(plan: ClusterPlan): string {
-  return plan.registry.url ?? httpUrl(connectHost(plan.registry.host), plan.registry.port);
+  return plan.registry.url ?? httpUrl(advertisedHost(plan.registry.host), plan.registry.port);
 }
