@@ -19,7 +19,7 @@ describe('babysitter: readiness while running', () => {
     const reg = await startRegistry();
     const port = await freePortPair();
     const sitter = await startService(['babysitter', '--port', String(port), '--name', 'frozen', '--service-type', 'mock', '--args', 'm1', '--host', '127.0.0.1', '--registry-url', reg.url,
-      '--heartbeat-interval', '0.3', '--readiness-interval', '0.2', '--readiness-timeout', '0.2', '--liveness-interval', '2', '--liveness-timeout', '0.5', '--liveness-failures', '2', '--restart-delay', '0.1', '--stop-grace', '0.5']);
+      '--heartbeat-interval', '0.3', '--readiness-interval', '0.2', '--readiness-timeout', '0.5', '--liveness-interval', '2', '--liveness-timeout', '0.5', '--liveness-failures', '2', '--restart-delay', '0.1', '--stop-grace', '0.5']);
     await waitFor(async () => (await record(reg.url, 'frozen-server'))?.is_healthy === true, 'registered and healthy');
     const before = await http('GET', `${reg.url}/services`);
     const feed = await SseReader.open(`${reg.url}/events?since=${before.body.index}`);
@@ -30,13 +30,13 @@ describe('babysitter: readiness while running', () => {
 
       const put = await feed.next((e) => e.service?.name === 'frozen-server' && e.type === 'put', 10_000);
       const detectedMs = Date.now() - frozenAt;
-      t.diagnostic(`frozen engine unroutable in the registry feed after ${detectedMs} ms (bound: interval 0.2 s + timeout 0.2 s)`);
+      t.diagnostic(`frozen engine unroutable in the registry feed after ${detectedMs} ms (bound: interval 0.2 s + timeout 0.5 s)`);
       assert.equal(put.service.status, 'not-ready');
       assert.equal(put.service.is_healthy, false);
       const h = await http('GET', `${sitter.url}/health`);
       assert.equal(h.status, 503);
       assert.equal(h.body.status, 'not-ready');
-      assert.match(h.body.reason, /no answer within 0\.2 s/);
+      assert.match(h.body.reason, /no answer within 0\.5 s/);
       const i = await info(sitter);
       assert.equal(i.state, 'not-ready');
       assert.equal(i.pid, firstPid, 'not ready is not a restart');
@@ -73,7 +73,8 @@ describe('babysitter: readiness while running', () => {
     const reg = await startRegistry();
     const port = await freePortPair();
     const sitter = await startService(['babysitter', '--port', String(port), '--name', 'paused', '--service-type', 'mock', '--args', 'm1', '--host', '127.0.0.1', '--registry-url', reg.url,
-      '--heartbeat-interval', '0.2', '--readiness-interval', '0.2', '--readiness-timeout', '0.3']);
+      // a 1 s timeout: a loaded machine must not make a healthy mock flap (the counts below are exact)
+      '--heartbeat-interval', '0.2', '--readiness-interval', '0.2', '--readiness-timeout', '1']);
     await waitFor(async () => (await record(reg.url, 'paused-server'))?.is_healthy === true, 'registered and healthy');
     const engine = (await info(sitter)).pid as number;
     let stopped = false;
@@ -86,7 +87,7 @@ describe('babysitter: readiness while running', () => {
         const r = await record(reg.url, 'paused-server');
         return r?.status === 'not-ready' ? r : undefined;
       }, 'record not running', 10_000);
-      t.diagnostic(`paused engine unroutable after ${Date.now() - pausedAt} ms (bound: 0.2 s + 0.3 s)`);
+      t.diagnostic(`paused engine unroutable after ${Date.now() - pausedAt} ms (bound: 0.2 s + 1 s)`);
       assert.equal(rec.is_healthy, false);
       // paused through many readiness and heartbeat intervals: stays not-ready, never restarted
       await waitFor(async () => (await info(sitter)).readiness_failures >= 8, 'many failed probes', 20_000);
@@ -118,18 +119,18 @@ describe('babysitter: readiness while running', () => {
     await Promise.all([sitter.stop(), reg.stop()]);
   });
 
-  it('a declared hang removes the record at once, not after the stop grace', async () => {
+  it('a declared hang removes the record at once, not after the stop grace', { timeout: 60_000 }, async () => {
     const reg = await startRegistry();
     const port = await freePortPair();
     const sitter = await startService(['babysitter', '--port', String(port), '--name', 'hung', '--service-type', 'mock', '--args', 'm1', '--host', '127.0.0.1', '--registry-url', reg.url,
-      '--heartbeat-interval', '0.3', '--readiness-interval', '0.2', '--readiness-timeout', '0.2', '--liveness-interval', '0.3', '--liveness-timeout', '0.2', '--liveness-failures', '2', '--stop-grace', '5', '--restart-delay', '0.1']);
+      '--heartbeat-interval', '0.3', '--readiness-interval', '0.2', '--readiness-timeout', '0.5', '--liveness-interval', '0.3', '--liveness-timeout', '0.5', '--liveness-failures', '2', '--stop-grace', '10', '--restart-delay', '0.1']);
     await waitFor(async () => (await record(reg.url, 'hung-server'))?.is_healthy === true, 'registered and healthy');
     const engine = (await info(sitter)).pid as number;
     // stopped, it cannot answer and its SIGTERM stays pending: only the SIGKILL after the grace ends it
     process.kill(engine, 'SIGSTOP');
     await sitter.waitForLog((l) => l.msg === 'backend hung: restarting it');
-    await waitFor(async () => (await http('GET', `${reg.url}/services/hung-server`)).status === 404, 'record removed', 2000);
-    assert.ok(pidAlive(engine), 'the record went before the engine: still inside the 5 s stop grace');
+    await waitFor(async () => (await http('GET', `${reg.url}/services/hung-server`)).status === 404, 'record removed', 8000);
+    assert.ok(pidAlive(engine), 'the record went before the engine: still inside the 10 s stop grace');
     const h = await http('GET', `${sitter.url}/health`);
     assert.equal(h.status, 503);
     assert.equal(h.body.status, 'stopping');

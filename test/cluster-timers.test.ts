@@ -83,20 +83,33 @@ describe('a whole cluster with every timer shortened', () => {
     const durationS = 5 * LONGEST_S;
     let killed = false;
     let paused = false;
-    await traffic.run(durationS * 1000, async (elapsed) => {
-      if (!killed && elapsed >= 0.25 * durationS * 1000) {
-        killed = true;
-        const info = (await http('GET', `http://127.0.0.1:${ports[0]! + 1}/info`)).body;
-        traffic.noteKill('tm-0-server');
-        process.kill(info.pid, 'SIGKILL');
+    let resume: NodeJS.Timeout | undefined;
+    try {
+      await traffic.run(durationS * 1000, async (elapsed) => {
+        if (!killed && elapsed >= 0.25 * durationS * 1000) {
+          killed = true;
+          const info = (await http('GET', `http://127.0.0.1:${ports[0]! + 1}/info`)).body;
+          traffic.noteKill('tm-0-server');
+          process.kill(info.pid, 'SIGKILL');
+        }
+        if (!paused && elapsed >= 0.5 * durationS * 1000) {
+          // stopped for longer than the stale timeout: time it was not running must not count
+          paused = true;
+          process.kill(registryPid, 'SIGSTOP');
+          resume = setTimeout(() => process.kill(registryPid, 'SIGCONT'), (T.staleTimeout + 1) * 1000);
+        }
+      });
+    } finally {
+      // never leave the registry stopped, whatever happened
+      if (resume) {
+        clearTimeout(resume);
+        try {
+          process.kill(registryPid, 'SIGCONT');
+        } catch {
+          // gone
+        }
       }
-      if (!paused && elapsed >= 0.5 * durationS * 1000) {
-        // stopped for longer than the stale timeout: time it was not running must not count
-        paused = true;
-        process.kill(registryPid, 'SIGSTOP');
-        setTimeout(() => process.kill(registryPid, 'SIGCONT'), (T.staleTimeout + 1) * 1000);
-      }
-    });
+    }
     const summary = traffic.summary();
     const unexpected = traffic.records.filter((r) => r.outcome === 'unexpected');
     assert.equal(unexpected.length, 0, JSON.stringify(unexpected.slice(0, 10), null, 1));
