@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from './helpers/test.js';
 import { allProcesses } from '../src/common/proc-stat.js';
-import { FAKE_BACKEND, freePortPair, http, pidAlive, startRegistry, startService, tempDir, waitFor, type RunningService } from './helpers/services.js';
+import { FAKE_BACKEND, freePortPair, http, pidAlive, startRegistry, startStubbornBackend, startService, tempDir, waitFor, type RunningService } from './helpers/services.js';
 
 const info = async (b: RunningService) => (await http('GET', `${b.url}/info`)).body;
 const pidFile = (port: number) => join(tmpdir(), `infini-babysitter-${process.getuid!()}-${port}.pid`);
@@ -106,12 +106,7 @@ describe('babysitter: a killed babysitter does not orphan its engine', () => {
   });
 
   it('stops an engine that ignores SIGTERM, and its workers, within the stop grace', async (t) => {
-    const port = await freePortPair();
-    const dir = await tempDir();
-    const out = join(dir, 'tree.json');
-    const sitter = await startService(['babysitter', '--port', String(port), '--command', `${process.execPath} ${FAKE_BACKEND}`, '--args', `--port ${port}`, '--env', `OUT_FILE=${out}`, '--env', 'SPAWN_CHILD=1', '--env', 'IGNORE_TERM=1', '--stop-grace', '0.5']);
-    await waitFor(async () => (await info(sitter)).state === 'ready', 'ready');
-    const tree = JSON.parse(await readFile(out, 'utf8'));
+    const { sitter, tree, port } = await startStubbornBackend();
     assert.equal(tree.pid, (await info(sitter)).pid, 'the engine keeps the group leader\'s pid (exec)');
     const killedAt = await killBabysitterOnly(sitter);
     await waitFor(() => !pidAlive(tree.pid) && !pidAlive(tree.child), 'engine and worker gone', 10_000);

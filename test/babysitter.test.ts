@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from './helpers/test.js';
-import { FAKE_BACKEND, freePortPair, http, pidAlive, servedBy, spawnCli, startService, tempDir, waitFor, type RunningService, startRegistry } from './helpers/services.js';
+import { FAKE_BACKEND, freePortPair, http, pidAlive, servedBy, spawnCli, startStubbornBackend, startService, tempDir, waitFor, type RunningService, startRegistry } from './helpers/services.js';
 
 const info = async (b: RunningService) => (await http('GET', `${b.url}/info`)).body;
 
@@ -138,12 +138,7 @@ describe('babysitter: supervision', () => {
   });
 
   it('kills the whole backend process group on SIGTERM, SIGKILLing what ignores SIGTERM', async () => {
-    const port = await freePortPair();
-    const dir = await tempDir();
-    const out = join(dir, 'tree.json');
-    const sitter = await startService(['babysitter', '--port', String(port), '--command', `${process.execPath} ${FAKE_BACKEND}`, '--args', `--port ${port}`, '--env', `OUT_FILE=${out}`, '--env', 'SPAWN_CHILD=1', '--env', 'IGNORE_TERM=1', '--stop-grace', '0.5']);
-    await waitFor(async () => (await info(sitter)).state === 'ready', 'ready');
-    const tree = JSON.parse(await readFile(out, 'utf8'));
+    const { sitter, tree } = await startStubbornBackend();
     assert.ok(pidAlive(tree.pid) && pidAlive(tree.child));
     assert.equal((await sitter.stop('SIGTERM')).code, 0);
     assert.equal(pidAlive(tree.pid), false, 'backend gone');

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { after } from 'node:test';
+import { alive, freePortPair } from '../../bench/processes.js';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -377,9 +378,22 @@ export async function readSse(url: string, body: unknown, headers: Record<string
 }
 
 /** A port P such that P and P+1 are both free now (a backend and its babysitter); see bench/processes.ts. */
-export { freePortPair } from '../../bench/processes.js';
+export { freePortPair };
 
 export const FAKE_BACKEND = join(ROOT, 'test', 'fixtures', 'fake-backend.mjs');
 
+/**
+ * A babysitter over the fake backend that spawns a worker and ignores SIGTERM (stop grace 0.5 s),
+ * once ready; `tree` holds the engine's and its worker's pids.
+ */
+export async function startStubbornBackend(): Promise<{ sitter: RunningService; port: number; tree: { pid: number; child: number } }> {
+  const { readFile } = await import('node:fs/promises');
+  const port = await freePortPair();
+  const out = join(await tempDir(), 'tree.json');
+  const sitter = await startService(['babysitter', '--port', String(port), '--command', `${process.execPath} ${FAKE_BACKEND}`, '--args', `--port ${port}`, '--env', `OUT_FILE=${out}`, '--env', 'SPAWN_CHILD=1', '--env', 'IGNORE_TERM=1', '--stop-grace', '0.5']);
+  await waitFor(async () => (await http('GET', `${sitter.url}/info`)).body.state === 'ready', 'ready');
+  return { sitter, port, tree: JSON.parse(await readFile(out, 'utf8')) };
+}
+
 /** Whether a process is running: it exists and is not a zombie waiting for init to reap it. */
-export { alive as pidAlive } from '../../bench/processes.js';
+export { alive as pidAlive };
