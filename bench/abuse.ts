@@ -300,8 +300,10 @@ async function main(): Promise<void> {
     measurements,
   };
   mkdirSync(opts.out!, { recursive: true });
-  writeFileSync(join(opts.out!, 'abuse-latest.json'), JSON.stringify(report, null, 2) + '\n');
-  const md = toMarkdown(report);
+  // figures to a thousandth (CPU ticks and /proc sizes carry no more), the same in JSON and Markdown
+  const json = JSON.stringify(report, (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v), 2);
+  writeFileSync(join(opts.out!, 'abuse-latest.json'), json + '\n');
+  const md = toMarkdown(JSON.parse(json) as AbuseReport);
   writeFileSync(join(opts.out!, 'abuse-latest.md'), md);
   process.stdout.write(md);
 }
