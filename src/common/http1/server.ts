@@ -60,6 +60,7 @@ const CLOSING_GRACE_MS = 5000;
 const CHUNK_FRAMING_ALLOWANCE = 64 * 1024;
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 const TERMINATOR = [13, 10, 13, 10];
+const TERMINATOR_BYTES = Buffer.from(TERMINATOR);
 
 /**
  * A small HTTP/1.1 server on node:net for the hot path (router, mock): it parses requests itself,
@@ -247,7 +248,7 @@ class Connection implements ResponseOwner {
       if (match) end = pos + 4 - k;
     }
     if (end === -1) {
-      const at = chunk.indexOf('\r\n\r\n', pos, 'latin1');
+      const at = chunk.indexOf(TERMINATOR_BYTES, pos);
       if (at !== -1) end = at + 4;
     }
     if (end === -1) {
