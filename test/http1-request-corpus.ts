@@ -79,6 +79,9 @@ export const SMUGGLING_CASES: RequestCase[] = [
   { name: 'cl-inner-space', bytes: post('Content-Length: 1 0\r\n', 'helloworld'), why: 'two numbers or one?' },
   { name: 'cl-tab-ows', bytes: post('Content-Length:\t5\t\r\n', 'hello'), why: 'HTAB is OWS on both sides' },
   { name: 'cl-trailing-space', bytes: post('Content-Length: 5 \r\n', 'hello'), why: 'SP is OWS' },
+  { name: 'te-chunked-trailing-tab', bytes: chunked(HELLO, 'Transfer-Encoding: chunked\t\r\n'), why: 'HTAB is OWS, but llhttp reads the coding with the tab' },
+  { name: 'te-chunked-trailing-space', bytes: chunked(HELLO, 'Transfer-Encoding: chunked \r\n'), why: 'SP is OWS' },
+  { name: 'cl-space-tab-ows', bytes: post('Content-Length: 5 \t\r\n', 'hello'), why: 'SP and HTAB after a length' },
   { name: 'te-uppercase', bytes: chunked(HELLO, 'Transfer-Encoding: CHUNKED\r\n'), why: 'codings are case-insensitive' },
   { name: 'te-chunked-twice-list', bytes: chunked(HELLO, 'Transfer-Encoding: chunked, chunked\r\n'), why: 'chunked must not be applied twice (RFC 9112 §7)' },
   { name: 'te-identity-chunked', bytes: chunked(HELLO, 'Transfer-Encoding: identity, chunked\r\n'), why: 'identity is no coding any more (RFC 9112 removed it)' },
@@ -123,6 +126,8 @@ export const SMUGGLING_CASES: RequestCase[] = [
   { name: 'trailer-obs-fold', bytes: chunked('0\r\nX-T: 1\r\n 2\r\n\r\n'), why: 'obs-fold in the trailers' },
   { name: 'trailer-bare-lf', bytes: chunked('0\r\nX-T: 1\n\r\n'), why: 'a bare LF ending a trailer line' },
   { name: 'trailer-nul', bytes: chunked('0\r\nX-T: a\x00b\r\n\r\n'), why: 'NUL in a trailer value' },
+  { name: 'trailer-content-length', bytes: chunked('5\r\nhello\r\n0\r\nContent-Length: 3\r\n\r\n'), why: 'a framing field in the trailers (RFC 9110 §6.5.1: not to be used)' },
+  { name: 'trailer-transfer-encoding', bytes: chunked('0\r\nTransfer-Encoding: chunked\r\n\r\n'), why: 'a framing field in the trailers' },
   { name: 'last-chunk-only-crlf-missing', bytes: chunked('0\r\n'), why: 'a body that stops after the last chunk line (the probe follows)' },
 ];
 
@@ -135,6 +140,7 @@ export const VALID_CASES: RequestCase[] = [
   { name: 'get-with-body', bytes: `GET / HTTP/1.1\r\n${H}Content-Length: 3\r\n\r\nabc`, why: 'GET may carry a body' },
   { name: 'http-1.0', bytes: 'GET / HTTP/1.0\r\n\r\n', why: 'HTTP/1.0 without Host; the connection closes after it' },
   { name: 'http-1.0-keep-alive', bytes: 'GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n', why: 'HTTP/1.0 asking to keep the connection' },
+  { name: 'http-1.0-keep-alive-nbsp', bytes: `GET / HTTP/1.0\r\nConnection: \xa0keep-alive\r\n\r\n${get('/2')}`, why: 'NBSP is not OWS: the connection is not kept, the second request is not read' },
   { name: 'leading-crlf', bytes: `\r\n\r\n${get()}`, why: 'empty lines before a request line (RFC 9112 §2.2)' },
   { name: 'ows-around-value', bytes: 'GET / HTTP/1.1\r\nHost: x\r\nX-A: \t a b \t\r\n\r\n', why: 'OWS is not part of a value' },
   { name: 'pipelined-2', bytes: get('/1') + post('Content-Length: 5\r\n', 'hello'), why: 'two requests in one write' },

@@ -4,7 +4,8 @@
  * would relay (status, headers, body, complete) llhttp must read the same way, and we may reuse a
  * connection only where llhttp would; refusing (502) where llhttp accepts is listed, not failed.
  * Deliberate differences are named in http1-differential-allowlist.ts. HTTP1_DIFF_REPORT=<file>
- * also writes every case that is not an agreement to that file.
+ * also writes every case that is not an agreement to that file; HTTP1_DIFF_SEED=<n> runs other
+ * mutations.
  */
 import assert from 'node:assert/strict';
 import { appendFileSync } from 'node:fs';
@@ -18,7 +19,8 @@ import { RESPONSE_CASES, RESPONSE_MUTATION_SOURCES } from './upstream-response-c
 import { ALLOWED_RESPONSE_DIFFERENCES } from './http1-differential-allowlist.js';
 
 const SLOTS = [0, 1, 2, 3, 4, 5];
-const SEED = 13;
+/** HTTP1_DIFF_SEED=<n> explores other mutations; the test's own seed stays fixed. */
+const SEED = Number(process.env.HTTP1_DIFF_SEED ?? 13);
 const GENERATED = 3000;
 const GENERATOR_BUDGET_MS = 5000;
 
@@ -90,11 +92,13 @@ describe('upstream response parsing against llhttp', () => {
     const differ: string[] = [];
     for (const c of RESPONSE_CASES) {
       const bytes = toBytes(c.bytes);
-      const whole = describeResponse(parseWithOurs([bytes], c.method === 'HEAD'));
+      // which check catches a bad byte may depend on the reads (both are a 502): compare without the message
+      const text = (o: ResponseOutcome): string => describeResponse(o.end.kind === 'error' ? { ...o, end: { kind: 'error', detail: '' } } : o);
+      const whole = text(parseWithOurs([bytes], c.method === 'HEAD'));
       const splits = Array.from({ length: bytes.length - 1 }, (_, i) => [bytes.subarray(0, i + 1), bytes.subarray(i + 1)]);
       splits.push(Array.from(bytes, (_, i) => bytes.subarray(i, i + 1)));
       for (const parts of splits) {
-        const got = describeResponse(parseWithOurs(parts, c.method === 'HEAD'));
+        const got = text(parseWithOurs(parts, c.method === 'HEAD'));
         if (got !== whole) differ.push(`  ${c.name} in ${parts.length} reads (first ${escapeBytes(parts[0]!.toString('latin1'), 80)}):\n    one read:\n${whole}\n    split:\n${got}`);
       }
     }
