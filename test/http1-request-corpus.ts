@@ -19,6 +19,15 @@ const chunked = (body: string, te = 'Transfer-Encoding: chunked\r\n'): string =>
 const HELLO = '5\r\nhello\r\n0\r\n\r\n';
 const get = (path = '/'): string => `GET ${path} HTTP/1.1\r\n${H}\r\n`;
 
+/**
+ * 0x28 = 40 bytes of chunk data: to a parser that ends a chunk-size line at a bare LF, they are the
+ * CRLF after 40 other bytes, the last chunk, and a second request.
+ */
+const SMUGGLED_IN_40 = ((): string => {
+  const text = (path: string): string => `\r\n0\r\n\r\nGET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+  return text(`/${'s'.repeat(40 - text('/').length)}`);
+})();
+
 /** The points issue 13 names, one case each. */
 export const ISSUE_CASES: RequestCase[] = [
   { name: 'te-chunked-then-gzip', bytes: chunked(HELLO, 'Transfer-Encoding: chunked, gzip\r\n'), why: 'chunked is not the final coding: the body cannot be framed (RFC 9112 §6.3)' },
@@ -40,9 +49,9 @@ export const ISSUE_CASES: RequestCase[] = [
   { name: 'bare-lf-line-ends', bytes: 'GET / HTTP/1.1\nHost: x\n\n', why: 'bare LF line ends (RFC 9112 §2.2 lets a recipient accept them; llhttp does not)' },
   { name: 'bare-lf-in-header-line', bytes: 'GET / HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n', why: 'one header line ending in a bare LF' },
   {
-    name: 'chunk-ext-bare-lf-40',
-    bytes: chunked(`28;\n${'x'.repeat(40)}\r\n0\r\n\r\n${get('/smuggled')}`),
-    why: 'a bare LF ends the size line for nginx: one parser reads 40 bytes of data, the other an extension',
+    name: 'chunk-ext-bare-lf-smuggle',
+    bytes: chunked(`28;\n${'x'.repeat(38)}\r\n${SMUGGLED_IN_40}\r\n0\r\n\r\n`),
+    why: 'a bare LF in a size line: to us the rest of the line is an extension, to nginx it ends the line and a second request follows the body',
   },
   { name: 'trailer-bare-lf-smuggle', bytes: chunked(`0\r\n\n${get('/SMUGGLED')}`), why: '0 CRLF LF ends the body for LF-tolerant parsers; the rest is a second request' },
   { name: 'chunk-size-garbage-ctl', bytes: chunked('5 garbage\x01\r\nhello\r\n0\r\n\r\n'), why: 'a CTL in a chunk-size line' },
