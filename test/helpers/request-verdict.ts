@@ -19,7 +19,7 @@ export type Verdict =
    * llhttp refused; we neither refused nor closed but still read a request (a head llhttp refused, or
    * a body it found malformed) that we would hand on once complete: fails unless allow-listed. (We
    * report only complete requests, so this is how an accepted head shows when the probe cannot
-   * complete its body.)
+   * complete its body.) Also: our server stopped reading altogether.
    */
   | 'ours-reads-on'
   /** We refused (or stopped) where llhttp accepted more: allowed, listed. */
@@ -63,6 +63,7 @@ export function compare(ours: Outcome, llhttp: Outcome): Comparison {
   if (more > 1 || (more === 1 && (llhttp.requests[k]!.complete || !llhttpStopped))) {
     return { verdict: 'ours-stricter', at: k, why: `llhttp accepted ${more} more request(s)${llhttp.requests.at(-1)!.complete ? '' : ' (the last one incomplete)'}; ours ${describeEnd(ours)}` };
   }
+  if (ours.end.kind === 'stalled') return { verdict: 'ours-reads-on', at: k, why: `our server stopped reading the bytes; llhttp ${describeEnd(llhttp)}` };
   if (llhttpStopped && !oursRefused && ours.end.kind !== 'closed') return { verdict: 'ours-reads-on', at: k, why: `llhttp ${describeEnd(llhttp)}; ours ${describeEnd(ours)}` };
   if (oursRefused && !llhttpStopped) return { verdict: 'ours-stricter', at: k, why: `ours ${describeEnd(ours)}; llhttp ${describeEnd(llhttp)}` };
   return { verdict: 'agree', at: k, why: '' };
