@@ -56,6 +56,7 @@ export function compare(ours: Outcome, llhttp: Outcome): Comparison {
   let k = 0;
   while (k < ours.requests.length && k < llhttp.requests.length && sameRequest(ours.requests[k]!, llhttp.requests[k]!)) k++;
   if (ours.requests.length > k) return { verdict: 'ours-lenient', at: k, why: `request ${k + 1}: ${difference(ours.requests[k]!, llhttp.requests[k])}` };
+  if (ours.end.kind === 'stalled') return { verdict: 'ours-reads-on', at: k, why: `our server stopped reading the bytes; llhttp ${describeEnd(llhttp)}` };
   const oursRefused = ours.end.kind === 'refused';
   const llhttpStopped = llhttp.end.kind === 'refused' || llhttp.end.kind === 'tunnel';
   // llhttp took more requests than we did; one whose body it then refused counts as refused
@@ -63,7 +64,6 @@ export function compare(ours: Outcome, llhttp: Outcome): Comparison {
   if (more > 1 || (more === 1 && (llhttp.requests[k]!.complete || !llhttpStopped))) {
     return { verdict: 'ours-stricter', at: k, why: `llhttp accepted ${more} more request(s)${llhttp.requests.at(-1)!.complete ? '' : ' (the last one incomplete)'}; ours ${describeEnd(ours)}` };
   }
-  if (ours.end.kind === 'stalled') return { verdict: 'ours-reads-on', at: k, why: `our server stopped reading the bytes; llhttp ${describeEnd(llhttp)}` };
   if (llhttpStopped && !oursRefused && ours.end.kind !== 'closed') return { verdict: 'ours-reads-on', at: k, why: `llhttp ${describeEnd(llhttp)}; ours ${describeEnd(ours)}` };
   if (oursRefused && !llhttpStopped) return { verdict: 'ours-stricter', at: k, why: `ours ${describeEnd(ours)}; llhttp ${describeEnd(llhttp)}` };
   return { verdict: 'agree', at: k, why: '' };
