@@ -24,6 +24,8 @@ const MAX_LINE_BYTES = 4096;
 /** Largest trailer section, and most fields in it: trailers are read and dropped, never unbounded. */
 const MAX_TRAILER_BYTES = 16 * 1024;
 const MAX_TRAILERS = 32;
+/** Fields that frame or route a message may not come as trailers (RFC 9110 §6.5.1; llhttp refuses them too). */
+const FORBIDDEN_TRAILERS = new Set(['content-length', 'transfer-encoding', 'host']);
 
 /**
  * The scanner's states: a named graph in the spirit of llhttp's, one byte at a time outside the
@@ -94,6 +96,8 @@ export class ChunkedDecoder {
   /** Characters of the current extension or trailer name. */
   private nameLength = 0;
   private trailers = 0;
+  /** The current trailer name, lower-cased (kept only while it could be a forbidden one). */
+  private trailerName = '';
 
   /** `onData` receives chunk data (decoded mode); leave it undefined to only find the end. */
   constructor(private readonly onData?: (buf: Buffer, start: number, end: number) => void) {}
@@ -205,13 +209,17 @@ export class ChunkedDecoder {
           else if (TCHAR[c]) {
             if (++this.trailers > MAX_TRAILERS) throw new ChunkedError('too many trailer fields');
             this.nameLength = 1;
+            this.trailerName = String.fromCharCode(c >= 65 && c <= 90 ? c | 0x20 : c);
             this.state = State.TrailerName;
           } else throw new ChunkedError('invalid trailer field');
           break;
         case State.TrailerName:
-          if (TCHAR[c]) this.nameLength++;
-          else if (c === COLON) this.state = State.TrailerValue;
-          else throw new ChunkedError('invalid trailer field name');
+          if (TCHAR[c]) {
+            if (++this.nameLength <= 17) this.trailerName += String.fromCharCode(c >= 65 && c <= 90 ? c | 0x20 : c);
+          } else if (c === COLON) {
+            if (this.nameLength <= 17 && FORBIDDEN_TRAILERS.has(this.trailerName)) throw new ChunkedError(`${this.trailerName} is not allowed as a trailer field`);
+            this.state = State.TrailerValue;
+          } else throw new ChunkedError('invalid trailer field name');
           break;
         case State.TrailerValue:
           if (c === CR) this.state = State.TrailerLf;

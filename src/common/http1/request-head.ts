@@ -48,6 +48,12 @@ const ABSOLUTE_FORM = /^https?:\/\/([A-Za-z0-9\-._~!$&'()*+,;=%:[\]]+)([/?][!"$-
 /** Host (RFC 9110 §7.2): a reg-name or IPv4 address, or an IP literal in brackets; then an optional port. */
 const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
 const CONTENT_LENGTH = /^[0-9]{1,15}$/;
+/**
+ * The methods passed on (RFC 9110 §9, plus PATCH). Others get 501 (§9.1): an unknown method is
+ * more likely a misframed request ("helloGET" after a body of the wrong length) than a client's
+ * wish, and llhttp refuses methods it does not know too. CONNECT is refused on its own (405).
+ */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
 
 /** Parses the head text (everything before the blank line, leading empty lines already skipped). */
 export function parseRequestHead(text: string): RequestHead {
@@ -63,6 +69,7 @@ export function parseRequestHead(text: string): RequestHead {
   let hasLength = false;
   let transferEncoding: string | undefined;
   let hosts = 0;
+  let lengths = 0;
   let start = lineEnd === -1 ? text.length : lineEnd + 2;
   while (start < text.length) {
     let end = text.indexOf('\r\n', start);
@@ -85,12 +92,16 @@ export function parseRequestHead(text: string): RequestHead {
       if (++hosts > 1) throw new RequestError(400, 'more than one Host header');
       if (!HOST_VALUE.test(value)) throw new RequestError(400, 'invalid Host header');
     } else if (lower.length === 14 && lower === 'content-length') {
-      if (!CONTENT_LENGTH.test(value)) throw new RequestError(400, 'invalid Content-Length');
+      // framing fields take SP as whitespace, not HTAB: llhttp refuses "Content-Length:\t5" and a
+      // peer that reads it differently from us must never see it
+      if (!CONTENT_LENGTH.test(value) || line.includes('\t')) throw new RequestError(400, 'invalid Content-Length');
       const n = Number(value);
-      if (hasLength && n !== contentLength) throw new RequestError(400, 'conflicting Content-Length values');
+      // more than one, even equal, is refused as llhttp does (RFC 9110 §8.6 only allows recovering)
+      if (++lengths > 1) throw new RequestError(400, n === contentLength ? 'more than one Content-Length' : 'conflicting Content-Length values');
       hasLength = true;
       contentLength = n;
     } else if (lower.length === 17 && lower === 'transfer-encoding') {
+      if (line.includes('\t')) throw new RequestError(400, 'malformed Transfer-Encoding');
       transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
     }
   }
@@ -131,6 +142,7 @@ function parseRequestLine(line: string): { method: string; url: string; minor: n
   const minor = version.charCodeAt(7) - 48;
   if (major < 0 || major > 9 || minor < 0 || minor > 9) throw new RequestError(400, 'malformed HTTP version');
   if (major !== 1 || (minor !== 0 && minor !== 1)) throw new RequestError(505, `HTTP version ${version.slice(5)} not supported`);
+  if (!METHODS.has(method) && method !== 'CONNECT') throw new RequestError(501, `method ${JSON.stringify(method.slice(0, 32))} not implemented`);
   return { method, url: requestTarget(method, target), minor };
 }
 
