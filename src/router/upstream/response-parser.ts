@@ -52,8 +52,12 @@ export class ResponseParser {
   rawChunked = false;
   private state = State.Head;
   private headRequest = false;
-  /** A head split over several reads. */
-  private partial: Buffer | undefined;
+  /**
+   * A head split over several reads: its bytes so far, in pending[0, pendingLen). The buffer grows by
+   * doubling, so a head that trickles in a byte at a time costs linear copying, not quadratic.
+   */
+  private pending: Buffer | undefined;
+  private pendingLen = 0;
   /** Body bytes (Length) or chunk bytes (ChunkData) still to come. */
   private remaining = 0;
   private readonly chunked: ChunkedDecoder;
@@ -68,7 +72,8 @@ export class ResponseParser {
   reset(headRequest: boolean): void {
     this.state = State.Head;
     this.headRequest = headRequest;
-    this.partial = undefined;
+    this.pending = undefined;
+    this.pendingLen = 0;
     this.rawChunked = false;
     this.remaining = 0;
   }
@@ -113,20 +118,36 @@ export class ResponseParser {
   private parseHead(buf: Buffer, len: number): number {
     let offset = 0; // where the unparsed part of `buf` starts (after any 1xx interim responses)
     for (;;) {
-      const partial = this.partial;
-      const data = partial ? Buffer.concat([partial, buf.subarray(offset, len)]) : buf;
-      const dataLen = partial ? data.length : len;
-      const headStart = partial ? 0 : offset;
-      const end = data.indexOf(HEAD_END, partial ? Math.max(0, partial.length - 3) : offset);
+      // the head so far is data[start, dataLen); the bytes from `fresh` on arrived with this read
+      let data = buf;
+      let start = offset;
+      let dataLen = len;
+      let fresh = offset;
+      const prior = this.pendingLen;
+      if (this.pending !== undefined) {
+        // bytes beyond the largest head and its blank line cannot be part of it: copy no more
+        this.append(buf, offset, offset + Math.min(len - offset, MAX_HEAD_BYTES + 4 - prior));
+        // a view of the valid bytes, so that searching never scans the spare capacity
+        data = this.pending!.subarray(0, this.pendingLen);
+        start = 0;
+        dataLen = this.pendingLen;
+        fresh = prior;
+      }
+      const end = data.indexOf(HEAD_END, Math.max(start, fresh - 3));
       if (end === -1 || end + 4 > dataLen) {
-        if (dataLen - headStart > MAX_HEAD_BYTES) throw new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
-        this.partial = Buffer.from(data.subarray(headStart, dataLen));
+        if (dataLen - start > MAX_HEAD_BYTES) throw new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
+        // a head with bare LF (or CR) line ends never ends in CRLF CRLF: say so now, not at the headers timeout
+        const bad = bareLineBreak(data, start, fresh, dataLen);
+        if (bad !== undefined) throw new ResponseParseError(bad);
+        if (this.pending === undefined) this.append(buf, offset, len);
         return -1;
       }
-      if (end - headStart > MAX_HEAD_BYTES) throw new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
-      const next = partial ? offset + end + 4 - partial.length : end + 4;
-      this.partial = undefined;
-      const head = parseHeadText(data.toString('latin1', headStart, end), this.headRequest);
+      if (end - start > MAX_HEAD_BYTES) throw new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
+      const next = this.pending !== undefined ? offset + end + 4 - prior : end + 4;
+      const text = data.toString('latin1', start, end);
+      this.pending = undefined;
+      this.pendingLen = 0;
+      const head = parseHeadText(text, this.headRequest);
       if (head === undefined) {
         // 1xx interim response: skip it, the final one follows
         offset = next;
@@ -136,6 +157,19 @@ export class ResponseParser {
       this.startBody(head);
       return this.stopped ? -1 : next;
     }
+  }
+
+  /** Appends buf[from, to) to the pending head. */
+  private append(buf: Buffer, from: number, to: number): void {
+    const need = this.pendingLen + to - from;
+    let pending = this.pending;
+    if (pending === undefined || need > pending.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, Math.min(MAX_HEAD_BYTES + 4, (pending?.length ?? 512) * 2)));
+      pending?.copy(grown, 0, 0, this.pendingLen);
+      this.pending = pending = grown;
+    }
+    buf.copy(pending, this.pendingLen, from, to);
+    this.pendingLen = need;
   }
 
   private startBody(head: ResponseHead): void {
@@ -202,6 +236,21 @@ export class ResponseParser {
         return pos;
     }
   }
+}
+
+/**
+ * Why data[start, end) cannot be the start of a head, judging the bytes from `from` on (and the one
+ * before): an LF without CR, or a CR followed by anything but LF. Undefined when nothing is wrong yet.
+ */
+function bareLineBreak(data: Buffer, start: number, from: number, end: number): string | undefined {
+  let prev = from > start ? data[from - 1]! : -1;
+  for (let i = from; i < end; i++) {
+    const c = data[i]!;
+    if (c === LF && prev !== CR) return 'LF without CR in response head';
+    if (prev === CR && c !== LF) return 'CR without LF in response head';
+    prev = c;
+  }
+  return undefined;
 }
 
 /** 1 for the bytes of a header name: tchar (RFC 9110 §5.6.2). */
