@@ -315,7 +315,7 @@ export function parseHeadText(text: string, headRequest: boolean): ResponseHead 
     for (pos++; pos < len; pos++) {
       const c = text.charCodeAt(pos);
       if (c === CR) break;
-      if (FIELD_CHAR[c] !== 1) throw invalid('invalid character in status line', text, 0);
+      if (FIELD_CHAR[c] !== 1) throw invalid(c === LF ? 'LF without CR in status line' : 'invalid character in status line', text, 0);
     }
   }
   if (pos < len && (pos + 1 === len || text.charCodeAt(pos + 1) !== LF)) throw invalid('CR without LF in status line', text, 0);
