@@ -4,6 +4,7 @@
  * parser (whole and a byte per read), through llhttp (node:http's client, strict) as the oracle,
  * and end to end through a real router in front of a raw scripted backend, whose client must get
  * a 502 in OpenAI's shape for every refused response and never a byte of a smuggled header.
+ * Generated responses against llhttp are upstream-differential.test.ts's.
  */
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
@@ -94,11 +95,14 @@ const RULES: Rule[] = [
   { name: 'length: 20 digits', bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n\r\nok', expect: refuse(/invalid content-length/), why: 'beyond any body (we accept at most 15 digits, exact in a double)' },
   { name: 'length: 16 digits', bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 1000000000000000\r\n\r\nok', expect: refuse(/invalid content-length/), why: 'beyond any body we relay', llhttpDiffers: 'llhttp counts up to 2^64-1' },
   { name: 'length: leading zeros', bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 002\r\n\r\nok', expect: { status: 200, framing: 'length', body: 'ok', headers: ['Content-Length', '002'] }, why: 'still 1*DIGIT; llhttp accepts it' },
-  { name: 'length: SP and HTAB around the digits', bytes: 'HTTP/1.1 200 OK\r\nContent-Length:\t2 \t\r\n\r\nok', expect: ok(), why: 'OWS, stripped like any value', llhttpDiffers: 'llhttp refuses an HTAB after the digits (an SP it accepts): we strip OWS the same way for every header' },
+  { name: 'length: SP around the digits', bytes: 'HTTP/1.1 200 OK\r\nContent-Length:   2  \r\n\r\nok', expect: ok(), why: 'OWS, stripped like any value' },
+  { name: 'length: HTAB after the digits', bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 2\t\r\n\r\nok', expect: refuse(/HTAB in content-length/), why: 'HTAB is OWS, but llhttp refuses it here: framing fields take SP only, as on the request side' },
+  { name: 'length: HTAB before the digits', bytes: 'HTTP/1.1 200 OK\r\nContent-Length:\t2\r\n\r\nok', expect: refuse(/HTAB in content-length/), why: 'framing fields take SP only, wherever the HTAB is', llhttpDiffers: 'llhttp accepts an HTAB before the digits (not after them)' },
   { name: 'length: close-delimited without a length', bytes: 'HTTP/1.1 200 OK\r\n\r\nok', expect: { status: 200, framing: 'close', body: 'ok', headers: [] }, why: 'the body ends when the backend closes (RFC 9112 §6.3)' },
   { name: 'chunked: the SSE framing', bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n', expect: { status: 200, framing: 'chunked', body: 'ok', headers: ['Transfer-Encoding', 'chunked'] }, why: 'the baseline' },
   { name: 'chunked: in capitals', bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n\r\n2\r\nok\r\n0\r\n\r\n', expect: { status: 200, framing: 'chunked', body: 'ok' }, why: 'coding names are case-insensitive' },
-  { name: 'chunked: SP and HTAB after it', bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked \t\r\n\r\n2\r\nok\r\n0\r\n\r\n', expect: { status: 200, framing: 'chunked', body: 'ok' }, why: 'OWS, stripped like any value', llhttpDiffers: 'llhttp does not see chunked before trailing whitespace and reads such a response to the close' },
+  { name: 'chunked: SP after it', bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked  \r\n\r\n2\r\nok\r\n0\r\n\r\n', expect: { status: 200, framing: 'chunked', body: 'ok' }, why: 'OWS, stripped like any value' },
+  { name: 'chunked: HTAB after it', bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n2\r\nok\r\n0\r\n\r\n', expect: refuse(/HTAB in transfer-encoding/), why: 'framing fields take SP only, as on the request side', llhttpDiffers: 'llhttp reads "chunked<HTAB>" as an unknown coding and the body to the close' },
   { name: 'chunked: gzip, chunked (issue 13)', bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n', expect: refuse(/unsupported transfer-encoding/), why: 'a transfer coding is hop-by-hop: relaying it would need decoding (RFC 9112 §7); dropping it corrupts the body', llhttpDiffers: 'llhttp frames by the final chunked and leaves gzip to its user' },
   { name: 'chunked: chunked, gzip', bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nok', expect: refuse(/unsupported transfer-encoding/), why: 'only chunked', llhttpDiffers: 'llhttp reads to the close' },
   { name: 'chunked: chunked, chunked', bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n', expect: refuse(/unsupported transfer-encoding/), why: 'chunked is applied at most once (RFC 9112 §6.1)', llhttpDiffers: 'llhttp accepts it' },
@@ -207,58 +211,6 @@ function agrees(mine: Ours, theirs: Verdict): boolean {
   return mine.leftover ? errorToo || sameMessage : sameMessage;
 }
 
-/** Seeded PRNG (mulberry32): the same mutations on every run. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Valid responses the mutator starts from. */
-const SEEDS = [
-  'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\nok',
-  'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n2\r\nok\r\n0\r\n\r\n',
-  'HTTP/1.1 200 OK\r\nX-A: b\r\n\r\nok',
-  'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok',
-  'HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok',
-  'HTTP/1.1 204 No Content\r\nX-A: b\r\n\r\n',
-  'HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nX-Request-Id: r1\r\n\r\nok',
-];
-/** What the mutator inserts: line ends, whitespace, CTLs, obs-text, separators, digits, framing words. */
-const PIECES = ['\r', '\n', '\r\n', ' ', '\t', ':', ',', ';', '\x00', '\x01', '\x0b', '\x0c', '\x7f', '\xa0', '\xff', '0', '2', '9', 'e', 'a', 'chunked', 'gzip', 'Content-Length: 2', 'Transfer-Encoding: chunked', '\r\n ', '\r\n\t', 'HTTP/1.1 '];
-
-/**
- * 1 to 3 insertions, deletions or replacements in the heads of a seed (up to the final head's blank
- * line): the chunked body's rules are the shared decoder's, tested with it.
- */
-function mutate(rand: () => number): string {
-  const seed = SEEDS[Math.floor(rand() * SEEDS.length)]!;
-  const headsEnd = seed.indexOf('\r\n\r\n', seed.lastIndexOf('HTTP/1.')) + 4;
-  let heads = seed.slice(0, headsEnd);
-  const ops = 1 + Math.floor(rand() * 3);
-  for (let k = 0; k < ops; k++) {
-    const at = Math.floor(rand() * heads.length);
-    const piece = PIECES[Math.floor(rand() * PIECES.length)]!;
-    const op = rand();
-    if (op < 0.5) heads = heads.slice(0, at) + piece + heads.slice(at);
-    else if (op < 0.75) heads = heads.slice(0, at) + heads.slice(at + 1);
-    else heads = heads.slice(0, at) + piece + heads.slice(at + 1);
-  }
-  return heads + seed.slice(headsEnd);
-}
-
-/**
- * The rules where we accept what llhttp does not read the same way, as predicates over a generated
- * response; each names its case in RULES, which gives the reason.
- */
-const LENIENCIES: Array<[string, RegExp]> = [
-  ['length: SP and HTAB around the digits', /\r\ncontent-length:[ \t]*[0-9]+ *\t[ \t]*\r\n/i],
-  ['chunked: SP and HTAB after it', /\r\ntransfer-encoding:[ \t]*chunked[ \t]+\r\n/i],
-];
-
 describe('upstream response rules', () => {
   it('every rule: our parser, whole and a byte per read', () => {
     const names = new Set<string>();
@@ -294,30 +246,6 @@ describe('upstream response rules', () => {
       if (rule.llhttpDiffers) assert.ok(!same, `${rule.name}: listed as differing from llhttp, but llhttp agrees (${JSON.stringify(theirs)}): remove llhttpDiffers`);
       else assert.ok(same, `${rule.name}: llhttp says ${JSON.stringify(theirs)}, we say ${mine.error?.message ?? `${mine.head?.status} ${JSON.stringify(mine.body)}`}`);
     });
-    for (const [name] of LENIENCIES) assert.ok(RULES.find((r) => r.name === name)?.llhttpDiffers, `leniency ${name} is a rule with its reason`);
-  });
-
-  it('2,000 seeded mutations of response heads: whatever we accept, llhttp accepts and frames the same, but for named leniencies', { timeout: 120_000 }, async () => {
-    const rand = prng(13);
-    const cases = Array.from({ length: 2000 }, () => mutate(rand));
-    const verdicts = await llhttpVerdicts(cases);
-    const tally = { bothAccept: 0, bothRefuse: 0, weRefuseOnly: 0, lenient: 0 };
-    const disagreements: string[] = [];
-    cases.forEach((bytes, i) => {
-      const mine = ours(bytes, bytes.length);
-      const theirs = verdicts[i]!;
-      if (mine.head === undefined) {
-        if (theirs.status === undefined) tally.bothRefuse++;
-        else tally.weRefuseOnly++;
-        return;
-      }
-      if (agrees(mine, theirs)) return void tally.bothAccept++;
-      if (LENIENCIES.some(([, re]) => re.test(bytes))) return void tally.lenient++;
-      disagreements.push(`${JSON.stringify(bytes)}: llhttp ${JSON.stringify(theirs)}, we ${mine.error?.message ?? `${mine.head.status} ${JSON.stringify(mine.body)}${mine.complete ? '' : ' (cut short)'}`}`);
-    });
-    assert.deepEqual(disagreements.slice(0, 40), [], `${disagreements.length} responses we accept and llhttp reads otherwise`);
-    // the generator must reach both sides of the rules, or it tests nothing
-    assert.ok(tally.bothAccept > 100 && tally.bothRefuse > 100 && tally.weRefuseOnly > 10, JSON.stringify(tally));
   });
 });
 

@@ -295,8 +295,9 @@ function valueError(text: string, lineStart: number, pos: number): ResponseParse
  * One pass over the characters, which are bytes (latin1). The rules are llhttp's strict mode or
  * stricter (test/upstream-rules.test.ts names each one): lines end in CRLF only, so a bare CR or LF
  * anywhere is an error; a header name is a token directly followed by the colon; no obs-fold; only
- * SP and HTAB are stripped around a value, which holds no CTL; the status is three digits.
- * Whatever passes can be relayed line by line without a client reading a different head.
+ * SP and HTAB are stripped around a value, which holds no CTL (and the framing fields no HTAB); the
+ * status is three digits. Whatever passes can be relayed line by line without a client reading a
+ * different head.
  */
 export function parseHeadText(text: string, headRequest: boolean): ResponseHead | undefined {
   const len = text.length;
@@ -336,7 +337,11 @@ export function parseHeadText(text: string, headRequest: boolean): ResponseHead 
     const nameEnd = pos++;
     // (every read stays below `len`: reading past the end would deoptimise this hot function)
     let c = 0;
-    while (pos < len && ((c = text.charCodeAt(pos)) === SP || c === HTAB)) pos++;
+    let tab = false;
+    while (pos < len && ((c = text.charCodeAt(pos)) === SP || c === HTAB)) {
+      if (c === HTAB) tab = true;
+      pos++;
+    }
     const valueStart = pos;
     let valueEnd = pos;
     for (; pos < len; pos++) {
@@ -344,7 +349,8 @@ export function parseHeadText(text: string, headRequest: boolean): ResponseHead 
       if (c > SP) {
         if (c === 127) break;
         valueEnd = pos + 1;
-      } else if (c !== SP && c !== HTAB) break;
+      } else if (c === HTAB) tab = true;
+      else if (c !== SP) break;
     }
     if (pos < len && (c !== CR || pos + 1 === len || text.charCodeAt(pos + 1) !== LF)) throw valueError(text, lineStart, pos);
     const name = text.slice(lineStart, nameEnd);
@@ -354,6 +360,9 @@ export function parseHeadText(text: string, headRequest: boolean): ResponseHead 
     const n = nameEnd - lineStart;
     if (n === 14 || n === 17 || n === 10) {
       const lower = name.toLowerCase();
+      // framing fields take SP as whitespace, not HTAB, as on the request side: llhttp refuses
+      // "Content-Length: 5<HTAB>" and reads "chunked<HTAB>" as an unknown coding
+      if (tab && (lower === 'content-length' || lower === 'transfer-encoding')) throw invalid(`HTAB in ${lower}`, text, lineStart);
       if (lower === 'content-length') {
         // one line, one value: llhttp refuses lists and repeats even of the same number, so do we
         if (contentLength !== -1) throw new ResponseParseError('duplicate content-length');
