@@ -91,7 +91,8 @@ describe('http1 server', () => {
       ['POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n', 400, /both/],
       ['POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n', 400, /conflicting/],
       ['POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\n', 400, /Content-Length/],
-      ['POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n', 501, /Transfer-Encoding/],
+      ['POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n', 400, /final coding/],
+      ['POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', 501, /unsupported transfer coding/],
       ['GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n', 400, /folding/],
       ['GET / HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n', 400, /header name/],
       ['GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n', 400, /invalid character/],
@@ -146,5 +147,88 @@ describe('http1 server', () => {
     assert.match(thrown.text, /handler bug/);
     const ok = await exchange(port, 'GET /fine HTTP/1.1\r\nHost: x\r\n\r\n', (t) => t.includes('}'));
     assert.deepEqual(statuses(ok.text), [200]);
+  });
+});
+
+describe('http1 server: bounds on what a client can make it hold', () => {
+  const listen = async (server: Http1Server) => {
+    await new Promise<void>((r) => server.server.listen(0, '127.0.0.1', r));
+    return (server.server.address() as { port: number }).port;
+  };
+  const post = (path: string, body: string) => `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+
+  it('holds bodies within maxBufferedBytes: a second body waits until the first request ends', async () => {
+    const held: Array<{ url: string; res: Http1Response }> = [];
+    const server = new Http1Server((req, res) => held.push({ url: req.url, res }), { maxBodyBytes: 1024 * 1024, maxBufferedBytes: 100 * 1024 });
+    const port = await listen(server);
+    try {
+      // one body larger than the whole budget is still received: alone, it cannot stall anyone
+      const first = exchange(port, post('/first', 'a'.repeat(150 * 1024)), (t) => t.includes('done'));
+      await waitFor(() => held.length === 1, 'first dispatched');
+      assert.ok(server.buffered >= 150 * 1024);
+      const second = exchange(port, post('/second', 'b'.repeat(50 * 1024)), (t) => t.includes('done'));
+      // the second body's bytes arrive but are not taken: nothing is dispatched while the first holds the budget
+      await waitFor(() => server.buffered >= 150 * 1024, 'still held');
+      assert.deepEqual(held.map((h) => h.url), ['/first']);
+      held[0]!.res.end('done');
+      await waitFor(() => held.length === 2, 'second dispatched once the first ended');
+      assert.equal(held[1]!.url, '/second');
+      held[1]!.res.end('done');
+      await Promise.all([first, second]);
+      await waitFor(() => server.buffered === 0, 'every byte given back');
+    } finally {
+      await server.close(100);
+    }
+  });
+
+  it('stops reading pipelined requests while the client does not read the answers', async () => {
+    let handled = 0;
+    const big = 'x'.repeat(64 * 1024);
+    const server = new Http1Server((_req, res) => {
+      handled++;
+      res.writeHead(200, { 'content-length': big.length });
+      res.end(big);
+    }, { maxBodyBytes: 1000 });
+    const port = await listen(server);
+    const socket = connect(port, '127.0.0.1');
+    try {
+      await new Promise((r) => socket.on('connect', r));
+      socket.pause(); // a client that never reads
+      const total = 2000;
+      socket.write(`GET /p HTTP/1.1\r\nHost: x\r\n\r\n`.repeat(total));
+      // the answers fill the socket and the kernel buffers, then the server stops dispatching
+      let last = -1;
+      await waitFor(() => {
+        const stable = handled > 0 && handled === last;
+        last = handled;
+        return stable;
+      }, 'dispatching stops', 10_000, 300);
+      assert.ok(handled < total / 4, `${handled} of ${total} requests answered to a client that reads nothing`);
+      // once the client reads, every request is answered, in order
+      let received = 0;
+      socket.on('data', (d: Buffer) => (received += d.length));
+      socket.resume();
+      await waitFor(() => handled === total, 'all answered once the client reads', 20_000);
+      await waitFor(() => received >= total * big.length, 'all bytes received', 20_000);
+    } finally {
+      socket.destroy();
+      await server.close(100);
+    }
+  });
+
+  it('does not let empty lines keep an idle connection open past the keep-alive timeout', async () => {
+    const server = new Http1Server((_req, res) => res.end('ok'), { maxBodyBytes: 1000, keepAliveTimeoutMs: 300 });
+    const port = await listen(server);
+    const socket = connect(port, '127.0.0.1');
+    const closed = new Promise<void>((r) => socket.on('close', () => r()));
+    socket.on('error', () => undefined);
+    const tick = setInterval(() => socket.write('\r\n'), 100);
+    try {
+      await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('still open after 5 s of empty lines')), 5000))]);
+    } finally {
+      clearInterval(tick);
+      socket.destroy();
+      await server.close(100);
+    }
   });
 });

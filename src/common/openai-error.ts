@@ -31,6 +31,7 @@ const PROTOCOL_CODES: Record<number, string> = {
   405: 'method_not_allowed',
   408: 'request_timeout',
   413: 'request_too_large',
+  417: 'expectation_failed',
   431: 'headers_too_large',
   500: 'internal_error',
   501: 'not_implemented',

@@ -40,6 +40,7 @@ export function routerSpec(name: string): CommandSpec {
       'idle-timeout': { type: 'string', default: '300', metavar: 'SECONDS', help: 'longest silence between streamed chunks' },
       policy: { type: 'string', default: 'round-robin', metavar: 'NAME', help: `balancing policy: ${Object.keys(POLICIES).join(', ')}` },
       'max-body': { type: 'string', default: '32MiB', metavar: 'BYTES', help: 'largest request body (suffixes KiB, MiB)' },
+      'max-buffered': { type: 'string', default: '1GiB', metavar: 'BYTES', help: 'request body bytes held for all connections together; beyond it, connections still sending a body wait' },
       'max-connections': { type: 'string', default: '16384', metavar: 'N', help: 'cap on client connections' },
       'drain-timeout': { type: 'string', default: '30', metavar: 'SECONDS', help: 'how long shutdown waits for in-flight requests' },
       'error-format': {
@@ -131,6 +132,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       metrics,
       registryUrl,
       maxBodyBytes: parseBytes(String(values['max-body']), 'max-body'),
+      maxBufferedBytes: parseBytes(String(values['max-buffered']), 'max-buffered'),
       maxConnections: numberOption(values, 'max-connections', { integer: true, min: 1 }),
       log,
     });

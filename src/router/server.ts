@@ -18,6 +18,7 @@ export interface RouterServerOptions {
   metrics: RouterMetrics;
   registryUrl: string | null;
   maxBodyBytes: number;
+  maxBufferedBytes: number;
   maxConnections: number;
   log: Logger;
 }
@@ -33,6 +34,7 @@ export class RouterServer {
   constructor(private readonly opts: RouterServerOptions) {
     this.http = new Http1Server((req, res) => this.handle(req, res), {
       maxBodyBytes: opts.maxBodyBytes,
+      maxBufferedBytes: opts.maxBufferedBytes,
       tooLargeMessage: (limit) => `request body exceeds --max-body (${limit} bytes)`,
       errorBody: opts.errors.protocolBody,
       onError: (status) => opts.errors.count(status),

@@ -1,17 +1,21 @@
 /**
- * Parsing of an HTTP/1.x request head (RFC 9112 §3, §5, §6): request line, header fields and the
- * body framing they announce. Anything ambiguous is refused (400) rather than guessed, because a
- * proxy that reads framing differently from its backend invites request smuggling.
+ * Parsing of an HTTP/1.x request head (RFC 9112 §3, §5, §6; RFC 9110): request line, header fields
+ * and the body framing they announce. Anything ambiguous is refused rather than guessed, because a
+ * proxy that reads framing differently from its backend invites request smuggling. Every rule is a
+ * named case in test/http1-rules.test.ts; every leniency is listed there too.
  */
 
-import { endsChunked } from './chunked.js';
+import { BAD_VALUE, TOKEN, trimOws } from './syntax.js';
+
+export { BAD_VALUE } from './syntax.js';
 
 export interface RequestHead {
   method: string;
+  /** The target in origin-form (`/path?query`; absolute-form is turned into it), or `*` for OPTIONS. */
   url: string;
   httpVersionMajor: number;
   httpVersionMinor: number;
-  /** Flat [name, value, ...] as received. */
+  /** Flat [name, value, ...] as received (values without surrounding whitespace). */
   rawHeaders: string[];
   /** Lower-case names; repeated fields joined with ", " (as node:http does for most names). */
   headers: Record<string, string>;
@@ -19,6 +23,7 @@ export interface RequestHead {
   contentLength: number;
   /** The client wants this connection kept open after the response. */
   keepAlive: boolean;
+  /** `Expect: 100-continue` was sent (the server answers it; the field is not passed on). */
   expectContinue: boolean;
 }
 
@@ -32,34 +37,39 @@ export class RequestError extends Error {
   }
 }
 
-/** RFC 9110 token characters (method and field names). */
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** Field values: visible characters, spaces, tabs and obs-text; no CR, LF or NUL. */
-export const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+/**
+ * An origin-form target (RFC 9112 §3.2.1): "/" then visible ASCII except '#' (a fragment is never
+ * sent). RFC 3986 allows fewer characters unencoded, but clients send '"', '<', '>', '[', ']',
+ * '^', '`', '{', '|', '}' as they are and llhttp accepts them; never CTLs, spaces, DEL or bytes
+ * above 0x7e.
+ */
+const ORIGIN_FORM = /^\/[!"$-~]*$/;
+const ABSOLUTE_FORM = /^https?:\/\/([A-Za-z0-9\-._~!$&'()*+,;=%:[\]]+)([/?][!"$-~]*)?$/i;
+/** Host (RFC 9110 §7.2): a reg-name or IPv4 address, or an IP literal in brackets; then an optional port. */
+const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+const CONTENT_LENGTH = /^[0-9]{1,15}$/;
+/**
+ * The methods passed on (RFC 9110 §9, plus PATCH). Others get 501 (§9.1): an unknown method is
+ * more likely a misframed request ("helloGET" after a body of the wrong length) than a client's
+ * wish, and llhttp refuses methods it does not know too. CONNECT is refused on its own (405).
+ */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH']);
 
 /** Parses the head text (everything before the blank line, leading empty lines already skipped). */
 export function parseRequestHead(text: string): RequestHead {
+  // Lines end in CRLF only. A lone CR or LF (a line end to some parsers, not to others) can only
+  // land inside a line here, where the method, target, name and value checks all refuse it.
   const lineEnd = text.indexOf('\r\n');
   const requestLine = lineEnd === -1 ? text : text.slice(0, lineEnd);
-  const sp1 = requestLine.indexOf(' ');
-  const sp2 = requestLine.lastIndexOf(' ');
-  if (sp1 <= 0 || sp2 === sp1) throw new RequestError(400, 'malformed request line');
-  const method = requestLine.slice(0, sp1);
-  const url = requestLine.slice(sp1 + 1, sp2);
-  const version = requestLine.slice(sp2 + 1);
-  if (!TOKEN.test(method)) throw new RequestError(400, 'malformed request method');
-  if (url.length === 0 || url.includes(' ') || BAD_VALUE.test(url)) throw new RequestError(400, 'malformed request target');
-  if (version.length !== 8 || !version.startsWith('HTTP/') || version.charCodeAt(6) !== 46) throw new RequestError(400, 'malformed HTTP version');
-  const major = version.charCodeAt(5) - 48;
-  const minor = version.charCodeAt(7) - 48;
-  if (major !== 1 || (minor !== 0 && minor !== 1)) throw new RequestError(505, `HTTP version ${version.slice(5)} not supported`);
+  const { method, url, minor } = parseRequestLine(requestLine);
 
   const rawHeaders: string[] = [];
   const headers: Record<string, string> = {};
   let contentLength = 0;
   let hasLength = false;
-  let chunked = false;
-  let hasTransferEncoding = false;
+  let transferEncoding: string | undefined;
+  let hosts = 0;
+  let lengths = 0;
   let start = lineEnd === -1 ? text.length : lineEnd + 2;
   while (start < text.length) {
     let end = text.indexOf('\r\n', start);
@@ -69,40 +79,106 @@ export function parseRequestHead(text: string): RequestHead {
     const colon = line.indexOf(':');
     if (colon <= 0) throw new RequestError(400, line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9 ? 'obsolete header line folding' : 'malformed header line');
     const name = line.slice(0, colon);
+    // no whitespace between name and colon (RFC 9112 §5.1): "Content-Length : 5" is refused
     if (!TOKEN.test(name)) throw new RequestError(400, `malformed header name ${JSON.stringify(name.slice(0, 64))}`);
-    const value = line.slice(colon + 1).trim();
+    // the common "Name: value" needs one slice, not a trim
+    const value = line.charCodeAt(colon + 1) === 32 && line.charCodeAt(colon + 2) > 32 && line.charCodeAt(line.length - 1) > 32 ? line.slice(colon + 2) : trimOws(line.slice(colon + 1));
     if (BAD_VALUE.test(value)) throw new RequestError(400, `invalid character in header ${name}`);
     rawHeaders.push(name, value);
     const lower = name.toLowerCase();
     const prior = headers[lower];
     headers[lower] = prior === undefined ? value : `${prior}, ${value}`;
-    if (lower === 'content-length') {
-      if (!/^\d{1,15}$/.test(value)) throw new RequestError(400, 'invalid Content-Length');
+    if (lower.length === 4 && lower === 'host') {
+      if (++hosts > 1) throw new RequestError(400, 'more than one Host header');
+      if (!HOST_VALUE.test(value)) throw new RequestError(400, 'invalid Host header');
+    } else if (lower.length === 14 && lower === 'content-length') {
+      // framing fields take SP as whitespace, not HTAB: llhttp refuses "Content-Length:\t5" and a
+      // peer that reads it differently from us must never see it
+      if (!CONTENT_LENGTH.test(value) || line.includes('\t')) throw new RequestError(400, 'invalid Content-Length');
       const n = Number(value);
-      if (hasLength && n !== contentLength) throw new RequestError(400, 'conflicting Content-Length values');
+      // more than one, even equal, is refused as llhttp does (RFC 9110 §8.6 only allows recovering)
+      if (++lengths > 1) throw new RequestError(400, n === contentLength ? 'more than one Content-Length' : 'conflicting Content-Length values');
       hasLength = true;
       contentLength = n;
-    } else if (lower === 'transfer-encoding') {
-      hasTransferEncoding = true;
-      chunked = endsChunked(value);
+    } else if (lower.length === 17 && lower === 'transfer-encoding') {
+      if (line.includes('\t')) throw new RequestError(400, 'malformed Transfer-Encoding');
+      transferEncoding = transferEncoding === undefined ? value : `${transferEncoding}, ${value}`;
     }
   }
-  if (hasTransferEncoding) {
+  if (transferEncoding !== undefined) {
     if (hasLength) throw new RequestError(400, 'both Transfer-Encoding and Content-Length');
-    if (!chunked) throw new RequestError(501, 'unsupported Transfer-Encoding');
     if (minor === 0) throw new RequestError(400, 'Transfer-Encoding in an HTTP/1.0 request');
+    checkTransferEncoding(transferEncoding);
     contentLength = -1;
   }
-  if (minor === 1 && headers.host === undefined) throw new RequestError(400, 'missing Host header');
+  if (minor === 1 && hosts === 0) throw new RequestError(400, 'missing Host header');
   const connection = headers.connection?.toLowerCase();
   const keepAlive = minor === 1 ? !(connection !== undefined && hasToken(connection, 'close')) : connection !== undefined && hasToken(connection, 'keep-alive');
+  let expectContinue = false;
   const expect = headers.expect;
-  const expectContinue = expect !== undefined && expect.toLowerCase() === '100-continue';
-  return { method, url, httpVersionMajor: major, httpVersionMinor: minor, rawHeaders, headers, contentLength, keepAlive, expectContinue };
+  if (expect !== undefined) {
+    // the server answers 100-continue itself: the expectation is met here, not passed on
+    if (expect.toLowerCase() !== '100-continue') throw new RequestError(417, `unsupported expectation ${JSON.stringify(expect.slice(0, 64))}`);
+    expectContinue = minor === 1;
+    delete headers.expect;
+    for (let i = rawHeaders.length - 2; i >= 0; i -= 2) if (rawHeaders[i]!.toLowerCase() === 'expect') rawHeaders.splice(i, 2);
+  }
+  return { method, url, httpVersionMajor: 1, httpVersionMinor: minor, rawHeaders, headers, contentLength, keepAlive, expectContinue };
+}
+
+/** `METHOD SP request-target SP HTTP/1.x`, single spaces; the target checked and turned into origin-form. */
+function parseRequestLine(line: string): { method: string; url: string; minor: number } {
+  const sp1 = line.indexOf(' ');
+  const sp2 = line.lastIndexOf(' ');
+  if (sp1 <= 0) throw new RequestError(400, 'malformed request line');
+  // HTTP/0.9 ("GET /path", no version) has no headers, no status line: not spoken here
+  if (sp2 === sp1) throw new RequestError(400, /^[A-Z]+ \/\S*$/.test(line) ? 'HTTP/0.9 requests are not supported' : 'malformed request line');
+  const method = line.slice(0, sp1);
+  const target = line.slice(sp1 + 1, sp2);
+  const version = line.slice(sp2 + 1);
+  if (!TOKEN.test(method)) throw new RequestError(400, 'malformed request method');
+  if (version.length !== 8 || !version.startsWith('HTTP/') || version.charCodeAt(6) !== 46) throw new RequestError(400, 'malformed HTTP version');
+  const major = version.charCodeAt(5) - 48;
+  const minor = version.charCodeAt(7) - 48;
+  if (major < 0 || major > 9 || minor < 0 || minor > 9) throw new RequestError(400, 'malformed HTTP version');
+  if (major !== 1 || (minor !== 0 && minor !== 1)) throw new RequestError(505, `HTTP version ${version.slice(5)} not supported`);
+  if (!METHODS.has(method) && method !== 'CONNECT') throw new RequestError(501, `method ${JSON.stringify(method.slice(0, 32))} not implemented`);
+  return { method, url: requestTarget(method, target), minor };
+}
+
+/** The target in origin-form (RFC 9112 §3.2): absolute-form becomes origin-form; `*` only for OPTIONS. */
+function requestTarget(method: string, target: string): string {
+  if (method === 'CONNECT') throw new RequestError(405, 'CONNECT is not supported (this is not a forward proxy)');
+  if (target.charCodeAt(0) === 47 /* / */) {
+    if (!ORIGIN_FORM.test(target)) throw new RequestError(400, 'malformed request target');
+    return target;
+  }
+  if (target === '*') {
+    if (method !== 'OPTIONS') throw new RequestError(400, `asterisk-form target with ${method}`);
+    return target;
+  }
+  const absolute = ABSOLUTE_FORM.exec(target);
+  if (absolute) return absolute[2] === undefined ? '/' : absolute[2].startsWith('?') ? `/${absolute[2]}` : absolute[2];
+  throw new RequestError(400, 'malformed request target');
+}
+
+/**
+ * Only `chunked`, once, is a transfer coding this server decodes (RFC 9112 §6.1, §6.3, §7). A
+ * request whose final coding is not chunked has no knowable length: 400 (a MUST of §6.3). Another
+ * coding before chunked ("gzip, chunked") would be dropped silently if we decoded only the chunks:
+ * 501. Codings that are not tokens, or chunked twice, are malformed: 400.
+ */
+function checkTransferEncoding(value: string): void {
+  const codings = value.split(',').map(trimOws);
+  for (const c of codings) if (!TOKEN.test(c)) throw new RequestError(400, 'malformed Transfer-Encoding');
+  const chunked = codings.filter((c) => c.toLowerCase() === 'chunked').length;
+  if (chunked > 1) throw new RequestError(400, 'chunked applied more than once');
+  if (codings[codings.length - 1]!.toLowerCase() !== 'chunked') throw new RequestError(400, 'Transfer-Encoding without chunked as the final coding');
+  if (codings.length > 1) throw new RequestError(501, `unsupported transfer coding ${JSON.stringify(value.slice(0, 64))}`);
 }
 
 function hasToken(list: string, token: string): boolean {
   if (list === token) return true;
-  for (const t of list.split(',')) if (t.trim() === token) return true;
+  for (const t of list.split(',')) if (trimOws(t) === token) return true;
   return false;
 }

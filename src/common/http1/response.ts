@@ -1,6 +1,10 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
+import { BAD_VALUE, TOKEN } from './syntax.js';
 import { writeBuffer, writeOut } from './write-buffer.js';
+
+/** A header this writer refuses to send: it would split or corrupt the response. */
+export class HeaderError extends Error {}
 
 /** Headers as a flat [name, value, ...] list or an object. */
 export type HeaderInput = readonly string[] | Readonly<Record<string, string | number>>;
@@ -74,6 +78,9 @@ export class Http1Response {
     const list = Array.isArray(headers) ? (headers as readonly string[]) : flatten(headers as Readonly<Record<string, string | number>>);
     for (let i = 0; i < list.length; i += 2) {
       const name = list[i]!;
+      // second line of defence against response splitting: whatever the caller relays, a name is
+      // a token and a value holds no CR, LF, NUL or other CTL
+      if (!TOKEN.test(name) || BAD_VALUE.test(list[i + 1]!)) throw new HeaderError(`refusing to send header ${JSON.stringify(name.slice(0, 64))}: invalid name or value`);
       // framing and connection management are ours; short names are checked first to stay cheap
       const n = name.length;
       if (n === 14 || n === 17 || n === 10 || n === 4) {

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { BodyBuffer, HeadBuffer, type BodyBudget } from './buffers.js';
 import { ChunkedDecoder, ChunkedError } from './chunked.js';
 import { parseRequestHead, RequestError, type RequestHead } from './request-head.js';
 import { Http1Response, type ResponseOwner } from './response.js';
@@ -14,9 +15,15 @@ export type Http1Handler = (req: Http1Request, res: Http1Response) => void;
 export interface Http1ServerOptions {
   /** Larger bodies get 413 (announced ones before they are sent). */
   maxBodyBytes: number;
+  /**
+   * Body bytes buffered for all connections together. Beyond it a connection whose body needs
+   * more waits (it is not read) until another request's body is released; one body alone may
+   * always be received, so a limit below `maxBodyBytes` cannot stall a single large request.
+   */
+  maxBufferedBytes?: number;
   /** Request line and headers; larger heads get 431. */
   maxHeadBytes?: number;
-  /** Time to receive a request head once it started. */
+  /** Time to receive a request head once its first byte arrived. */
   headersTimeoutMs?: number;
   /** Time to receive a whole request body. */
   requestTimeoutMs?: number;
@@ -24,7 +31,7 @@ export interface Http1ServerOptions {
   keepAliveTimeoutMs?: number;
   /** The message of a 413 answer. */
   tooLargeMessage?: (limit: number) => string;
-  /** The JSON body of the server's own error answers (400, 408, 413, 431, 501, 505). */
+  /** The JSON body of the server's own error answers (400, 408, 413, 417, 431, 501, 505). */
   errorBody?: (status: number, message: string) => string;
   /** Told about each of the server's own error answers (metrics). */
   onError?: (status: number) => void;
@@ -40,32 +47,45 @@ const enum State {
   Closing,
 }
 
-/** Pipelined bytes buffered while a request is active, before reading pauses. */
-const MAX_PENDING = 1024 * 1024;
+/** Input held while a request is active (pipelined requests), before reading pauses. */
+const MAX_HELD = 64 * 1024;
 /** After an error answer, how much more input is swallowed so the answer is not lost in a reset. */
 const DRAIN_CAP = 16 * 1024 * 1024;
 const CLOSING_GRACE_MS = 5000;
+/**
+ * Chunk framing (size lines, extensions, CRLFs, trailers) may add at most this much to a chunked
+ * body's size on the wire, plus the size of the body itself: `1\r\nx\r\n` repeated costs five
+ * bytes of framing per byte of body and is refused long before the body limit's worth of wire.
+ */
+const CHUNK_FRAMING_ALLOWANCE = 64 * 1024;
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
+const TERMINATOR = [13, 10, 13, 10];
+const TERMINATOR_BYTES = Buffer.from(TERMINATOR);
 
 /**
  * A small HTTP/1.1 server on node:net for the hot path (router, mock): it parses requests itself,
  * buffers each body, and hands complete requests to the handler one at a time per connection
- * (pipelined requests wait their turn). Compared with node:http it allocates a few objects per
- * request instead of streams, events and header objects, which is most of a proxy's CPU time.
- * Timeouts use one sweep per second over all connections.
+ * (pipelined requests wait their turn, and wait for the client to read the previous answer).
+ * Compared with node:http it allocates a few objects per request instead of streams, events and
+ * header objects, which is most of a proxy's CPU time. Timeouts use one sweep per second.
  */
-export class Http1Server {
+export class Http1Server implements BodyBudget {
   readonly server: Server;
   private readonly connections = new Set<Connection>();
   private readonly sweeper: NodeJS.Timeout;
   closing = false;
   readonly opts: Required<Omit<Http1ServerOptions, 'onError'>> & Pick<Http1ServerOptions, 'onError'>;
+  /** Body bytes reserved by all connections. */
+  buffered = 0;
+  /** Connections waiting for body budget, in arrival order. */
+  private readonly waiting: Connection[] = [];
 
   constructor(
     readonly handler: Http1Handler,
     options: Http1ServerOptions,
   ) {
     this.opts = {
+      maxBufferedBytes: 1024 ** 3,
       maxHeadBytes: 32 * 1024,
       headersTimeoutMs: 66_000,
       requestTimeoutMs: 300_000,
@@ -79,8 +99,26 @@ export class Http1Server {
     this.sweeper.unref();
   }
 
+  take(n: number, held: number): boolean {
+    if (this.buffered + n > this.opts.maxBufferedBytes && this.buffered > held) return false;
+    this.buffered += n;
+    return true;
+  }
+
+  give(n: number): void {
+    this.buffered -= n;
+    while (this.waiting.length > 0 && this.buffered < this.opts.maxBufferedBytes) this.waiting.shift()!.retry();
+  }
+
+  /** `conn` resumes (retry) once budget is given back. */
+  wait(conn: Connection): void {
+    this.waiting.push(conn);
+  }
+
   forget(conn: Connection): void {
     this.connections.delete(conn);
+    const i = this.waiting.indexOf(conn);
+    if (i !== -1) this.waiting.splice(i, 1);
   }
 
   private sweep(): void {
@@ -104,16 +142,29 @@ export class Http1Server {
 
 class Connection implements ResponseOwner {
   private state = State.Head;
-  private pending: Buffer | undefined;
+  /** The head being received (copied: reads may be a byte each). */
+  private readonly headBuf = new HeadBuffer();
+  /** Input that is not this request's: the next pipelined ones, kept until their turn. */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
   private head: RequestHead | undefined;
-  private body: Buffer[] = [];
-  private bodyBytes = 0;
+  private body: BodyBuffer | undefined;
+  /** A body that arrived whole in one read: a view of it, not a copy. */
+  private bodyView: Buffer | undefined;
+  private bodyReserved = 0;
   private remaining = 0;
   private chunked: ChunkedDecoder | undefined;
+  private chunkedWire = 0;
+  private tooLarge = false;
   private res: Http1Response | undefined;
-  /** Start of the current phase, for timeouts. */
-  private since = Date.now();
-  private processing = false;
+  /** Since when the connection is idle between requests (keep-alive timeout). */
+  private idleSince = Date.now();
+  /** When the current head's first byte arrived (headers timeout); empty lines before it do not count. */
+  private headSince = 0;
+  private bodySince = 0;
+  /** Paused until the client reads what was written, or until body budget is free. */
+  private waitingDrain = false;
+  private waitingBudget = false;
   private dropped = 0;
 
   constructor(
@@ -136,103 +187,188 @@ class Connection implements ResponseOwner {
       if (this.dropped > DRAIN_CAP) this.socket.destroy();
       return;
     }
-    if (this.pending === undefined) {
-      if (this.state === State.Head) this.since = Date.now();
-      this.pending = chunk;
-    } else this.pending = Buffer.concat([this.pending, chunk]);
-    if (this.state === State.Active) {
-      if (this.pending.length > MAX_PENDING) this.socket.pause();
-      return;
-    }
-    this.process();
+    if (this.state === State.Active || this.waitingDrain || this.waitingBudget) return this.hold(chunk);
+    this.feed(chunk);
   }
 
-  /** Parses and dispatches as many requests as the buffered bytes hold, one at a time. */
-  private process(): void {
-    if (this.processing) return;
-    this.processing = true;
+  /** Keeps input for later; past MAX_HELD the socket is not read until it is used. */
+  private hold(chunk: Buffer): void {
+    this.held.push(chunk);
+    this.heldBytes += chunk.length;
+    if (this.heldBytes > MAX_HELD) this.socket.pause();
+  }
+
+  /** Parses `chunk` as far as the state allows (heads, bodies, dispatches); holds the rest. */
+  private feed(chunk: Buffer): void {
+    let pos = 0;
     try {
-      while (this.pending !== undefined && (this.state === State.Head || this.state === State.Body)) {
-        if (this.state === State.Body) this.readBody();
-        else if (!this.readHead()) break;
+      while (pos < chunk.length) {
+        if (this.state === State.Head && !this.waitingDrain) pos = this.readHead(chunk, pos);
+        else if (this.state === State.Body && !this.waitingBudget) pos = this.readBody(chunk, pos);
+        else break;
       }
     } catch (err) {
-      if (err instanceof RequestError) this.refuse(err.status, err.message);
-      else if (err instanceof ChunkedError) this.refuse(400, `malformed chunked body: ${err.message}`);
-      else throw err;
-    } finally {
-      this.processing = false;
+      if (err instanceof RequestError) return this.refuse(err.status, err.message);
+      if (err instanceof ChunkedError) return this.refuse(400, `malformed chunked body: ${err.message}`);
+      throw err;
     }
+    if (pos < chunk.length && this.state !== State.Closing) this.hold(pos === 0 ? chunk : chunk.subarray(pos));
   }
 
-  private take(n: number): void {
-    const p = this.pending!;
-    this.pending = n >= p.length ? undefined : p.subarray(n);
+  /** Feeds what was held, in order, for as long as the state allows. */
+  private replay(): void {
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    for (const chunk of held) {
+      if (this.state === State.Closing) return;
+      if (this.state === State.Active || this.waitingDrain || this.waitingBudget) this.hold(chunk);
+      else this.feed(chunk);
+    }
+    if (this.heldBytes <= MAX_HELD && !this.waitingDrain && !this.waitingBudget && this.state !== State.Closing && this.socket.isPaused()) this.socket.resume();
   }
 
-  /** False while the head is incomplete. */
-  private readHead(): boolean {
-    let p = this.pending!;
-    // robustness (RFC 9112 §2.2): empty lines before a request line are ignored
-    let skip = 0;
-    while (skip < p.length && (p[skip] === 13 || p[skip] === 10)) skip++;
-    if (skip > 0) {
-      this.take(skip);
-      if (this.pending === undefined) return false;
-      p = this.pending;
+  /** Reads head bytes from `chunk[pos..]`; returns where it stopped. */
+  private readHead(chunk: Buffer, pos: number): number {
+    const len = chunk.length;
+    const hb = this.headBuf;
+    if (hb.length === 0) {
+      // robustness (RFC 9112 §2.2): empty lines before a request line are ignored, and start no timer
+      while (pos < len && (chunk[pos] === 13 || chunk[pos] === 10)) pos++;
+      if (pos === len) return len;
+      this.headSince = Date.now();
     }
-    const end = p.indexOf('\r\n\r\n', 0, 'latin1');
     const limit = this.server.opts.maxHeadBytes;
-    if (end === -1 || end > limit) {
-      if (end > limit || p.length > limit) throw new RequestError(431, `request head larger than ${limit} bytes`);
-      return false; // wait for the rest of the head
+    // the blank line ending the head, perhaps begun in an earlier read
+    let end = -1;
+    for (let k = Math.min(3, hb.length); k >= 1 && end === -1; k--) {
+      let match = true;
+      for (let i = 0; i < k && match; i++) match = hb.fromEnd(k - i) === TERMINATOR[i];
+      for (let i = k; i < 4 && match; i++) match = pos + i - k < len && chunk[pos + i - k] === TERMINATOR[i];
+      if (match) end = pos + 4 - k;
     }
-    const head = parseRequestHead(p.toString('latin1', 0, end));
-    this.take(end + 4);
-    this.head = head;
-    const max = this.server.opts.maxBodyBytes;
-    if (head.contentLength > max) {
-      this.refuse(413, this.server.opts.tooLargeMessage(max));
-      return true;
+    if (end === -1) {
+      const at = chunk.indexOf(TERMINATOR_BYTES, pos);
+      if (at !== -1) end = at + 4;
     }
-    if (head.contentLength === 0) {
-      this.dispatch(undefined);
-      return true;
+    if (end === -1) {
+      if (hb.length + len - pos > limit) throw new RequestError(431, `request head larger than ${limit} bytes`);
+      // a head that will never end in CRLFCRLF (lines ended by a bare LF or CR) is refused now, not at the timeout
+      for (let j = chunk.indexOf(10, pos); j !== -1 && j < len; j = chunk.indexOf(10, j + 1)) {
+        if ((j > pos ? chunk[j - 1] : hb.fromEnd(1)) !== 13) throw new RequestError(400, 'bare LF in the request head');
+      }
+      for (let j = chunk.indexOf(13, pos); j !== -1 && j < len - 1; j = chunk.indexOf(13, j + 1)) {
+        if (chunk[j + 1] !== 10) throw new RequestError(400, 'bare CR in the request head');
+      }
+      if (hb.fromEnd(1) === 13 && chunk[pos] !== 10) throw new RequestError(400, 'bare CR in the request head');
+      hb.append(chunk, pos, len);
+      return len;
     }
-    this.body = [];
-    this.bodyBytes = 0;
-    if (head.contentLength === -1) {
-      this.chunked ??= new ChunkedDecoder((buf, start, stop) => {
-        this.bodyBytes += stop - start;
-        this.body.push(buf.subarray(start, stop));
-      });
-      this.chunked.reset();
-    } else this.remaining = head.contentLength;
-    this.state = State.Body;
-    this.since = Date.now();
-    const buffered = this.pending?.length ?? 0;
-    if (head.expectContinue && (head.contentLength === -1 || buffered < head.contentLength)) this.socket.write(CONTINUE, 'latin1');
-    return true;
+    if (hb.length + end - pos - 4 > limit) throw new RequestError(431, `request head larger than ${limit} bytes`);
+    let text: string;
+    if (hb.length === 0) text = chunk.toString('latin1', pos, end - 4);
+    else {
+      hb.append(chunk, pos, end);
+      text = hb.text(hb.length - 4);
+      hb.clear();
+    }
+    this.startRequest(parseRequestHead(text), len - end);
+    return end;
   }
 
-  private readBody(): void {
-    const p = this.pending!;
-    if (this.chunked !== undefined && this.head!.contentLength === -1) {
-      const used = this.chunked.execute(p, 0, p.length);
-      this.take(used);
-      if (this.bodyBytes > this.server.opts.maxBodyBytes) return this.refuse(413, this.server.opts.tooLargeMessage(this.server.opts.maxBodyBytes));
-      if (!this.chunked.done) return;
+  /** A head is complete; `following` bytes of the same read come after it. */
+  private startRequest(head: RequestHead, following: number): void {
+    this.head = head;
+    if (head.url === '*') return this.answerOptions();
+    const max = this.server.opts.maxBodyBytes;
+    if (head.contentLength > max) return this.refuse(413, this.server.opts.tooLargeMessage(max));
+    if (head.contentLength === 0) return this.dispatch(undefined);
+    this.state = State.Body;
+    this.bodySince = Date.now();
+    this.tooLarge = false;
+    if (head.contentLength === -1) {
+      this.chunkedWire = 0;
+      this.chunked ??= new ChunkedDecoder((buf, start, stop) => this.chunkData(buf, start, stop));
+      this.chunked.reset();
+      this.body = new BodyBuffer(this.server, max);
     } else {
-      const n = Math.min(this.remaining, p.length);
-      this.body.push(n === p.length ? p : p.subarray(0, n));
-      this.bodyBytes += n;
-      this.remaining -= n;
-      this.take(n);
-      if (this.remaining > 0) return;
+      this.remaining = head.contentLength;
+      this.body = undefined;
     }
-    const parts = this.body;
-    this.body = [];
-    this.dispatch(parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.bodyBytes));
+    if (head.expectContinue && (head.contentLength === -1 || following < head.contentLength)) this.socket.write(CONTINUE, 'latin1');
+  }
+
+  /** Reads body bytes from `chunk[pos..]`; returns where it stopped. */
+  private readBody(chunk: Buffer, pos: number): number {
+    const len = chunk.length;
+    const max = this.server.opts.maxBodyBytes;
+    if (this.head!.contentLength === -1) {
+      const body = this.body!;
+      // the decoded data of this read is at most its size: room for it first, or wait
+      if (!body.ensure(Math.min(len - pos, max - body.length))) return this.waitForBudget(pos);
+      const used = this.chunked!.execute(chunk, pos, len);
+      this.chunkedWire += used - pos;
+      if (this.tooLarge) {
+        this.refuse(413, this.server.opts.tooLargeMessage(max));
+        return len;
+      }
+      if (this.chunkedWire - body.length > CHUNK_FRAMING_ALLOWANCE + body.length) {
+        this.refuse(413, `chunked framing of the request body exceeds its size plus ${CHUNK_FRAMING_ALLOWANCE} bytes`);
+        return len;
+      }
+      if (this.chunked!.done) this.dispatch(body.contents());
+      return used;
+    }
+    const n = Math.min(this.remaining, len - pos);
+    if (this.body === undefined && n === this.remaining) {
+      // the whole body is in this read: a view of it, reserved as it is
+      if (!this.server.take(n, 0)) return this.waitForBudget(pos);
+      this.bodyReserved = n;
+      this.bodyView = chunk.subarray(pos, pos + n);
+      this.remaining = 0;
+      this.dispatch(this.bodyView);
+      return pos + n;
+    }
+    this.body ??= new BodyBuffer(this.server, this.head!.contentLength);
+    if (!this.body.ensure(n)) return this.waitForBudget(pos);
+    this.body.append(chunk, pos, pos + n);
+    this.remaining -= n;
+    if (this.remaining === 0) this.dispatch(this.body.contents());
+    return pos + n;
+  }
+
+  private chunkData(buf: Buffer, start: number, stop: number): void {
+    const body = this.body!;
+    if (this.tooLarge || body.length + stop - start > this.server.opts.maxBodyBytes) {
+      this.tooLarge = true;
+      return;
+    }
+    body.append(buf, start, stop);
+  }
+
+  /** No body budget left: stop reading; `retry` continues once some is given back. */
+  private waitForBudget(pos: number): number {
+    this.waitingBudget = true;
+    this.socket.pause();
+    this.server.wait(this);
+    return pos;
+  }
+
+  retry(): void {
+    if (!this.waitingBudget) return;
+    this.waitingBudget = false;
+    this.replay();
+  }
+
+  /** `OPTIONS *` asks about the server itself (RFC 9110 §9.3.7): answered here. */
+  private answerOptions(): void {
+    const head = this.head!;
+    this.head = undefined;
+    this.state = State.Active;
+    const res = new Http1Response(this, this.socket, false, head.keepAlive, head.httpVersionMinor === 0);
+    this.res = res;
+    res.writeHead(200, { allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS', 'content-length': 0 });
+    res.end();
   }
 
   private dispatch(body: Buffer | undefined): void {
@@ -255,22 +391,42 @@ class Connection implements ResponseOwner {
     }
   }
 
+  /** Gives the body's budget back (the request is over). */
+  private releaseBody(): void {
+    this.body?.release();
+    this.body = undefined;
+    this.bodyView = undefined;
+    if (this.bodyReserved > 0) this.server.give(this.bodyReserved);
+    this.bodyReserved = 0;
+  }
+
   responseDone(res: Http1Response, keepAlive: boolean): void {
     if (res !== this.res) return;
     this.res = undefined;
+    this.releaseBody();
     if (!keepAlive || this.server.closing) {
       this.startClosing();
       return;
     }
     this.state = State.Head;
-    this.since = Date.now();
-    if (this.socket.isPaused()) this.socket.resume();
-    if (this.pending !== undefined && !this.processing) this.process();
+    this.idleSince = Date.now();
+    // the next pipelined request waits until the client has read this answer: a client that
+    // sends without reading must not make us queue answers without end
+    if (this.socket.writableNeedDrain) {
+      this.waitingDrain = true;
+      this.socket.once('drain', () => {
+        this.waitingDrain = false;
+        this.replay();
+      });
+      return;
+    }
+    if (this.held.length > 0 || this.socket.isPaused()) this.replay();
   }
 
   /** An error answer of the server's own, then the connection closes. */
   private refuse(status: number, message: string): void {
     this.server.opts.onError?.(status);
+    this.releaseBody();
     const body = this.server.opts.errorBody(status, message);
     const res = new Http1Response(this, this.socket, false, false, false);
     this.res = res;
@@ -282,31 +438,32 @@ class Connection implements ResponseOwner {
   /** Half-closes after the last response and drops further input until the client closes. */
   private startClosing(): void {
     this.state = State.Closing;
-    this.pending = undefined;
-    this.since = Date.now();
+    this.held = [];
+    this.heldBytes = 0;
+    this.headBuf.clear();
+    this.idleSince = Date.now();
     if (this.socket.isPaused()) this.socket.resume();
     this.socket.end();
   }
 
   closeIfIdle(): void {
-    if (this.state === State.Head && this.pending === undefined) this.socket.destroy();
+    if (this.state === State.Head && this.headBuf.length === 0 && this.held.length === 0 && !this.waitingDrain) this.socket.destroy();
   }
 
   checkTimeouts(now: number): void {
-    const waited = now - this.since;
     const o = this.server.opts;
     switch (this.state) {
       case State.Head:
-        if (this.pending !== undefined ? waited > o.headersTimeoutMs : waited > o.keepAliveTimeoutMs) {
-          if (this.pending !== undefined) this.refuse(408, 'timed out waiting for the request head');
-          else this.socket.destroy();
-        }
+        if (this.waitingDrain) break; // an answer the client has not read yet is not idleness
+        if (this.headBuf.length > 0) {
+          if (now - this.headSince > o.headersTimeoutMs) this.refuse(408, 'timed out waiting for the request head');
+        } else if (now - this.idleSince > o.keepAliveTimeoutMs) this.socket.destroy();
         break;
       case State.Body:
-        if (waited > o.requestTimeoutMs) this.refuse(408, 'timed out waiting for the request body');
+        if (now - this.bodySince > o.requestTimeoutMs) this.refuse(408, 'timed out waiting for the request body');
         break;
       case State.Closing:
-        if (waited > CLOSING_GRACE_MS) this.socket.destroy();
+        if (now - this.idleSince > CLOSING_GRACE_MS) this.socket.destroy();
         break;
       default:
         break;
@@ -321,6 +478,7 @@ class Connection implements ResponseOwner {
 
   private onClose(): void {
     this.server.forget(this);
+    this.releaseBody();
     const res = this.res;
     this.res = undefined;
     this.state = State.Closing;

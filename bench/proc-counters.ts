@@ -1,0 +1,57 @@
+/** Counters of the abuse benchmark from Linux's /proc: a process's reads, and a socket's kernel queues. */
+import { readFileSync } from 'node:fs';
+
+export interface IoCounters {
+  /** Bytes the process got from read() calls (sockets included). */
+  rchar: number;
+  /** Number of read() calls. */
+  syscr: number;
+}
+
+export function ioCounters(pid: number): IoCounters | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/io`, 'latin1');
+    const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    const io = { rchar: field('rchar'), syscr: field('syscr') };
+    return Number.isFinite(io.rchar) && Number.isFinite(io.syscr) ? io : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ConnectionQueues {
+  /** Bytes the client sent that the server's kernel has not acknowledged. */
+  clientTx: number;
+  /** Bytes the server's kernel received that the server has not read. */
+  serverRx: number;
+}
+
+const hexPort = (port: number) => port.toString(16).toUpperCase().padStart(4, '0');
+
+/**
+ * The kernel queues of a loopback IPv4 connection from `clientPort` to `serverPort`, from both of
+ * its ends (/proc/net/tcp lists each), or undefined when either end is gone. One read of the file:
+ * the kernel writes it out for every socket of the host, so it costs milliseconds on a busy one.
+ */
+export function connectionQueues(clientPort: number, serverPort: number): ConnectionQueues | undefined {
+  let text: string;
+  try {
+    text = readFileSync('/proc/net/tcp', 'latin1');
+  } catch {
+    return undefined;
+  }
+  const [c, sv] = [hexPort(clientPort), hexPort(serverPort)];
+  let clientTx: number | undefined;
+  let serverRx: number | undefined;
+  for (const line of text.split('\n')) {
+    // "  sl  local_address rem_address   st tx_queue:rx_queue ..."
+    const f = line.trim().split(/\s+/);
+    if (f.length < 5 || f[3] === '0A') continue; // 0A: a listening socket
+    const local = f[1]!.slice(-4);
+    const remote = f[2]!.slice(-4);
+    const [tx, rx] = f[4]!.split(':').map((h) => parseInt(h, 16));
+    if (local === c && remote === sv) clientTx = tx;
+    else if (local === sv && remote === c) serverRx = rx;
+  }
+  return clientTx === undefined || serverRx === undefined ? undefined : { clientTx, serverRx };
+}
