@@ -14,7 +14,7 @@ import { startService, waitFor, writeStaticServices, type RunningService } from 
 import { downstreamResponseHeaders } from '../src/router/headers.js';
 import { ResponseParser, type BodyFraming, type ParserSink, type ResponseHead } from '../src/router/upstream/response-parser.js';
 
-type Expect = { reject: RegExp } | { status: number; framing: BodyFraming; body: string; headers?: string[] };
+type Expect = { reject: RegExp } | { status: number; framing: BodyFraming; body: string; headers?: string[]; reusable?: boolean };
 
 interface Rule {
   name: string;
@@ -53,6 +53,7 @@ const RULES: Rule[] = [
   { name: 'status: lower-case http', bytes: `http/1.1 200 OK\r\n${OK}`, expect: refuse(/invalid status line/), why: 'HTTP-name is case-sensitive' },
   { name: 'status: empty line before the status line', bytes: `\r\nHTTP/1.1 200 OK\r\n${OK}`, expect: refuse(/invalid status line/), why: 'only a server may skip empty lines before a message (RFC 9112 §2.2); on our connections bytes after a response already end its reuse', llhttpDiffers: 'llhttp skips empty lines before a response' },
   { name: 'status: 101 without asking for an upgrade', bytes: 'HTTP/1.1 101 Switching Protocols\r\n\r\n', expect: refuse(/protocol switch/), why: 'the router never asks for an upgrade', llhttpDiffers: 'llhttp reports the upgrade to its user' },
+  { name: 'status: a 1xx in HTTP/1.0', bytes: `HTTP/1.0 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n${OK}`, expect: refuse(/interim response in HTTP\/1\.0/), why: 'interim answers are HTTP/1.1 only (RFC 9110 §15.2); llhttp takes the 1.0 one as the last message on the connection' },
   { name: 'status: 1xx interim responses are skipped', bytes: `HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n${OK}`, expect: ok([]), why: 'the final response follows (RFC 9110 §15.2)' },
 
   // --- header lines: field-name ":" OWS field-value OWS CRLF (RFC 9112 §5)
@@ -98,6 +99,8 @@ const RULES: Rule[] = [
   { name: 'length: SP around the digits', bytes: 'HTTP/1.1 200 OK\r\nContent-Length:   2  \r\n\r\nok', expect: ok(), why: 'OWS, stripped like any value' },
   { name: 'length: HTAB after the digits', bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 2\t\r\n\r\nok', expect: refuse(/HTAB in content-length/), why: 'HTAB is OWS, but llhttp refuses it here: framing fields take SP only, as on the request side' },
   { name: 'length: HTAB before the digits', bytes: 'HTTP/1.1 200 OK\r\nContent-Length:\t2\r\n\r\nok', expect: refuse(/HTAB in content-length/), why: 'framing fields take SP only, wherever the HTAB is', llhttpDiffers: 'llhttp accepts an HTAB before the digits (not after them)' },
+  { name: 'keep-alive: HTTP/1.0 with Connection: keep-alive', bytes: `HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n${OK}`, expect: { ...ok(), reusable: true }, why: 'an HTTP/1.0 answer keeps the connection only when it says so' },
+  { name: 'keep-alive: NBSP before keep-alive is not keep-alive', bytes: `HTTP/1.0 200 OK\r\nConnection: \xa0keep-alive\r\n${OK}`, expect: { ...ok(), reusable: false }, why: 'only SP/HTAB surround a token (trim() dropped the NBSP and we reused a connection llhttp would close)' },
   { name: 'length: close-delimited without a length', bytes: 'HTTP/1.1 200 OK\r\n\r\nok', expect: { status: 200, framing: 'close', body: 'ok', headers: [] }, why: 'the body ends when the backend closes (RFC 9112 §6.3)' },
   { name: 'chunked: the SSE framing', bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n', expect: { status: 200, framing: 'chunked', body: 'ok', headers: ['Transfer-Encoding', 'chunked'] }, why: 'the baseline' },
   { name: 'chunked: in capitals', bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: CHUNKED\r\n\r\n2\r\nok\r\n0\r\n\r\n', expect: { status: 200, framing: 'chunked', body: 'ok' }, why: 'coding names are case-insensitive' },
@@ -232,6 +235,7 @@ describe('upstream response rules', () => {
           assert.equal(got.head?.framing, rule.expect.framing, label);
           assert.equal(got.body, rule.expect.body, label);
           if (rule.expect.headers) assert.deepEqual(got.head?.headers, rule.expect.headers, label);
+          if (rule.expect.reusable !== undefined) assert.equal(got.head?.keepAlive, rule.expect.reusable, `${label}: reusable`);
         }
       }
     }

@@ -1,4 +1,5 @@
 import { ChunkedDecoder } from '../../common/http1/chunked.js';
+import { TCHAR, trimOws } from '../../common/http1/syntax.js';
 
 /**
  * An HTTP/1.1 response parser for the router's upstream connections (RFC 9112). It parses the
@@ -253,11 +254,7 @@ function bareLineBreak(data: Buffer, start: number, from: number, end: number): 
   return undefined;
 }
 
-/** 1 for the bytes of a header name: tchar (RFC 9110 §5.6.2). */
-const TCHAR = new Uint8Array(256);
-for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
-
-/** 1 for the bytes allowed inside a header value or reason phrase: HTAB, SP, VCHAR, obs-text (RFC 9110 §5.5). */
+/** 1 for the bytes allowed inside a header value or reason phrase: HTAB, SP, VCHAR, obs-text (RFC 9110 §5.5; syntax.ts's BAD_VALUE as a table). */
 const FIELD_CHAR = new Uint8Array(256);
 FIELD_CHAR[9] = 1;
 for (let c = 32; c < 256; c++) if (c !== 127) FIELD_CHAR[c] = 1;
@@ -373,8 +370,9 @@ export function parseHeadText(text: string, headRequest: boolean): ResponseHead 
         if (value.length !== 7 || value.toLowerCase() !== 'chunked') throw new ResponseParseError(`unsupported transfer-encoding: ${JSON.stringify(value.slice(0, 64))}`);
         hasTransferEncoding = true;
       } else if (lower === 'connection') {
+        // only SP/HTAB around a token: "\xa0keep-alive" is not keep-alive (to llhttp neither)
         for (const token of value.toLowerCase().split(',')) {
-          const t = token.trim();
+          const t = trimOws(token);
           if (t === 'close') connClose = true;
           else if (t === 'keep-alive') connKeepAlive = true;
         }
@@ -385,7 +383,11 @@ export function parseHeadText(text: string, headRequest: boolean): ResponseHead 
     }
     headers.push(name, value);
   }
-  if (status < 200) return undefined;
+  if (status < 200) {
+    // an interim answer is HTTP/1.1 only (RFC 9110 §15.2); llhttp takes a 1.0 one as the last message
+    if (minor === 0) throw new ResponseParseError(`${status} interim response in HTTP/1.0`);
+    return undefined;
+  }
   // Both framings is a smuggling signature (RFC 9112 §6.3), refused as llhttp does; chunked in an
   // HTTP/1.0 message is faulty framing (RFC 9112 §6.1).
   if (hasTransferEncoding && contentLength !== -1) throw new ResponseParseError('both transfer-encoding and content-length');
