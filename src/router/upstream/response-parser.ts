@@ -1,5 +1,5 @@
 import { ChunkedDecoder } from '../../common/http1/chunked.js';
-import { TCHAR, trimOws } from '../../common/http1/syntax.js';
+import { TCHAR as SHARED_TCHAR, trimOws } from '../../common/http1/syntax.js';
 
 /**
  * An HTTP/1.1 response parser for the router's upstream connections (RFC 9112). It parses the
@@ -253,6 +253,9 @@ function bareLineBreak(data: Buffer, start: number, from: number, end: number): 
   }
   return undefined;
 }
+
+/** tchar as a table (syntax.ts's), held in a local constant: the hot loop reads it without an import-binding check. */
+const TCHAR = SHARED_TCHAR;
 
 /** 1 for the bytes allowed inside a header value or reason phrase: HTAB, SP, VCHAR, obs-text (RFC 9110 §5.5; syntax.ts's BAD_VALUE as a table). */
 const FIELD_CHAR = new Uint8Array(256);
