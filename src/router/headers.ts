@@ -41,21 +41,30 @@ export function upstreamHeaderLines(req: Http1Request, requestId: string, bodyLe
 /**
  * Response headers for the client from the upstream's flat list, hop-by-hop removed. Content-Length
  * is dropped when the body is not length-delimited (it would contradict the framing we send).
+ * `requestId` (the id we generated) is added only when the backend did not answer with one: a
+ * backend that echoes the id it was sent would otherwise give the client two.
  */
 export function downstreamResponseHeaders(raw: string[], requestId: string | undefined, keepLength: boolean): string[] {
   const out: string[] = [];
   let extra: Set<string> | undefined;
+  let hasId = false;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
     const value = raw[i + 1]!;
     if (lower === 'connection') extra = connectionTokens(value);
     if (RESPONSE_SKIP.has(lower) || (!keepLength && lower === 'content-length')) continue;
+    if (lower === 'x-request-id') hasId = true;
     out.push(name, value);
   }
   if (extra) {
-    for (let i = out.length - 2; i >= 0; i -= 2) if (extra.has(out[i]!.toLowerCase())) out.splice(i, 2);
+    for (let i = out.length - 2; i >= 0; i -= 2) {
+      const lower = out[i]!.toLowerCase();
+      if (!extra.has(lower)) continue;
+      out.splice(i, 2);
+      if (lower === 'x-request-id') hasId = false;
+    }
   }
-  if (requestId !== undefined) out.push('x-request-id', requestId);
+  if (requestId !== undefined && !hasId) out.push('x-request-id', requestId);
   return out;
 }

@@ -1,5 +1,5 @@
-import { ChunkedDecoder, endsChunked } from '../../common/http1/chunked.js';
-import { BAD_VALUE } from '../../common/http1/request-head.js';
+import { ChunkedDecoder } from '../../common/http1/chunked.js';
+import { TCHAR as SHARED_TCHAR, trimOws } from '../../common/http1/syntax.js';
 
 /**
  * An HTTP/1.1 response parser for the router's upstream connections (RFC 9112). It parses the
@@ -13,7 +13,7 @@ export type BodyFraming = 'none' | 'length' | 'chunked' | 'close';
 
 export interface ResponseHead {
   status: number;
-  /** Flat [name, value, ...] as received (latin1). */
+  /** Flat [name, value, ...] as received (latin1), values without the SP/HTAB around them. */
   headers: string[];
   framing: BodyFraming;
   /** For 'length'; -1 otherwise. */
@@ -53,8 +53,12 @@ export class ResponseParser {
   rawChunked = false;
   private state = State.Head;
   private headRequest = false;
-  /** A head split over several reads. */
-  private partial: Buffer | undefined;
+  /**
+   * A head split over several reads: its bytes so far, in pending[0, pendingLen). The buffer grows by
+   * doubling, so a head that trickles in a byte at a time costs linear copying, not quadratic.
+   */
+  private pending: Buffer | undefined;
+  private pendingLen = 0;
   /** Body bytes (Length) or chunk bytes (ChunkData) still to come. */
   private remaining = 0;
   private readonly chunked: ChunkedDecoder;
@@ -69,7 +73,8 @@ export class ResponseParser {
   reset(headRequest: boolean): void {
     this.state = State.Head;
     this.headRequest = headRequest;
-    this.partial = undefined;
+    this.pending = undefined;
+    this.pendingLen = 0;
     this.rawChunked = false;
     this.remaining = 0;
   }
@@ -114,20 +119,36 @@ export class ResponseParser {
   private parseHead(buf: Buffer, len: number): number {
     let offset = 0; // where the unparsed part of `buf` starts (after any 1xx interim responses)
     for (;;) {
-      const partial = this.partial;
-      const data = partial ? Buffer.concat([partial, buf.subarray(offset, len)]) : buf;
-      const dataLen = partial ? data.length : len;
-      const headStart = partial ? 0 : offset;
-      const end = data.indexOf(HEAD_END, partial ? Math.max(0, partial.length - 3) : offset);
+      // the head so far is data[start, dataLen); the bytes from `fresh` on arrived with this read
+      let data = buf;
+      let start = offset;
+      let dataLen = len;
+      let fresh = offset;
+      const prior = this.pendingLen;
+      if (this.pending !== undefined) {
+        // bytes beyond the largest head and its blank line cannot be part of it: copy no more
+        this.append(buf, offset, offset + Math.min(len - offset, MAX_HEAD_BYTES + 4 - prior));
+        // a view of the valid bytes, so that searching never scans the spare capacity
+        data = this.pending!.subarray(0, this.pendingLen);
+        start = 0;
+        dataLen = this.pendingLen;
+        fresh = prior;
+      }
+      const end = data.indexOf(HEAD_END, Math.max(start, fresh - 3));
       if (end === -1 || end + 4 > dataLen) {
-        if (dataLen - headStart > MAX_HEAD_BYTES) throw new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
-        this.partial = Buffer.from(data.subarray(headStart, dataLen));
+        if (dataLen - start > MAX_HEAD_BYTES) throw new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
+        // a head with bare LF (or CR) line ends never ends in CRLF CRLF: say so now, not at the headers timeout
+        const bad = bareLineBreak(data, start, fresh, dataLen);
+        if (bad !== undefined) throw new ResponseParseError(bad);
+        if (this.pending === undefined) this.append(buf, offset, len);
         return -1;
       }
-      if (end - headStart > MAX_HEAD_BYTES) throw new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
-      const next = partial ? offset + end + 4 - partial.length : end + 4;
-      this.partial = undefined;
-      const head = parseHeadText(data.toString('latin1', headStart, end), this.headRequest);
+      if (end - start > MAX_HEAD_BYTES) throw new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
+      const next = this.pending !== undefined ? offset + end + 4 - prior : end + 4;
+      const text = data.toString('latin1', start, end);
+      this.pending = undefined;
+      this.pendingLen = 0;
+      const head = parseHeadText(text, this.headRequest);
       if (head === undefined) {
         // 1xx interim response: skip it, the final one follows
         offset = next;
@@ -137,6 +158,19 @@ export class ResponseParser {
       this.startBody(head);
       return this.stopped ? -1 : next;
     }
+  }
+
+  /** Appends buf[from, to) to the pending head. */
+  private append(buf: Buffer, from: number, to: number): void {
+    const need = this.pendingLen + to - from;
+    let pending = this.pending;
+    if (pending === undefined || need > pending.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, Math.min(MAX_HEAD_BYTES + 4, (pending?.length ?? 512) * 2)));
+      pending?.copy(grown, 0, 0, this.pendingLen);
+      this.pending = pending = grown;
+    }
+    buf.copy(pending, this.pendingLen, from, to);
+    this.pendingLen = need;
   }
 
   private startBody(head: ResponseHead): void {
@@ -205,77 +239,181 @@ export class ResponseParser {
   }
 }
 
-/** Parses the head text (without the final blank line); undefined for a 1xx interim response. */
-export function parseHeadText(text: string, headRequest: boolean): ResponseHead | undefined {
-  const lines = text.split('\r\n');
-  const statusLine = lines[0]!;
-  // HTTP/1.x SSS[ reason]
-  if (!statusLine.startsWith('HTTP/1.') || statusLine.charCodeAt(8) !== 32) throw new ResponseParseError(`invalid status line: ${JSON.stringify(statusLine.slice(0, 64))}`);
-  const minor = statusLine.charCodeAt(7) - 48;
-  const status = Number(statusLine.slice(9, 12));
-  if ((minor !== 0 && minor !== 1) || !Number.isInteger(status) || status < 100 || status > 999 || (statusLine.length > 12 && statusLine.charCodeAt(12) !== 32)) {
-    throw new ResponseParseError(`invalid status line: ${JSON.stringify(statusLine.slice(0, 64))}`);
+/**
+ * Why data[start, end) cannot be the start of a head, judging the bytes from `from` on (and the one
+ * before): an LF without CR, or a CR followed by anything but LF. Undefined when nothing is wrong yet.
+ */
+function bareLineBreak(data: Buffer, start: number, from: number, end: number): string | undefined {
+  let prev = from > start ? data[from - 1]! : -1;
+  for (let i = from; i < end; i++) {
+    const c = data[i]!;
+    if (c === LF && prev !== CR) return 'LF without CR in response head';
+    if (prev === CR && c !== LF) return 'CR without LF in response head';
+    prev = c;
   }
+  return undefined;
+}
+
+/** tchar as a table (syntax.ts's), held in a local constant: the hot loop reads it without an import-binding check. */
+const TCHAR = SHARED_TCHAR;
+
+/** 1 for the bytes allowed inside a header value or reason phrase: HTAB, SP, VCHAR, obs-text (RFC 9110 §5.5; syntax.ts's BAD_VALUE as a table). */
+const FIELD_CHAR = new Uint8Array(256);
+FIELD_CHAR[9] = 1;
+for (let c = 32; c < 256; c++) if (c !== 127) FIELD_CHAR[c] = 1;
+
+const CR = 13;
+const LF = 10;
+const SP = 32;
+const HTAB = 9;
+const COLON = 58;
+
+function invalid(what: string, text: string, from: number): ResponseParseError {
+  return new ResponseParseError(`${what}: ${JSON.stringify(text.slice(from, from + 64))}`);
+}
+
+/** Why a header line starting at `lineStart` has no valid name ending at `pos` (off the hot path). */
+function nameError(text: string, lineStart: number, pos: number): ResponseParseError {
+  const c = text.charCodeAt(pos);
+  let what = 'invalid header line';
+  if (pos === lineStart && (c === SP || c === HTAB)) what = 'folded header line (obs-fold)';
+  else if (pos > lineStart && /^[ \t]+:/.test(text.slice(pos, pos + 64))) what = 'whitespace between header name and colon';
+  else if (c === LF || (c === CR && text.charCodeAt(pos + 1) !== LF)) what = c === LF ? 'LF without CR in header' : 'CR without LF in header';
+  return invalid(what, text, lineStart);
+}
+
+/** Why a header value stopped at `pos` before its line's end (off the hot path). */
+function valueError(text: string, lineStart: number, pos: number): ResponseParseError {
+  const c = text.charCodeAt(pos);
+  const what = c === LF ? 'LF without CR in header' : c === CR ? 'CR without LF in header' : 'invalid character in header value';
+  return invalid(what, text, lineStart);
+}
+
+/**
+ * Parses the head text (without the final blank line); undefined for a 1xx interim response.
+ *
+ * One pass over the characters, which are bytes (latin1). The rules are llhttp's strict mode or
+ * stricter (test/upstream-rules.test.ts names each one): lines end in CRLF only, so a bare CR or LF
+ * anywhere is an error; a header name is a token directly followed by the colon; no obs-fold; only
+ * SP and HTAB are stripped around a value, which holds no CTL (and the framing fields no HTAB); the
+ * status is three digits. Whatever passes can be relayed line by line without a client reading a
+ * different head.
+ */
+export function parseHeadText(text: string, headRequest: boolean): ResponseHead | undefined {
+  const len = text.length;
+  // status-line = HTTP-version SP 3DIGIT [ SP reason-phrase ] (a missing reason is common and harmless)
+  if (len < 12 || !text.startsWith('HTTP/1.') || text.charCodeAt(8) !== SP) throw invalid('invalid status line', text, 0);
+  const minor = text.charCodeAt(7) - 48;
+  const d0 = text.charCodeAt(9) - 48;
+  const d1 = text.charCodeAt(10) - 48;
+  const d2 = text.charCodeAt(11) - 48;
+  // `>>> 0` turns a negative difference (a byte below '0') into a large number
+  if ((minor !== 0 && minor !== 1) || d0 >>> 0 > 9 || d1 >>> 0 > 9 || d2 >>> 0 > 9 || d0 === 0) throw invalid('invalid status line', text, 0);
+  const status = d0 * 100 + d1 * 10 + d2;
+  let pos = 12;
+  if (pos < len && text.charCodeAt(pos) !== CR) {
+    if (text.charCodeAt(pos) !== SP) throw invalid('invalid status line', text, 0);
+    for (pos++; pos < len; pos++) {
+      const c = text.charCodeAt(pos);
+      if (c === CR) break;
+      if (FIELD_CHAR[c] !== 1) throw invalid(c === LF ? 'LF without CR in status line' : 'invalid character in status line', text, 0);
+    }
+  }
+  if (pos < len && (pos + 1 === len || text.charCodeAt(pos + 1) !== LF)) throw invalid('CR without LF in status line', text, 0);
   if (status === 101) throw new ResponseParseError('unexpected protocol switch (101)');
-  if (status < 200) return undefined;
+  pos += 2;
 
   const headers: string[] = [];
   let contentLength = -1;
-  let chunked = false;
   let hasTransferEncoding = false;
   let connClose = false;
   let connKeepAlive = false;
   let keepAliveHintMs = 0;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const first = line.charCodeAt(0);
-    if (first === 32 || first === 9) {
-      // obsolete line folding: a response may have it replaced by a space (RFC 9112 §5.2)
-      if (headers.length === 0) throw new ResponseParseError('header continuation without a header');
-      headers[headers.length - 1] = `${headers[headers.length - 1]!} ${line.trim()}`;
-      continue;
+  while (pos < len) {
+    // field-name ":" OWS field-value OWS CRLF; a line starting with SP/HTAB (obs-fold) fails here
+    const lineStart = pos;
+    while (pos < len && TCHAR[text.charCodeAt(pos)] === 1) pos++;
+    if (pos === lineStart || pos === len || text.charCodeAt(pos) !== COLON) throw nameError(text, lineStart, pos);
+    const nameEnd = pos++;
+    // (every read stays below `len`: reading past the end would deoptimise this hot function)
+    let c = 0;
+    let tab = false;
+    while (pos < len && ((c = text.charCodeAt(pos)) === SP || c === HTAB)) {
+      if (c === HTAB) tab = true;
+      pos++;
     }
-    const colon = line.indexOf(':');
-    if (colon <= 0) throw new ResponseParseError(`invalid header line: ${JSON.stringify(line.slice(0, 64))}`);
-    const name = line.slice(0, colon);
-    const value = line.slice(colon + 1).trim();
-    // a stray CR or LF would end up in the client's response: refuse it
-    if (BAD_VALUE.test(value)) throw new ResponseParseError(`invalid character in header ${name.slice(0, 64)}`);
-    headers.push(name, value);
+    const valueStart = pos;
+    let valueEnd = pos;
+    for (; pos < len; pos++) {
+      c = text.charCodeAt(pos);
+      if (c > SP) {
+        if (c === 127) break;
+        valueEnd = pos + 1;
+      } else if (c === HTAB) tab = true;
+      else if (c !== SP) break;
+    }
+    if (pos < len && (c !== CR || pos + 1 === len || text.charCodeAt(pos + 1) !== LF)) throw valueError(text, lineStart, pos);
+    const name = text.slice(lineStart, nameEnd);
+    const value = text.slice(valueStart, valueEnd);
+    pos += 2;
     // Only a few names matter for framing; compare lengths first to skip lower-casing the rest.
-    const n = name.length;
-    if (n !== 14 && n !== 17 && n !== 10) continue;
-    const lower = name.toLowerCase();
-    if (lower === 'content-length') {
-      for (const part of value.split(',')) {
-        const v = part.trim();
-        if (!/^\d{1,15}$/.test(v)) throw new ResponseParseError(`invalid content-length: ${JSON.stringify(value.slice(0, 64))}`);
-        const num = Number(v);
-        if (contentLength !== -1 && contentLength !== num) throw new ResponseParseError('conflicting content-length values');
-        contentLength = num;
+    const n = nameEnd - lineStart;
+    if (n === 14 || n === 17 || n === 10) {
+      const lower = name.toLowerCase();
+      // framing fields take SP as whitespace, not HTAB, as on the request side: llhttp refuses
+      // "Content-Length: 5<HTAB>" and reads "chunked<HTAB>" as an unknown coding
+      if (tab && (lower === 'content-length' || lower === 'transfer-encoding')) throw invalid(`HTAB in ${lower}`, text, lineStart);
+      if (lower === 'content-length') {
+        // one line, one value: llhttp refuses lists and repeats even of the same number, so do we
+        if (contentLength !== -1) throw new ResponseParseError('duplicate content-length');
+        contentLength = parseLength(value);
+      } else if (lower === 'transfer-encoding') {
+        // chunked is the only coding we can frame and relay (others are hop-by-hop: we would have to decode them)
+        if (hasTransferEncoding) throw new ResponseParseError('duplicate transfer-encoding');
+        if (value.length !== 7 || value.toLowerCase() !== 'chunked') throw new ResponseParseError(`unsupported transfer-encoding: ${JSON.stringify(value.slice(0, 64))}`);
+        hasTransferEncoding = true;
+      } else if (lower === 'connection') {
+        // only SP/HTAB around a token: "\xa0keep-alive" is not keep-alive (to llhttp neither)
+        for (const token of value.toLowerCase().split(',')) {
+          const t = trimOws(token);
+          if (t === 'close') connClose = true;
+          else if (t === 'keep-alive') connKeepAlive = true;
+        }
+      } else if (lower === 'keep-alive') {
+        const m = /timeout\s*=\s*(\d+)/i.exec(value);
+        if (m) keepAliveHintMs = Number(m[1]) * 1000;
       }
-    } else if (lower === 'transfer-encoding') {
-      hasTransferEncoding = true;
-      chunked = endsChunked(value);
-    } else if (lower === 'connection') {
-      for (const token of value.toLowerCase().split(',')) {
-        const t = token.trim();
-        if (t === 'close') connClose = true;
-        else if (t === 'keep-alive') connKeepAlive = true;
-      }
-    } else if (lower === 'keep-alive') {
-      const m = /timeout\s*=\s*(\d+)/i.exec(value);
-      if (m) keepAliveHintMs = Number(m[1]) * 1000;
     }
+    headers.push(name, value);
   }
+  if (status < 200) {
+    // an interim answer is HTTP/1.1 only (RFC 9110 §15.2); llhttp takes a 1.0 one as the last message
+    if (minor === 0) throw new ResponseParseError(`${status} interim response in HTTP/1.0`);
+    return undefined;
+  }
+  // Both framings is a smuggling signature (RFC 9112 §6.3), refused as llhttp does; chunked in an
+  // HTTP/1.0 message is faulty framing (RFC 9112 §6.1).
+  if (hasTransferEncoding && contentLength !== -1) throw new ResponseParseError('both transfer-encoding and content-length');
+  if (hasTransferEncoding && minor === 0) throw new ResponseParseError('transfer-encoding in an HTTP/1.0 response');
 
   let framing: BodyFraming;
   if (headRequest || status === 204 || status === 304) framing = 'none';
-  else if (hasTransferEncoding) framing = chunked ? 'chunked' : 'close';
+  else if (hasTransferEncoding) framing = 'chunked';
   else if (contentLength >= 0) framing = 'length';
   else framing = 'close';
-  // Both framings at once is a smuggling signature: use Transfer-Encoding, never reuse the connection.
-  const ambiguous = hasTransferEncoding && contentLength >= 0;
-  const keepAlive = framing !== 'close' && !connClose && !ambiguous && (minor === 1 || connKeepAlive);
+  const keepAlive = framing !== 'close' && !connClose && (minor === 1 || connKeepAlive);
   return { status, headers, framing, contentLength: framing === 'length' ? contentLength : -1, keepAlive, keepAliveHintMs };
+}
+
+/** 1*DIGIT, at most 15 digits (beyond any body we relay, and exact in a double). */
+function parseLength(value: string): number {
+  const n = value.length;
+  if (n === 0 || n > 15) throw new ResponseParseError(`invalid content-length: ${JSON.stringify(value.slice(0, 64))}`);
+  let num = 0;
+  for (let i = 0; i < n; i++) {
+    const d = value.charCodeAt(i) - 48;
+    if (d >>> 0 > 9) throw new ResponseParseError(`invalid content-length: ${JSON.stringify(value.slice(0, 64))}`);
+    num = num * 10 + d;
+  }
+  return num;
 }
