@@ -15,9 +15,9 @@ interface SeenRequest {
 /**
  * A scripted HTTP/1.1 backend on raw sockets: records every request's head and body as received,
  * answers GET /health with 200, and other requests with `answer` (or closes the connection
- * without a byte when `answer` returns 'close').
+ * without a byte when `answer` returns 'close'; `{ raw }` is written as it is).
  */
-async function scriptedBackend(answer: (req: SeenRequest) => string | 'close'): Promise<{ server: Server; port: number; seen: SeenRequest[] }> {
+async function scriptedBackend(answer: (req: SeenRequest) => string | 'close' | { raw: string }): Promise<{ server: Server; port: number; seen: SeenRequest[] }> {
   const seen: SeenRequest[] = [];
   const server = createServer((socket: Socket) => {
     let buf = Buffer.alloc(0);
@@ -38,6 +38,7 @@ async function scriptedBackend(answer: (req: SeenRequest) => string | 'close'): 
         seen.push(req);
         const out = answer(req);
         if (out === 'close') return void socket.destroy();
+        if (typeof out === 'object') return void socket.write(out.raw, 'latin1');
         socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(out)}\r\n\r\n${out}`);
       }
     });
@@ -126,5 +127,43 @@ describe('router seams', () => {
     assert.equal(s['a-closing'].error_count, closing.seen.length, 'each counted as exactly one failure');
     assert.equal(s['b-good'].request_count, 6);
     assert.equal(s['b-good'].error_count, 0);
+  });
+
+  it('a malformed answer is a 502 and is not retried on another backend (the backend may have run it)', async () => {
+    const splitting = await scriptedBackend(() => ({ raw: 'HTTP/1.1 200 OK\r\nX-A: a\r\n b\nSet-Cookie: evil=1\r\nContent-Length: 2\r\n\r\nok' }));
+    started.push(splitting.server);
+    const [good] = await startMocks([{ models: 'm', name: 'good-2' }]);
+    started.push(good!);
+    const file = await writeStaticServices([
+      { name: 'a-splitting', port: splitting.port, models: ['m'] },
+      { name: 'b-good', port: good!.port, models: ['m'] },
+    ]);
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', file, '--health-interval', '3600', '--max-errors', '100']);
+    started.push(router);
+    let got502 = 0;
+    for (let i = 0; i < 4 && got502 === 0; i++) {
+      const r = await http('POST', `${router.url}/v1/chat/completions`, { body: { model: 'm', messages: [] } });
+      if (r.status === 502) {
+        got502++;
+        assert.equal(r.body.error.code, 'upstream_error');
+        assert.equal(r.headers.get('set-cookie'), null, 'nothing of the malformed answer is relayed');
+      } else assert.equal(servedBy(r.body), 'good-2');
+    }
+    assert.equal(got502, 1, 'round robin reached the splitting backend');
+    const s = Object.fromEntries((await http('GET', `${router.url}/services`)).body.services.map((x: any) => [x.name, x]));
+    assert.equal(s['a-splitting'].request_count, splitting.seen.length);
+    assert.equal(s['b-good'].request_count + s['a-splitting'].request_count, splitting.seen.length + (await http('GET', `${good!.url}/health`)).body.requests, 'one attempt per request');
+    await waitFor(() => router.logs.some((l) => l.msg === 'backend sent a malformed response' && l.backend === 'a-splitting'), 'logged');
+  });
+
+  it('a backend whose body breaks in the same read as its head gives the client a 502, not an empty reply', async () => {
+    const broken = await scriptedBackend(() => ({ raw: 'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n' }));
+    started.push(broken.server);
+    const file = await writeStaticServices([{ name: 'broken', port: broken.port, models: ['m'] }]);
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', file, '--health-interval', '3600']);
+    started.push(router);
+    const r = await http('POST', `${router.url}/v1/chat/completions`, { body: { model: 'm', messages: [], stream: true } });
+    assert.equal(r.status, 502);
+    assert.equal(r.body.error.code, 'upstream_error');
   });
 });

@@ -170,7 +170,8 @@ export class Proxy {
       this.attempt(ex, failure);
       return;
     }
-    if (!ex.res.headersSent) {
+    // a head stored but not written yet (the body failed in the same read) can still become a 502
+    if (!ex.res.headersSent || ex.res.retractHead()) {
       this.fail(ex.res, FAILURE_ERRORS[failure](ex.info.model));
     } else {
       // The answer had started: cut the client off so it sees an incomplete body, never a clean end.
@@ -292,8 +293,11 @@ class Attempt implements UpstreamHandler {
       return;
     }
     const kind = classify(err);
+    // A malformed answer is an answer: the backend may have run the request, so it is not retried.
+    const malformed = (err as NodeJS.ErrnoException).code === 'UPSTREAM_PROTOCOL';
+    if (malformed) this.proxy.opts.log.warn({ backend: this.backend.name, err: err.message }, 'backend sent a malformed response');
     // Retry only when nothing of the answer arrived and the failure was not a timeout.
-    const retry = !this.responded && kind !== 'timeout';
+    const retry = !this.responded && kind !== 'timeout' && !malformed;
     this.proxy.finished(this, kind, retry);
   }
 }

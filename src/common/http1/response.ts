@@ -133,6 +133,19 @@ export class Http1Response {
     this.owner.responseDone(this, this.keepAlive);
   }
 
+  /**
+   * Takes back a head that writeHead stored but no write has sent yet (it leaves with the first
+   * body bytes), so that an error answer can go out instead; false once the head is on its way.
+   */
+  retractHead(): boolean {
+    if (this.head === undefined || this.finished) return false;
+    this.head = undefined;
+    this.headersSent = false;
+    this.chunked = false;
+    this.noBody = false;
+    return true;
+  }
+
   /** Calls `fn` once the socket can take more data. */
   onDrain(fn: () => void): void {
     this.socket.once('drain', fn);
