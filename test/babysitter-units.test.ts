@@ -3,9 +3,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from './helpers/test.js';
 import { buildCommandLine } from '../src/babysitter/command-line.js';
-import { parseEnvFlags, resolveConfig } from '../src/babysitter/config.js';
-import { babysitterSpec } from '../src/babysitter/cli.js';
-import { parseCommand } from '../src/common/command.js';
+import { babysitterConfig } from '../src/babysitter/config.js';
+import { babysitterSpec } from '../src/babysitter/spec.js';
+import { parseValue, resolveSettings } from '../src/common/settings.js';
 import { splitShellWords } from '../src/common/shell-words.js';
 import { programProblem, watchedCommand } from '../src/babysitter/group-watch.js';
 import { ourProcesses, parseListeners } from '../src/babysitter/port-owner.js';
@@ -14,10 +14,9 @@ import { createLogger } from '../src/common/log.js';
 import { RegistrationKeeper, type RegistryClient, type Registration } from '../src/common/registry-client.js';
 import { tempDir } from './helpers/services.js';
 
-const resolve = (argv: string[]) => {
-  const { values, given } = parseCommand(babysitterSpec('infini-babysitter'), argv);
-  return resolveConfig(values, given);
-};
+const resolve = (argv: string[]) => babysitterConfig(resolveSettings(babysitterSpec('infini-babysitter'), argv, {}));
+const envSetting = babysitterSpec().settings.find((s) => s.key === 'env')!;
+const parseEnvFlags = (values: string[]) => parseValue(envSetting, values, '--env');
 
 describe('babysitter configuration', () => {
   it('splits --args like a shell, even when the value begins with dashes', () => {
@@ -36,7 +35,7 @@ describe('babysitter configuration', () => {
   it('applies flag > file > default, and keeps TOML args elements whole', async () => {
     const dir = await tempDir();
     const file = join(dir, 'b.toml');
-    await writeFile(file, `name = "file-name"\nhost = "10.0.0.5"\nport = 8100\nregistry_url = "http://reg:18000/"\nextra_key = 1\n[babysitter]\nrestart_delay = 2\nheartbeat_interval = 10\n[backend]\ntype = "command"\ncommand = "python3 server.py"\nargs = ["--name", "a b"]\nenv = { TOKEN = "secret" }\n[metadata]\ncache_type = "static"\nstatic = true\nwhen = 2026-01-01T00:00:00Z\n`);
+    await writeFile(file, `name = "file-name"\nhost = "10.0.0.5"\nport = 8100\nregistry_url = "http://reg:18000/"\n[babysitter]\nrestart_delay = 2\nheartbeat_interval = 10\n[backend]\ntype = "command"\ncommand = "python3 server.py"\nargs = ["--name", "a b"]\nenv = { TOKEN = "secret" }\n[metadata]\ncache_type = "static"\nstatic = true\nwhen = 2026-01-01T00:00:00Z\n`);
     const fromFile = resolve(['--config-file', file]);
     assert.equal(fromFile.name, 'file-name');
     assert.equal(fromFile.host, '10.0.0.5');
@@ -49,7 +48,6 @@ describe('babysitter configuration', () => {
     assert.deepEqual(fromFile.backend.args, ['--name', 'a b']);
     assert.deepEqual(fromFile.backend.env, { TOKEN: 'secret' });
     assert.deepEqual(fromFile.metadata, { cache_type: 'static', static: true, when: '2026-01-01T00:00:00.000Z' });
-    assert.deepEqual(fromFile.unknownKeys, ['extra_key']);
     const overridden = resolve(['--config-file', file, '--host', 'localhost', '--port', '9100', '--restart-delay', '7', '--name', 'cli-name', '--env', 'X=1']);
     assert.equal(overridden.host, 'localhost', 'a flag wins even when it says localhost');
     assert.equal(overridden.port, 9100);
@@ -71,11 +69,14 @@ describe('babysitter configuration', () => {
       ['[backend]\ntype = "command"\ncommand = "x"\n', /key 'port': required/],
       ['port = "8100"\n[backend]\ntype = "command"\ncommand = "x"\n', /key 'port': expected an integer/],
       ['port = 8100\n[backend]\ntype = "command"\n', /key 'backend\.command': required/],
-      ['port = 8100\n[backend]\ntype = "command"\ncommand = "x"\nargs = "not an array"\n', /key 'backend\.args': expected an array of strings/],
+      ['port = 8100\n[backend]\ntype = "command"\ncommand = "x"\nargs = "not an array"\n', /key 'backend\.args': expected arguments \(an array of strings/],
       ['port = 8100\n[backend]\ntype = "vllm"\n', /key 'backend\.model'/],
       ['port = 8100\n[babysitter]\nrestart_delay = "soon"\n[backend]\ntype = "command"\ncommand = "x"\n', /key 'babysitter\.restart_delay'/],
-      ['port = 8100\n', /key 'backend': required table is missing/],
-      ['port = [oops\n', /config .*b\d\.toml: /],
+      ['port = 8100\n', /key 'backend\.command': required/],
+      ['port = 8100\nextra_key = 1\n[backend]\ntype = "command"\ncommand = "x"\n', /unknown key 'extra_key'/],
+      ['port = 8100\n[babysitter]\nheartbeat_intervl = 5\n[backend]\ntype = "command"\ncommand = "x"\n', /unknown key 'babysitter\.heartbeat_intervl' \(did you mean 'babysitter\.heartbeat_interval'\?\)/],
+      ['port = 8100\n[babysitter]\nregistry_url = "http://r"\n[backend]\ntype = "command"\ncommand = "x"\n', /unknown key 'babysitter\.registry_url' \(did you mean 'registry[-_]url'\?\)/],
+      ['port = [oops\n', /config .*b\d+\.toml: invalid TOML at line 1, column \d+/],
     ];
     for (const [i, [text, pattern]] of cases.entries()) {
       const file = join(dir, `b${i}.toml`);
@@ -94,16 +95,16 @@ describe('babysitter command lines per backend type', () => {
   };
 
   it('builds the presets', () => {
-    assert.deepEqual(line(['--port', '8100', '--service-type', 'vllm', '--path', '/models/q', '--args', '--tp 2']), ['python3', '-m', 'vllm.entrypoints.openai.api_server', '--model', '/models/q', '--port', '8100', '--host', '0.0.0.0', '--tp', '2']);
+    assert.deepEqual(line(['--port', '8100', '--service-type', 'vllm', '--path', '/models/q', '--args', '--tp 2']), ['python3', '-m', 'vllm.entrypoints.openai.api_server', '--model', '/models/q', '--port', '8100', '--host', '127.0.0.1', '--tp', '2']);
     assert.deepEqual(line(['--port', '8100', '--service-type', 'sglang', '--path', 'Qwen/Qwen3-8B', '--bind', '127.0.0.1']), ['python3', '-m', 'sglang.launch_server', '--model-path', 'Qwen/Qwen3-8B', '--port', '8100', '--host', '127.0.0.1']);
-    assert.deepEqual(line(['--port', '8100', '--service-type', 'llama.cpp', '--path', '/m.gguf', '--args', '-c 4096']), ['llama-server', '-m', '/m.gguf', '--port', '8100', '--host', '0.0.0.0', '-c', '4096']);
-    assert.deepEqual(line(['--port', '8100', '--service-type', 'infinilm', '--path', '/m', '--work-dir', '/opt/infinilm']), ['python3', '/opt/infinilm/launch_server.py', '--port', '8100', '--host', '0.0.0.0', '--model-path', '/m']);
+    assert.deepEqual(line(['--port', '8100', '--service-type', 'llama.cpp', '--path', '/m.gguf', '--args', '-c 4096']), ['llama-server', '-m', '/m.gguf', '--port', '8100', '--host', '127.0.0.1', '-c', '4096']);
+    assert.deepEqual(line(['--port', '8100', '--service-type', 'infinilm', '--path', '/m', '--work-dir', '/opt/infinilm']), ['python3', '/opt/infinilm/launch_server.py', '--port', '8100', '--host', '127.0.0.1', '--model-path', '/m']);
     assert.deepEqual(line(['--port', '8100', '--service-type', 'InfiniLM-Rust', '--path', 'svc.toml']), ['xtask', 'service', 'svc.toml', '-p', '8100']);
     const mock = line(['--port', '8100', '--service-type', 'mock', '--args', 'a,b', '--name', 'n']);
     assert.equal(mock[0], process.execPath);
     const cli = mock.findIndex((a) => /dist\/src\/cli\.js$/.test(a));
     assert.ok(cli > 0);
-    assert.deepEqual(mock.slice(cli + 1), ['mock', '--port', '8100', '--host', '0.0.0.0', '--models', 'a,b', '--name', 'n-server']);
+    assert.deepEqual(mock.slice(cli + 1), ['mock', '--port', '8100', '--host', '127.0.0.1', '--models', 'a,b', '--name', 'n-server']);
     assert.ok(!mock.includes('--registry-url'), 'the mock never registers itself under the babysitter name');
   });
 });
@@ -120,7 +121,6 @@ describe('babysitter readiness settings', () => {
     const fromFile = resolve(['--config-file', file]);
     assert.equal(fromFile.readinessIntervalMs, 2000);
     assert.equal(fromFile.readinessTimeoutMs, 1500);
-    assert.deepEqual(fromFile.unknownKeys, []);
     assert.equal(resolve(['--config-file', file, '--readiness-interval', '0.5']).readinessIntervalMs, 500);
     await writeFile(file, 'port = 8100\n[babysitter]\nreadiness_timeout = 0\n[backend]\ntype = "command"\ncommand = "x"\n');
     assert.throws(() => resolve(['--config-file', file]), /key 'babysitter\.readiness_timeout'/);

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { describe, it } from './helpers/test.js';
 import { babysitterSpec } from '../src/babysitter/cli.js';
 import { buildCommandLine } from '../src/babysitter/command-line.js';
-import { resolveConfig } from '../src/babysitter/config.js';
-import { parseCommand } from '../src/common/command.js';
+import { babysitterConfig } from '../src/babysitter/config.js';
+import { resolveSettings } from '../src/common/settings.js';
 import { NODE_FLAGS } from '../src/common/node-flags.js';
 import { loadStaticServices } from '../src/router/static-services.js';
 import { DEFAULT_CLUSTER, parseCluster } from '../src/up/cluster-file.js';
@@ -56,9 +56,7 @@ describe('documentation and examples stay true to the code', () => {
 
   it('the babysitter examples load and build a command line', () => {
     for (const file of ['vllm.toml', 'sglang.toml', 'llama-cpp.toml', 'embeddings.toml']) {
-      const { values, given } = parseCommand(babysitterSpec('infini-babysitter'), ['--config-file', join(examples, file)]);
-      const cfg = resolveConfig(values, given);
-      assert.deepEqual(cfg.unknownKeys, [], file);
+      const cfg = babysitterConfig(resolveSettings(babysitterSpec('infini-babysitter'), ['--config-file', join(examples, file)], {}));
       assert.ok(buildCommandLine(cfg).program, file);
     }
   });

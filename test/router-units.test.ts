@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from './helpers/test.js';
 import { Backend, type BackendSpec } from '../src/router/backend.js';
-import { parseBytes } from '../src/router/cli.js';
+import { parseValue, parseSize } from '../src/common/settings.js';
+import { routerSpec } from '../src/router/spec.js';
 import { downstreamResponseHeaders } from '../src/router/headers.js';
 import { aggregateModels } from '../src/router/model-catalog.js';
 import { createPolicy } from '../src/router/policies/index.js';
@@ -191,10 +192,11 @@ describe('router helpers', () => {
   });
 
   it('parses sizes', () => {
-    assert.equal(parseBytes('32MiB', 'max-body'), 32 * 1024 * 1024);
-    assert.equal(parseBytes('512k', 'max-body'), 512 * 1024);
-    assert.equal(parseBytes('100', 'max-body'), 100);
-    assert.throws(() => parseBytes('lots', 'max-body'), /--max-body/);
+    assert.equal(parseSize('32MiB'), 32 * 1024 * 1024);
+    assert.equal(parseSize('512k'), 512 * 1024);
+    assert.equal(parseSize('100'), 100);
+    const maxBody = routerSpec().settings.find((s) => s.key === 'max-body')!;
+    assert.throws(() => parseValue(maxBody, 'lots', '--max-body'), /--max-body: expected a size/);
   });
 
   it('aggregates models_list objects, de-duplicated and sorted, over routable backends', () => {

@@ -205,9 +205,8 @@ describe('router: configuration', () => {
     const mocks = await startMocks([{ models: 'cfg-model' }]);
     const staticFile = await writeStaticServices([{ name: 'mock-a', port: mocks[0]!.port, models: ['cfg-model'] }], dir);
     const cfg = join(dir, 'router.json');
-    await writeFile(cfg, JSON.stringify({ router_port: 1, static_services: staticFile, load_balancing_method: 'ignored', host: '127.0.0.1' }));
+    await writeFile(cfg, JSON.stringify({ router_port: 1, static_services: staticFile, host: '127.0.0.1', 'max-body': '1MiB' }));
     const router = await startService(['router', '--config', cfg, '--router-port', '0']);
-    assert.ok(router.logs.some((l) => l.msg === 'ignoring unknown keys in config file'));
     const r = await http('POST', `${router.url}/v1/chat/completions`, { body: chat('cfg-model') });
     assert.equal(r.status, 200);
     await router.stop();
@@ -217,7 +216,12 @@ describe('router: configuration', () => {
     await writeFile(toml, 'router_port = "oops"\n');
     const bad = spawnCli(['router', '--config', toml]);
     assert.equal((await bad.exited).code, 2);
-    assert.match(bad.stderrText, /--router-port/);
+    assert.match(bad.stderrText, /router\.toml: key 'router_port': expected a port from 0 to 65535, got 'oops'/);
+    // a key the router does not know is refused, naming the nearest one
+    await writeFile(toml, 'helth_interval = 5\n');
+    const typo = spawnCli(['router', '--config', toml]);
+    assert.equal((await typo.exited).code, 2);
+    assert.match(typo.stderrText, /unknown key 'helth_interval' \(did you mean 'health-interval'\?\)/);
     const badStatic = join(dir, 'bad-static.json');
     await writeFile(badStatic, '{"services": [{"name": "x", "host": "h"}]}');
     const bad2 = spawnCli(['router', '--static-services', badStatic]);

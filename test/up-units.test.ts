@@ -21,7 +21,8 @@ describe('cluster file', () => {
     const cases: Array<[string, RegExp]> = [
       ['[extra]\n', /key 'extra': unknown section/],
       ['[registry]\nport = "x"\n', /key 'registry.port'/],
-      ['[router]\nturbo = 1\n', /key 'router.turbo': unknown option/],
+      ['[router]\nturbo = 1\n', /unknown key 'router\.turbo'/],
+      ['[router]\nheartbeat-timeout = 1\n', /unknown key 'router\.heartbeat-timeout' \(did you mean 'registry\.heartbeat-timeout'\?\)/],
       ['[router]\nenabled = "no"\n', /key 'router.enabled'/],
       ['[[babysitter]]\nname = "a"\n', /key 'babysitter\[0\].port'/],
       ['[[babysitter]]\nport = 8100\n', /key 'babysitter\[0\].backend': required/],

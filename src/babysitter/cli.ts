@@ -1,55 +1,18 @@
 import { httpUrl } from '../common/address.js';
-import { parseCommand, runCommand, type CommandSpec } from '../common/command.js';
+import { runCommand } from '../common/command.js';
 import { listen } from '../common/listen.js';
 import { createLogger } from '../common/log.js';
 import { RegistrationKeeper, RegistryClient, type Registration } from '../common/registry-client.js';
+import { resolveSettings } from '../common/settings.js';
 import { onShutdownSignal } from '../common/shutdown.js';
 import { buildCommandLine } from './command-line.js';
-import { BACKEND_TYPES, resolveConfig, type BabysitterConfig } from './config.js';
+import { BACKEND_TYPES, babysitterConfig, type BabysitterConfig } from './config.js';
 import type { ModelObject } from './probes.js';
 import { BabysitterServer } from './server.js';
+import { babysitterSpec } from './spec.js';
 import { Supervisor } from './supervisor.js';
 
-export function babysitterSpec(name: string): CommandSpec {
-  const s = (help: string, metavar = 'VALUE') => ({ type: 'string' as const, metavar, help });
-  return {
-    name,
-    summary: 'Supervises one inference server: starts, probes, restarts it, and keeps it registered.',
-    options: {
-      'config-file': s('TOML file (name, host, port, registry_url, [babysitter], [backend], [metadata])', 'FILE'),
-      name: s('service name (default: <type>-<port>)', 'NAME'),
-      host: s('host advertised to the registry (default: localhost)', 'HOST'),
-      bind: s('bind address of the babysitter (port+1) and of preset backends (default: 0.0.0.0)', 'ADDR'),
-      port: s('backend port; the babysitter listens on port+1', 'PORT'),
-      'service-type': s(`backend type: ${Object.keys(BACKEND_TYPES).join(', ')} (default: command)`, 'TYPE'),
-      command: s('program and leading arguments (forces type command)', 'CMD'),
-      args: { ...s('extra arguments, split like a shell (for mock: the comma-separated models)', 'ARGS'), dashValue: true },
-      path: s('model path (vllm, sglang, llama.cpp, infinilm) or config file (infinilm-rust)', 'PATH'),
-      models: s('comma-separated model ids the backend serves (for backends without a models endpoint)', 'LIST'),
-      'launch-script': s('InfiniLM launch script (default: launch_server.py in --work-dir)', 'FILE'),
-      'work-dir': s('working directory of the backend', 'DIR'),
-      env: { type: 'string', multiple: true, dashValue: true, metavar: 'K=V', help: 'environment for the backend ("K=V K2=V2" also accepted)' },
-      'registry-url': s('register with this registry and heartbeat', 'URL'),
-      'registry-token': { ...s('bearer token for the registry', 'TOKEN'), env: 'INFINI_REGISTRY_TOKEN' },
-      'router-url': s('accepted for compatibility, unused', 'URL'),
-      'max-restarts': s('restarts before the backend is reported failed (default 10000)', 'N'),
-      'restart-delay': s('first restart delay, doubling per consecutive failure (default 5)', 'SECONDS'),
-      'max-restart-delay': s('longest restart delay (default 300)', 'SECONDS'),
-      'heartbeat-interval': s('registry heartbeat period (default 30)', 'SECONDS'),
-      'startup-timeout': s('a start not ready by then counts as failed (default 1200)', 'SECONDS'),
-      'liveness-interval': s('probe period while ready (default 30)', 'SECONDS'),
-      'liveness-timeout': s('timeout of one liveness probe (default 10)', 'SECONDS'),
-      'liveness-failures': s('consecutive failed probes that mean hung (default 3)', 'N'),
-      'readiness-interval': s('while ready, /health probe period; one failure = not routable until one passes (default 5)', 'SECONDS'),
-      'readiness-timeout': s('timeout of one readiness probe (default 5)', 'SECONDS'),
-      'stop-grace': s('SIGTERM to SIGKILL grace when stopping the backend (default 30)', 'SECONDS'),
-      dev: s('accepted for compatibility, unused'),
-      ndev: s('accepted for compatibility, unused'),
-      'max-batch': s('accepted for compatibility, unused'),
-    },
-    epilog: 'Endpoints on port+1: GET /health (200 only while the backend is ready, else 503), /models, /info.',
-  };
-}
+export { babysitterSpec };
 
 function babysitterRecord(cfg: BabysitterConfig): Registration {
   return {
@@ -85,10 +48,9 @@ function serverRecord(cfg: BabysitterConfig, models: ModelObject[]): Registratio
 
 export function main(argv: string[], name = 'infini-svc babysitter'): Promise<void> {
   return runCommand(name, async () => {
-    const { values, given } = parseCommand(babysitterSpec(name), argv);
-    const cfg = resolveConfig(values, given);
-    const log = createLogger('babysitter', String(values['log-level'])).child({ name: cfg.name });
-    if (cfg.unknownKeys.length) log.warn({ file: cfg.configFile, keys: cfg.unknownKeys }, 'ignoring unknown keys in config file');
+    const settings = resolveSettings(babysitterSpec(name), argv);
+    const cfg = babysitterConfig(settings);
+    const log = createLogger('babysitter', settings.str('log-level')).child({ name: cfg.name });
     const cmd = buildCommandLine(cfg);
 
     const keeper = cfg.registryUrl ? new RegistrationKeeper(new RegistryClient(cfg.registryUrl, cfg.registryToken), cfg.heartbeatIntervalMs, log) : undefined;

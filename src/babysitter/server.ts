@@ -57,11 +57,11 @@ export class BabysitterServer {
     });
   }
 
-  /** The backend's models via 127.0.0.1, always as an OpenAI list (a bare array is wrapped). */
+  /** The backend's models (asked locally), always as an OpenAI list (a bare array is wrapped). */
   private async models(res: ServerResponse): Promise<void> {
     const declared = this.cfg.backend.type !== 'mock' && this.cfg.backend.models?.length;
     if (declared && this.supervisor.state === 'ready') return sendJson(res, 200, { object: 'list', data: this.supervisor.models });
-    const list = await fetchModels(this.cfg.port, MODELS_TIMEOUT_MS);
+    const list = await fetchModels(this.cfg.backendUrl, MODELS_TIMEOUT_MS);
     if (!list) return sendError(res, 503, `backend on port ${this.cfg.port} is not serving a models list (state: ${this.supervisor.state})`);
     sendJson(res, 200, { object: 'list', data: list });
   }

@@ -204,7 +204,7 @@ export class Supervisor {
     let delay = 200;
     let noted = false;
     while (gen === this.generation && this.state === 'starting' && this.child === child) {
-      const models = await probeReady(this.cfg.port, this.cfg.backend.type === 'mock' ? undefined : this.cfg.backend.models, READY_PROBE_TIMEOUT_MS);
+      const models = await probeReady(this.cfg.backendUrl, this.cfg.backend.type === 'mock' ? undefined : this.cfg.backend.models, READY_PROBE_TIMEOUT_MS);
       if (gen !== this.generation || this.state !== 'starting') return;
       // an answer from a listener outside our group that predates our backend is not ours (an orphan)
       const own = models ? portOwnership(this.cfg.port, child.pid!) : undefined;
@@ -244,7 +244,7 @@ export class Supervisor {
   private watchReadiness(gen: number): void {
     const probe = async () => {
       if (!this.running(gen)) return;
-      const problem = await healthProblem(this.cfg.port, this.cfg.readinessTimeoutMs);
+      const problem = await healthProblem(this.cfg.backendUrl, this.cfg.readinessTimeoutMs);
       if (!this.running(gen)) return;
       if (problem === undefined) {
         this.readinessFailures = 0;
@@ -272,7 +272,7 @@ export class Supervisor {
     let failures = 0;
     const probe = async () => {
       if (!this.running(gen)) return;
-      const alive = await probeLive(this.cfg.port, this.cfg.livenessTimeoutMs);
+      const alive = await probeLive(this.cfg.backendUrl, this.cfg.livenessTimeoutMs);
       if (!this.running(gen)) return;
       failures = alive ? 0 : failures + 1;
       if (!alive) this.log.warn({ failures, of: this.cfg.livenessFailures }, 'backend liveness probe failed');

@@ -1,48 +1,24 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { UsageError, numberOption, parseCommand, runCommand, type CommandSpec } from '../common/command.js';
+import { UsageError, runCommand } from '../common/command.js';
 import { hostProblem } from '../common/host-name.js';
 import { createLogger } from '../common/log.js';
-import { applyLaunchEnvironment, DEFAULT_CLUSTER, LOCAL_BIND, parseCluster, resolveBinds } from './cluster-file.js';
+import { resolveSettings } from '../common/settings.js';
+import { applyLaunchEnvironment, DEFAULT_CLUSTER, parseCluster, resolveBinds } from './cluster-file.js';
 import { Cluster, formatTable } from './cluster.js';
 import { UpConsole } from './console.js';
+import { upSpec } from './spec.js';
 
-export function upSpec(name: string): CommandSpec {
-  return {
-    name,
-    summary: 'Brings up a whole local cluster (registry, router, babysitters) from one cluster file.',
-    options: {
-      file: { type: 'string', short: 'f', metavar: 'FILE', help: 'cluster file (TOML); without it, the embedded default (3 mocks)' },
-      'data-dir': { type: 'string', default: '.infini', metavar: 'DIR', help: 'registry state, generated configs and logs' },
-      'wait-timeout': { type: 'string', default: '1800', metavar: 'SECONDS', help: 'how long to wait for every backend to be routable' },
-      'heartbeat-interval': { type: 'string', default: '5', metavar: 'SECONDS', help: 'heartbeat of inline babysitters that set none' },
-      bind: {
-        type: 'string',
-        default: LOCAL_BIND,
-        env: 'INFINI_UP_BIND',
-        metavar: 'ADDR',
-        help: 'address of every service whose section sets none (registry/router host, babysitter bind); 0.0.0.0 exposes them',
-      },
-      'print-default': { type: 'boolean', help: 'print the embedded default cluster file and exit' },
-    },
-    epilog:
-      'Environment of the original launch scripts is honoured: REGISTRY_PORT, ROUTER_PORT, REGISTRY_URL, ROUTER_REGISTRY_URL,\n' +
-      'REGISTRY_HEALTH_INTERVAL, REGISTRY_HEALTH_TIMEOUT, REGISTRY_CLEANUP_INTERVAL, ROUTER_HEALTH_INTERVAL, ROUTER_HEALTH_TIMEOUT,\n' +
-      'ROUTER_REGISTRY_SYNC_INTERVAL, BABYSITTER_CONFIGS (names under config/), BABYSITTER_HOST, BABYSITTER_REGISTRY_URL,\n' +
-      'BABYSITTER_ROUTER_URL, ROUTER_URL, LAUNCH_COMPONENTS (all | none | babysitter | registry,router,babysitter).\n' +
-      'Ctrl-C stops the router first (in-flight requests finish within its drain timeout), then the babysitters and their\n' +
-      'backends, then the registry; a second Ctrl-C kills everything at once. If up itself is killed, every service stops too.',
-  };
-}
+export { upSpec };
 
 export function main(argv: string[], name = 'infini-svc up'): Promise<void> {
   return runCommand(name, async () => {
-    const { values } = parseCommand(upSpec(name), argv);
-    if (values['print-default']) {
+    const settings = resolveSettings(upSpec(name), argv);
+    if (settings.bool('print-default')) {
       process.stdout.write(DEFAULT_CLUSTER);
       return;
     }
-    const file = values.file as string | undefined;
+    const file = settings.optStr('file');
     let text = DEFAULT_CLUSTER;
     if (file) {
       try {
@@ -51,21 +27,21 @@ export function main(argv: string[], name = 'infini-svc up'): Promise<void> {
         throw new UsageError(`cluster file ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (err as Error).message}`);
       }
     }
-    const bind = String(values.bind).trim();
+    const bind = settings.str('bind').trim();
     const bindProblem = hostProblem(bind);
     if (bindProblem) throw new UsageError(`--bind: '${bind}' ${bindProblem}`);
     const plan = resolveBinds(applyLaunchEnvironment(parseCluster(text, file ?? '(default)'), process.env, process.cwd()), bind);
-    const log = createLogger('up', String(values['log-level']));
+    const log = createLogger('up', settings.str('log-level'));
     if (!plan.registry.enabled && !plan.router.enabled && plan.babysitters.length === 0) {
       log.warn('nothing to start (LAUNCH_COMPONENTS or the cluster file leaves every component out)');
       return;
     }
-    const dataDir = resolve(String(values['data-dir']));
+    const dataDir = resolve(settings.str('data-dir'));
     const out = new UpConsole();
     const cluster = new Cluster(plan, {
       dataDir,
-      waitTimeoutMs: numberOption(values, 'wait-timeout', { min: 1, max: 86_400 }) * 1000,
-      heartbeatSeconds: numberOption(values, 'heartbeat-interval', { min: 0.1, max: 3600 }),
+      waitTimeoutMs: settings.num('wait-timeout') * 1000,
+      heartbeatSeconds: settings.num('heartbeat-interval'),
       log,
       out,
     });

@@ -1,11 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { parse as parseToml } from 'smol-toml';
-import { advertisedHost, httpUrl, isLoopback } from '../common/address.js';
-import { UsageError, type CommandSpec } from '../common/command.js';
-import { readConfigObject } from '../common/config-file.js';
-import { registrySpec } from '../registry/cli.js';
-import { routerSpec } from '../router/cli.js';
+import { httpUrl, isLoopback, localHost } from '../common/address.js';
+import { UsageError } from '../common/command.js';
+import { fileValues, flagText, knownFileKeys, parseConfigText, readConfigFile, type ServiceSpec } from '../common/settings.js';
+import { babysitterSpec } from '../babysitter/spec.js';
+import { registrySpec } from '../registry/spec.js';
+import { routerSpec } from '../router/spec.js';
 
 type Table = Record<string, unknown>;
 
@@ -82,22 +82,39 @@ args = ["--profile", "realistic"]
 
 const isTable = (v: unknown): v is Table => typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
 
-/** Table keys to CLI flags, checked against the service's own options. */
-function toFlags(t: Table, spec: CommandSpec, section: string, fail: (key: string, problem: string) => never): Record<string, string | boolean> {
+/** Every key a cluster file may hold, by section, for "did you mean" across sections. */
+function clusterKeys(except: string): string[] {
+  const keys: string[] = [];
+  if (except !== 'registry') keys.push(...knownFileKeys(registrySpec()).map((k) => `registry.${k}`));
+  if (except !== 'router') keys.push(...knownFileKeys(routerSpec()).map((k) => `router.${k}`));
+  if (except !== 'babysitter') keys.push(...knownFileKeys(babysitterSpec()).map((k) => `babysitter.${k}`));
+  return keys;
+}
+
+/**
+ * A section's keys checked against the service's spec, as flags to start it with. `config` names
+ * the service's own config file (checked when it is read).
+ */
+function toFlags(t: Table, spec: ServiceSpec, section: string, label: string): Record<string, string | boolean> {
   const flags: Record<string, string | boolean> = {};
-  for (const [raw, value] of Object.entries(t)) {
-    const key = raw.replace(/_/g, '-');
-    const opt = spec.options[key] ?? (key === 'log-level' ? { type: 'string' as const } : undefined);
-    if (!opt) fail(`${section}.${raw}`, `unknown option (expected one of ${Object.keys(spec.options).join(', ')})`);
-    if (opt.type === 'boolean') {
-      if (typeof value !== 'boolean') fail(`${section}.${raw}`, 'expected true or false');
-      flags[key] = value;
-    } else {
-      if (typeof value !== 'string' && typeof value !== 'number') fail(`${section}.${raw}`, 'expected a string or a number');
-      flags[key] = String(value);
-    }
+  const settings = spec.settings;
+  const { config, ...rest } = t;
+  if (config !== undefined) {
+    if (typeof config !== 'string') throw new UsageError(`${label}: key '${section}.config': expected a path`);
+    flags.config = config;
+  }
+  for (const [key, { value }] of fileValues(spec, rest, label, section, clusterKeys(section))) {
+    const s = settings.find((x) => x.key === key) ?? { key, type: 'string' as const, help: '' };
+    flags[key] = flagText(s, value);
   }
   return flags;
+}
+
+/** A babysitter's settings (inline or its own file) checked against its spec before anything starts. */
+function checkBabysitter(t: Table, label: string, at: string): void {
+  const rest = { ...t };
+  delete rest.config;
+  fileValues(babysitterSpec(), rest, label, at, clusterKeys('babysitter'));
 }
 
 function portOf(value: string | boolean | undefined, fallback: number, fail: () => never): number {
@@ -111,10 +128,11 @@ function portOf(value: string | boolean | undefined, fallback: number, fail: () 
 function peekBabysitterFile(path: string, where: string): Omit<BabysitterEntry, 'name' | 'bind'> & { name?: string } {
   let data: Table;
   try {
-    data = parseToml(readFileSync(path, 'utf8')) as Table;
+    data = readConfigFile(path);
   } catch (err) {
-    throw new UsageError(`${where}: cannot read babysitter config ${path}: ${(err as Error).message.split('\n')[0]}`);
+    throw new UsageError(`${where}: ${(err as Error).message}`);
   }
+  checkBabysitter(data, `${where}: config file ${path}`, '');
   if (!Number.isInteger(data.port)) throw new UsageError(`${where}: babysitter config ${path} has no integer 'port'`);
   const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
   return { configPath: path, port: data.port as number, name: str(data.name), hasRegistryUrl: typeof data.registry_url === 'string', fileBind: str(data.bind), fileHost: str(data.host), stopGraceSeconds: stopGraceOf(data) };
@@ -131,12 +149,12 @@ function fromBabysitterFile(path: string, where: string): BabysitterEntry {
   return { ...peek, name: peek.name ?? `babysitter-${peek.port}`, bind: peek.fileBind ?? LOCAL_BIND };
 }
 
-/** What the router's own `config` file (flag names as keys) says about its address, port and drain. */
+/** What the router's own `config` file (checked against its spec) says about its address, port and drain. */
 function peekRouterConfig(path: string): { host?: string; port?: string; drain?: string } {
-  const data = readConfigObject(path);
+  const values = fileValues(routerSpec(), readConfigFile(path), `config file ${path}`);
   const get = (key: string) => {
-    const v = data[key] ?? data[key.replace(/-/g, '_')];
-    return typeof v === 'string' || typeof v === 'number' ? String(v) : undefined;
+    const v = values.get(key)?.value;
+    return v === undefined ? undefined : String(v);
   };
   return { host: get('host'), port: get('router-port'), drain: get('drain-timeout') };
 }
@@ -147,14 +165,15 @@ function peekRouterConfig(path: string): { host?: string; port?: string; drain?:
  * `config = "<path>"` (relative to the cluster file). Errors name the file and the key.
  */
 export function parseCluster(text: string, source: string): ClusterPlan {
+  const label = `cluster file ${source}`;
   const fail = (key: string, problem: string): never => {
-    throw new UsageError(`cluster file ${source}: key '${key}': ${problem}`);
+    throw new UsageError(`${label}: key '${key}': ${problem}`);
   };
   let data: Table;
   try {
-    data = parseToml(text) as Table;
+    data = parseConfigText(text, source);
   } catch (err) {
-    throw new UsageError(`cluster file ${source}: ${(err as Error).message.split('\n')[0]}`);
+    throw new UsageError((err as Error).message.replace(/^config file /, 'cluster file '));
   }
   for (const key of Object.keys(data)) if (!['registry', 'router', 'babysitter'].includes(key)) fail(key, 'unknown section (expected registry, router, babysitter)');
   const section = (name: string): Table => {
@@ -172,8 +191,8 @@ export function parseCluster(text: string, source: string): ClusterPlan {
   };
   const regEnabled = enabled(reg, 'registry');
   const rouEnabled = enabled(rou, 'router');
-  const regFlags = toFlags(reg, registrySpec('registry'), 'registry', fail);
-  const rouFlags = toFlags(rou, routerSpec('router'), 'router', fail);
+  const regFlags = toFlags(reg, registrySpec(), 'registry', label);
+  const rouFlags = toFlags(rou, routerSpec(), 'router', label);
   const regPort = portOf(regFlags.port, DEFAULT_REGISTRY_PORT, () => fail('registry.port', 'expected an integer from 1 to 65535'));
   // flags win over the router's own config file, as in the router
   const rouFile = typeof rouFlags.config === 'string' ? peekRouterConfig(rouFlags.config) : {};
@@ -195,6 +214,7 @@ export function parseCluster(text: string, source: string): ClusterPlan {
     } else {
       if (!Number.isInteger(entry.port) || (entry.port as number) < 1 || (entry.port as number) > 65534) fail(`${where}.port`, 'expected an integer from 1 to 65534');
       if (!isTable(entry.backend)) fail(`${where}.backend`, 'required table is missing');
+      checkBabysitter(entry, label, where);
       const name = typeof entry.name === 'string' ? entry.name : `babysitter-${entry.port}`;
       const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
       b = { name, inline: entry, port: entry.port as number, hasRegistryUrl: typeof entry.registry_url === 'string', fileBind: str(entry.bind), fileHost: str(entry.host), bind: str(entry.bind) ?? LOCAL_BIND, stopGraceSeconds: stopGraceOf(entry) };
@@ -295,5 +315,5 @@ export function resolveBinds(plan: ClusterPlan, defaultBind = LOCAL_BIND): Clust
 
 /** The registry URL given to the router and babysitters: REGISTRY_URL, else this cluster's registry. */
 export function registryUrlOf(plan: ClusterPlan): string {
-  return plan.registry.url ?? httpUrl(advertisedHost(plan.registry.host), plan.registry.port);
+  return plan.registry.url ?? httpUrl(localHost(plan.registry.host), plan.registry.port);
 }

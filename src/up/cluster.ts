@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { stringify as toToml } from 'smol-toml';
-import { advertisedHost, httpUrl, isLoopback, isWildcard } from '../common/address.js';
+import { httpUrl, isLoopback, isWildcard, localHost } from '../common/address.js';
 import { UsageError } from '../common/command.js';
 import { listen } from '../common/listen.js';
 import type { Logger } from '../common/log.js';
@@ -73,7 +73,7 @@ function flagsToArgs(flags: Record<string, string | boolean>): string[] {
 /** A URL for the table: where to connect, and whether the service is exposed beyond this host. */
 function tableUrl(bind: string, port: number, extra?: string): string {
   const notes = [extra, isWildcard(bind) ? 'all interfaces' : undefined].filter(Boolean);
-  return `${httpUrl(advertisedHost(bind), port)}${notes.length ? ` (${notes.join(', ')})` : ''}`;
+  return `${httpUrl(localHost(bind), port)}${notes.length ? ` (${notes.join(', ')})` : ''}`;
 }
 
 /** Brings a cluster plan up in order, waits until it is usable, and takes it down in order. */
@@ -124,7 +124,7 @@ export class Cluster {
     for (const svc of this.all()) svc.onUnexpectedExit = onFail(svc);
     out.setNames(this.all().map((s) => s.name));
     this.watch = new BackendWatch(
-      plan.babysitters.map((b) => ({ name: b.name, infoUrl: `${httpUrl(advertisedHost(b.bind), b.port + 1)}/info` })),
+      plan.babysitters.map((b) => ({ name: b.name, infoUrl: `${httpUrl(localHost(b.bind), b.port + 1)}/info` })),
       out,
     );
   }
@@ -134,11 +134,11 @@ export class Cluster {
   }
 
   private get registryBase(): string {
-    return httpUrl(advertisedHost(this.plan.registry.host), this.plan.registry.port);
+    return httpUrl(localHost(this.plan.registry.host), this.plan.registry.port);
   }
 
   private get routerBase(): string {
-    return httpUrl(advertisedHost(this.plan.router.host), this.plan.router.port);
+    return httpUrl(localHost(this.plan.router.host), this.plan.router.port);
   }
 
   /** Refuses to start anything if a port the cluster needs is taken, naming the port and the service. */
@@ -199,7 +199,7 @@ export class Cluster {
       this.plan.babysitters.map(async (b, i) => {
         const result = await this.waitUntil(
           async () => {
-            if ((await getJson(`${httpUrl(advertisedHost(b.bind), b.port + 1)}/health`))?.status !== 200) return false;
+            if ((await getJson(`${httpUrl(localHost(b.bind), b.port + 1)}/health`))?.status !== 200) return false;
             if (!this.router) return true;
             const services = (await getJson(`${this.routerBase}/services`))?.body?.services;
             return Array.isArray(services) && services.some((s: any) => s.name === `${b.name}-server` && s.healthy === true);
@@ -274,7 +274,7 @@ export class Cluster {
       rows.push({ service: 'router', url: tableUrl(this.plan.router.host, this.plan.router.port), models: ids, state: h?.status === 200 ? `ready (${h.body.healthy_services} backends)` : 'down' });
     }
     for (const b of this.plan.babysitters) {
-      const info = toSitterInfo((await getJson(`${httpUrl(advertisedHost(b.bind), b.port + 1)}/info`))?.body);
+      const info = toSitterInfo((await getJson(`${httpUrl(localHost(b.bind), b.port + 1)}/info`))?.body);
       const models = info?.models.length ? info.models.join(', ') : '-';
       rows.push({ service: b.name, url: tableUrl(b.bind, b.port, `babysitter :${b.port + 1}`), models, state: info ? describeState(info) : 'down' });
     }

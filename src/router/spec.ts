@@ -1,0 +1,49 @@
+import type { Setting, ServiceSpec } from '../common/settings.js';
+import { ERROR_FORMATS } from './errors.js';
+import { POLICIES } from './policies/index.js';
+
+/** The drop-in binary answers errors exactly as the original did; `infini-svc router` as OpenAI does. */
+export const COMPAT_BINARY = 'infini-router';
+
+const seconds = (key: string, def: number, help: string, env?: string): Setting => ({ key, type: 'number', default: def, min: 0.01, max: 86_400 * 365, metavar: 'SECONDS', help, ...(env ? { env } : {}) });
+
+/** Every setting of the router; `name` decides the error format's default (see COMPAT_BINARY). */
+export function routerSpec(name = 'infini-svc router'): ServiceSpec {
+  return {
+    name,
+    service: 'router',
+    summary: 'OpenAI-compatible router: model-aware load balancing over inference backends, with streaming.',
+    settings: [
+      { key: 'router-port', type: 'port', default: 8080, metavar: 'PORT', help: 'listen port (0 picks a free one)' },
+      { key: 'host', type: 'string', default: '0.0.0.0', metavar: 'ADDR', help: 'bind address' },
+      { key: 'registry-url', type: 'string', metavar: 'URL', help: 'discover backends from this registry' },
+      { key: 'registry-token', type: 'string', env: 'INFINI_REGISTRY_TOKEN', secret: true, metavar: 'TOKEN', help: 'bearer token for the registry' },
+      { key: 'static-services', type: 'string', metavar: 'FILE', help: 'JSON file of static backends' },
+      seconds('health-interval', 30, "period of the router's own backend checks"),
+      seconds('health-timeout', 5, 'timeout of one check'),
+      { key: 'max-errors', type: 'integer', default: 3, min: 1, max: 1000, metavar: 'N', help: 'consecutive failed attempts that eject a backend (30 s, doubling to 5 min)' },
+      seconds('registry-sync-interval', 10, 'poll period for a registry without a change feed'),
+      seconds('service-removal-grace-period', 60, 'how long a backend missing from the registry is kept'),
+      seconds('connect-timeout', 5, 'upstream connect timeout'),
+      seconds('idle-timeout', 300, 'longest silence between streamed chunks'),
+      seconds('proxy-timeout', 1800, 'longest wait for response headers, and longest request in all', 'PROXY_TIMEOUT_SECONDS'),
+      { key: 'cache-type-threshold', type: 'integer', default: 51_200, min: 0, metavar: 'BYTES', env: 'CACHE_TYPE_ROUTING_THRESHOLD', help: 'message text larger than this goes to cache_type "static" backends, the rest to "paged"' },
+      { key: 'policy', type: 'string', default: 'round-robin', choices: Object.keys(POLICIES), metavar: 'NAME', help: `balancing policy: ${Object.keys(POLICIES).join(', ')}` },
+      { key: 'max-body', type: 'bytes', default: 32 * 1024 ** 2, min: 1, metavar: 'BYTES', help: 'largest request body (suffixes KiB, MiB)' },
+      { key: 'max-buffered', type: 'bytes', default: 1024 ** 3, min: 1, metavar: 'BYTES', help: 'request body bytes held for all connections together; beyond it, connections still sending a body wait' },
+      { key: 'max-connections', type: 'integer', default: 16_384, min: 1, metavar: 'N', help: 'cap on client connections' },
+      seconds('drain-timeout', 30, 'how long shutdown waits for in-flight requests'),
+      {
+        key: 'error-format',
+        type: 'string',
+        default: name === COMPAT_BINARY ? 'original' : 'openai',
+        choices: ERROR_FORMATS,
+        env: 'ROUTER_ERROR_FORMAT',
+        metavar: 'FORMAT',
+        help: `errors the router produces: openai (OpenAI's shape; unknown model 404) or original (the original's codes and {"error": "..."} strings; default of ${COMPAT_BINARY})`,
+      },
+      { key: 'workers', type: 'integer', default: 1, min: 1, max: 256, metavar: 'N', help: 'router processes sharing the port (each balances on its own; /metrics is aggregated, /stats is per worker)' },
+    ],
+    epilog: 'Local endpoints: GET /health (/status), /stats, /services, /models, /v1/models, /metrics; everything else is proxied.',
+  };
+}
