@@ -70,6 +70,46 @@ function flagsToArgs(flags: Record<string, string | boolean>): string[] {
   return args;
 }
 
+/** How up starts each service of a plan: the command line, and a babysitter's settings file contents. */
+export interface ServiceLaunch {
+  registry?: string[];
+  router?: string[];
+  babysitters: Array<{ name: string; args: string[]; inline?: Record<string, unknown>; configPath?: string }>;
+}
+
+/**
+ * The command lines up gives its services (an inline babysitter's file is written later and its
+ * path put first): the plan's flags plus what up adds itself (state file, registry URL, binds,
+ * its babysitters' heartbeat). `config print --file` shows the same.
+ */
+export function launchPlan(plan: ClusterPlan, dataDir: string, heartbeatSeconds: number): ServiceLaunch {
+  const registryUrl = registryUrlOf(plan);
+  const launch: ServiceLaunch = { babysitters: [] };
+  if (plan.registry.enabled) {
+    const flags = { ...plan.registry.flags };
+    if (flags['state-file'] === undefined && !flags['no-persist']) flags['state-file'] = join(dataDir, 'registry-state.json');
+    launch.registry = flagsToArgs(flags);
+  }
+  if (plan.router.enabled) {
+    const flags = { ...plan.router.flags };
+    if (flags['registry-url'] === undefined) flags['registry-url'] = registryUrl;
+    launch.router = flagsToArgs(flags);
+  }
+  for (const b of plan.babysitters) {
+    let inline: Record<string, unknown> | undefined;
+    if (b.inline) {
+      const entry = structuredClone(b.inline) as Record<string, any>;
+      entry.name ??= b.name;
+      entry.babysitter = { heartbeat_interval: heartbeatSeconds, ...(entry.babysitter ?? {}) };
+      inline = entry;
+    }
+    const flags: Record<string, string> = { ...plan.babysitterFlags, bind: b.bind };
+    if (!b.hasRegistryUrl && flags['registry-url'] === undefined) flags['registry-url'] = registryUrl;
+    launch.babysitters.push({ name: b.name, args: flagsToArgs(flags), inline, configPath: b.configPath });
+  }
+  return launch;
+}
+
 /** A URL for the table: where to connect, and whether the service is exposed beyond this host. */
 function tableUrl(bind: string, port: number, extra?: string): string {
   const notes = [extra, isWildcard(bind) ? 'all interfaces' : undefined].filter(Boolean);
@@ -94,32 +134,19 @@ export class Cluster {
     mkdirSync(logs, { recursive: true });
     mkdirSync(sitters, { recursive: true });
     const { log, out } = opts;
-    const registryUrl = registryUrlOf(plan);
     const onFail = (svc: ChildService) => (code: number | null, signal: NodeJS.Signals | null) => {
       if (!this.failure) this.failure = `${svc.name} exited during start-up (${signal ?? `code ${code}`}): ${svc.lastLogLine()}`;
     };
-    if (plan.registry.enabled) {
-      const flags = { ...plan.registry.flags };
-      if (flags['state-file'] === undefined && !flags['no-persist']) flags['state-file'] = join(opts.dataDir, 'registry-state.json');
-      this.registry = new ChildService('registry', 'registry', ['registry', ...flagsToArgs(flags)], join(logs, 'registry.log'), log, out);
-    }
-    if (plan.router.enabled) {
-      const flags = { ...plan.router.flags };
-      if (flags['registry-url'] === undefined) flags['registry-url'] = registryUrl;
-      this.router = new ChildService('router', 'router', ['router', ...flagsToArgs(flags)], join(logs, 'router.log'), log, out);
-    }
-    for (const b of plan.babysitters) {
-      let file = b.configPath;
+    const launch = launchPlan(plan, opts.dataDir, opts.heartbeatSeconds);
+    if (launch.registry) this.registry = new ChildService('registry', 'registry', ['registry', ...launch.registry], join(logs, 'registry.log'), log, out);
+    if (launch.router) this.router = new ChildService('router', 'router', ['router', ...launch.router], join(logs, 'router.log'), log, out);
+    for (const b of launch.babysitters) {
+      let file = b.configPath!;
       if (b.inline) {
-        const entry = structuredClone(b.inline) as Record<string, any>;
-        entry.name ??= b.name;
-        entry.babysitter = { heartbeat_interval: opts.heartbeatSeconds, ...(entry.babysitter ?? {}) };
         file = join(sitters, `${b.name}.toml`);
-        writeFileSync(file, toToml(entry));
+        writeFileSync(file, toToml(b.inline));
       }
-      const flags: Record<string, string> = { ...plan.babysitterFlags, bind: b.bind };
-      if (!b.hasRegistryUrl && flags['registry-url'] === undefined) flags['registry-url'] = registryUrl;
-      this.babysitters.push(new ChildService(b.name, 'babysitter', ['babysitter', '--config-file', resolve(file!), ...flagsToArgs(flags)], join(logs, `${b.name}.log`), log, out));
+      this.babysitters.push(new ChildService(b.name, 'babysitter', ['babysitter', '--config-file', resolve(file), ...b.args], join(logs, `${b.name}.log`), log, out));
     }
     for (const svc of this.all()) svc.onUnexpectedExit = onFail(svc);
     out.setNames(this.all().map((s) => s.name));
