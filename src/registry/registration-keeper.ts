@@ -30,7 +30,7 @@ export class RegistrationKeeper {
     private readonly intervalMs: number,
     private readonly log: Logger,
   ) {
-    this.beats = new PeriodicTask(() => this.beatAll(), intervalMs);
+    this.beats = new PeriodicTask('registry heartbeats', () => this.beatAll(), intervalMs, log);
   }
 
   /** Adds or replaces a record and registers it now (failures are retried on the next beat). */

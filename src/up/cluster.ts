@@ -126,6 +126,7 @@ export class Cluster {
     this.watch = new BackendWatch(
       plan.babysitters.map((b) => ({ name: b.name, infoUrl: `${httpUrl(advertisedHost(b.bind), b.port + 1)}/info` })),
       out,
+      log,
     );
   }
 
