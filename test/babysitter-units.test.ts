@@ -11,7 +11,9 @@ import { programProblem, watchedCommand } from '../src/babysitter/group-watch.js
 import { ourProcesses, parseListeners } from '../src/babysitter/port-owner.js';
 import { parseProcStat, procStat } from '../src/common/proc-stat.js';
 import { createLogger } from '../src/common/log.js';
-import { RegistrationKeeper, type RegistryClient, type Registration } from '../src/common/registry-client.js';
+import type { RegistryClient } from '../src/registry/client.js';
+import type { Registration } from '../src/registry/record.js';
+import { RegistrationKeeper } from '../src/registry/registration-keeper.js';
 import { tempDir } from './helpers/services.js';
 
 const resolve = (argv: string[]) => babysitterConfig(resolveSettings(babysitterSpec('infini-babysitter'), argv, {}));

@@ -204,3 +204,60 @@ describe('router: a change feed that goes silent', () => {
     }
   });
 });
+
+describe('router: what discovery may remove', () => {
+  it('never touches a static service; keeps a metadata.static record through listings that lack it, until it is deregistered', async () => {
+    // an in-process registry with a feed the test writes to
+    const { RegistryWatcher } = await import('../src/router/registry-watcher.js');
+    const { BackendSet } = await import('../src/router/backend-set.js');
+    const { createLogger } = await import('../src/common/log.js');
+    const record = (name: string, port: number, metadata: Record<string, unknown> = {}) => ({ name, host: '127.0.0.1', port, url: `http://127.0.0.1:${port}`, is_healthy: true, metadata: { type: 'openai-api', models: ['m'], ...metadata } });
+    // the registry also has a record named like the static service, at another address
+    let listing = [record('file-a', 7), record('kept', 8, { static: true }), record('plain', 9)];
+    let feed: import('node:http').ServerResponse | undefined;
+    const fake = createServer((req, res) => {
+      if (req.url === '/services') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ services: listing, index: 1, epoch: 'e1' }));
+      } else if (req.url?.startsWith('/events?since=1&epoch=e1')) {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': connected\n\n');
+        feed = res;
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
+    const send = (event: object) => feed!.write(`data: ${JSON.stringify(event)}\n\n`);
+    const backends = new BackendSet({ connectTimeoutMs: 1000, headersTimeoutMs: 1000, idleTimeoutMs: 1000 });
+    backends.upsert({ name: 'file-a', host: '127.0.0.1', port: 6, url: 'http://127.0.0.1:6', weight: 1, metadata: { type: 'openai-api', models: ['m'] }, isStatic: true });
+    const watcher = new RegistryWatcher(`http://127.0.0.1:${(fake.address() as { port: number }).port}`, backends, { syncIntervalMs: 60_000, graceMs: 100, log: createLogger('test', 'silent') });
+    const names = () => backends.all.map((b) => b.name);
+    try {
+      await watcher.start();
+      assert.deepEqual(names(), ['file-a', 'kept', 'plain']);
+      assert.equal(backends.get('file-a')!.url, 'http://127.0.0.1:6', "the registry's record does not change a static service");
+      assert.deepEqual(backends.all.map((b) => b.info(Date.now()).static), [true, true, false]);
+
+      // a listing without any of them (the registry lost its records): all three miss the same listing
+      await waitFor(() => feed, 'feed followed');
+      listing = [];
+      const first = feed!;
+      send({ index: 2, type: 'reset' });
+      await waitFor(() => feed !== first && !names().includes('plain'), 'plain removed after the grace period');
+      assert.deepEqual(names(), ['file-a', 'kept']);
+
+      // deregistrations: the static service stays, the metadata.static record goes (events apply in order)
+      send({ index: 2, type: 'delete', service: { name: 'file-a' } });
+      send({ index: 3, type: 'delete', service: { name: 'kept' } });
+      await waitFor(() => !names().includes('kept'), 'kept removed on its deregistration');
+      assert.deepEqual(names(), ['file-a']);
+    } finally {
+      await watcher.stop();
+      await backends.closeAll();
+      fake.closeAllConnections();
+      fake.close();
+    }
+  });
+});

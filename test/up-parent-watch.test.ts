@@ -4,33 +4,14 @@
  * a process alive by itself, does nothing without its variable, and never cuts a stop short.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, it } from './helpers/test.js';
 import { startParentWatchFromEnv } from '../src/common/parent-watch.js';
-import { ROOT, waitFor } from './helpers/services.js';
-
-const dist = (file: string) => JSON.stringify(join(ROOT, 'dist', 'src', 'common', file));
-
-interface Child {
-  proc: ChildProcess;
-  out: () => string;
-  err: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+import { waitFor } from './helpers/services.js';
+import { distModule as dist, runModule, type ModuleChild as Child } from './helpers/module-child.js';
 
 /** Runs an ES module snippet with a pipe on fd 3, and INFINI_PARENT_FD set unless `env` says otherwise. */
 function run(code: string, env: Record<string, string | undefined> = { INFINI_PARENT_FD: '3' }): Child {
-  const proc = spawn(process.execPath, ['--input-type=module', '-e', code], {
-    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    env: { ...process.env, LOG_LEVEL: 'info', INFINI_PARENT_FD: undefined, ...env },
-  });
-  let out = '';
-  let err = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d));
-  proc.stderr!.on('data', (d: Buffer) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
-  return { proc, out: () => out, err: () => err, exited };
+  return runModule(code, { env: { INFINI_PARENT_FD: undefined, ...env }, pipeFd3: true });
 }
 
 /** Closes our end of the watch pipe, as the parent's death would. */

@@ -38,8 +38,11 @@ export class BabysitterServer {
     }
     try {
       await route();
-    } catch {
-      if (!res.headersSent) sendError(res, 500, 'internal error');
+    } catch (err) {
+      // a client that went away is no failure of ours; anything else is a bug worth its stack
+      if (res.destroyed) this.supervisor.log.debug({ err, path }, 'client gone before its answer');
+      else this.supervisor.log.error({ err, path }, 'babysitter endpoint failed');
+      if (!res.headersSent && !res.destroyed) sendError(res, 500, 'internal error');
     }
   }
 

@@ -62,7 +62,8 @@ export class Supervisor {
   constructor(
     private readonly cfg: BabysitterConfig,
     private readonly cmd: CommandLine,
-    private readonly log: Logger,
+    /** The babysitter's log (its HTTP endpoints write theirs here too). */
+    readonly log: Logger,
     private readonly hooks: SupervisorHooks,
   ) {
     this.pidFile = pidFilePath(cfg.port);

@@ -56,7 +56,7 @@ export function startParentWatchFromEnv(env: NodeJS.ProcessEnv = process.env): v
     return;
   }
   const ok = watchParent(fd, () => {
-    // no stop registered yet (still starting, or a command with its own handlers): the usual signal
+    // no stop registered yet (still starting, or a command that has none): the usual signal
     if (!requestShutdown('parent process exited')) process.kill(process.pid, 'SIGTERM');
   });
   if (!ok) process.stderr.write(`ignoring ${PARENT_FD_ENV}=${fd}: not an open socket\n`);

@@ -1,12 +1,7 @@
 import type { Logger } from './log.js';
 
-/** The stop registered by onShutdownSignal (or registerShutdown) in this process, for requestShutdown. */
+/** The graceful stop registered by onStopSignals in this process, for requestShutdown. */
 let registered: ((reason: string) => void) | undefined;
-
-/** For a process with signal handling of its own (a router primary): what requestShutdown starts. */
-export function registerShutdown(stop: (reason: string) => void): void {
-  registered = stop;
-}
 
 /**
  * Begins the registered graceful stop as a first signal would (a no-op while already stopping);
@@ -18,38 +13,57 @@ export function requestShutdown(reason: string): boolean {
   return true;
 }
 
+export interface StopActions {
+  /** The graceful stop, begun once: by the first SIGINT or SIGTERM, or for another reason. */
+  graceful: (reason: string) => void;
+  /** A second signal: stop at once (it should end the process). */
+  immediate: (signal: NodeJS.Signals) => void;
+}
+
 /**
- * Runs `stop` once on the first SIGINT or SIGTERM, then exits 0. A second signal while stopping
- * exits at once (status 130), so an operator can always get their terminal back. The returned
- * function starts the same graceful stop for other reasons (a message from a cluster primary);
- * calling it while already stopping does nothing.
+ * The stop rule of every process here: the first SIGINT or SIGTERM begins the graceful stop, a
+ * second one stops at once, so an operator can always get their terminal back. The returned
+ * function (also what requestShutdown calls) begins the graceful stop for another reason (a
+ * parent's death, a router primary's message); it does nothing while stopping and never counts as
+ * a signal, so it can neither cut a stop short nor make the next signal the second.
  */
-export function onShutdownSignal(log: Logger, stop: (reason: string) => Promise<void>): (reason: string) => void {
+export function onStopSignals(actions: StopActions): (reason: string) => void {
   let stopping = false;
   let signals = 0;
   const begin = (reason: string) => {
+    if (stopping) return;
     stopping = true;
-    log.info({ reason }, 'shutting down');
-    stop(reason).then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
+    actions.graceful(reason);
   };
   const handler = (signal: NodeJS.Signals) => {
-    // only a second *signal* forces: a stop begun by a message (cluster primary) still drains
-    if (++signals >= 2) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(130);
-    }
-    if (!stopping) begin(signal);
+    if (++signals >= 2) actions.immediate(signal);
+    else begin(signal);
   };
   process.on('SIGINT', handler);
   process.on('SIGTERM', handler);
-  registered = (reason: string) => {
-    if (!stopping) begin(reason);
-  };
-  return registered;
+  registered = begin;
+  return begin;
+}
+
+/**
+ * onStopSignals for a service: runs `stop` once, then exits 0 (1 if it failed); a second signal
+ * exits at once with status 130.
+ */
+export function onShutdownSignal(log: Logger, stop: (reason: string) => Promise<void>): (reason: string) => void {
+  return onStopSignals({
+    graceful: (reason) => {
+      log.info({ reason }, 'shutting down');
+      stop(reason).then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'error during shutdown');
+          process.exit(1);
+        },
+      );
+    },
+    immediate: (signal) => {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(130);
+    },
+  });
 }

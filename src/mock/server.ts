@@ -93,10 +93,14 @@ export class MockServer {
       if (req.method !== 'GET' && req.method !== 'HEAD') return this.methodNotAllowed(res, req.method, path, 'GET');
       if (path === '/health') return this.json(res, 200, JSON.stringify({ status: 'healthy', service: this.opts.name, port: this.port, requests: this.requests, models: this.opts.models }));
       if (path === '/metrics') {
-        void this.metrics.render().then((text) => {
-          res.writeHead(200, { 'content-type': this.metrics.registry.contentType, 'content-length': Buffer.byteLength(text) });
-          res.end(text);
-        });
+        this.metrics
+          .render()
+          .then((text) => {
+            res.writeHead(200, { 'content-type': this.metrics.registry.contentType, 'content-length': Buffer.byteLength(text) });
+            res.end(text);
+          })
+          // unhandled, the rejection would end the process
+          .catch((err: unknown) => this.failed(res, err, 'metrics could not be rendered'));
         return;
       }
       return this.json(res, 200, this.modelList);
@@ -135,11 +139,14 @@ export class MockServer {
     }
     const ctx = new RequestContext(res, () => this.metrics.cancelled.inc());
     const work = parsed.kind === 'embeddings' ? this.embeddings(parsed, res, ctx) : this.generation(parsed, res, ctx, plan);
-    work.catch((err: unknown) => {
-      this.log.error({ err }, 'mock request failed');
-      if (!res.headersSent) sendOpenAIError(res, { status: 500, message: 'internal error', type: 'server_error', code: null });
-      else res.destroy();
-    });
+    work.catch((err: unknown) => this.failed(res, err, 'mock request failed'));
+  }
+
+  /** A failure of ours: logged with its error; the client gets a 500, or a cut-off answer once it has begun. */
+  private failed(res: Http1Response, err: unknown, msg: string): void {
+    this.log.error({ err }, msg);
+    if (!res.headersSent) sendOpenAIError(res, { status: 500, message: 'internal error', type: 'server_error', code: null });
+    else res.destroy();
   }
 
   /** Waits for a batch slot (none was free); false if the client went away meanwhile. */

@@ -21,19 +21,20 @@ const WORDS = (
 ).split(' ');
 
 export interface Generation {
-  /** Output tokens (each with its leading space), at most `maxTokens`. */
+  /** Output tokens (each with the whitespace before it, as tokenize() splits), at most `maxTokens`. */
   tokens: string[];
   finishReason: 'stop' | 'length';
 }
 
-/**
- * Deterministic answer: `Hello from <name> (model: <model>).` followed by words drawn from a PRNG
- * seeded by the global seed, the model and the prompt, so the same request gets the same answer
- * (tests can assert on it) and different prompts differ. The natural length is `outputTokens`;
- * `maxTokens` below it cuts the answer with finish_reason "length".
- */
+/** The opening's tokens per name and model, tokenised once (a copy is extended per answer). */
 const openingTokens = memoize(tokenize, 256);
 
+/**
+ * Deterministic answer: `Hello from <name> (model: <model>).` followed by words drawn from a PRNG
+ * seeded by the mock's --seed, the model and the prompt, so the same request gets the same answer
+ * (tests can assert on it) and different prompts differ. The answer is `outputTokens` long (the
+ * opening too is cut to it); `maxTokens` below that cuts it with finish_reason "length".
+ */
 export function generate(opts: { seed: number; name: string; model: string; prompt: string; outputTokens: number; maxTokens?: number }): Generation {
   const tokens = openingTokens(`Hello from ${opts.name} (model: ${opts.model}).`).slice();
   const rand = mulberry32(fnv1a(opts.prompt, fnv1a(opts.model, opts.seed ^ 0x9e3779b9)));

@@ -18,7 +18,7 @@ export class HealthProber {
     private readonly timeoutMs: number,
     private readonly log: Logger,
   ) {
-    this.task = new PeriodicTask(() => this.round(), intervalMs);
+    this.task = new PeriodicTask('service health probes', () => this.round(), intervalMs, log);
   }
 
   start(): void {

@@ -2,8 +2,10 @@ import type { Logger } from '../common/log.js';
 import type { ServiceStore } from './store.js';
 
 /**
- * Stale cleanup: every interval, delete records whose last heartbeat is older than the stale
- * timeout. A second, faster timer re-evaluates heartbeat expiry so `health` events fire without a read.
+ * Stale cleanup: every interval, delete records silent for longer than the stale timeout, silence
+ * measured on the liveness clock (time the registry was paused, or self-preservation held expiry,
+ * does not count). A second, faster timer re-evaluates heartbeat expiry so `health` events fire
+ * without a read.
  */
 export class StaleReaper {
   private cleanupTimer: NodeJS.Timeout | undefined;

@@ -10,7 +10,10 @@ export interface BackendSpec {
   url: string;
   weight: number;
   metadata: Record<string, unknown>;
-  /** From the static services file: never removed by discovery. */
+  /**
+   * A static service (from --static-services): discovery never changes or removes it, and a
+   * registry record of the same name is ignored.
+   */
   isStatic: boolean;
 }
 
@@ -48,6 +51,7 @@ export class Backend {
   /** `metadata.cache_type`, with no value counting as "paged". */
   cacheType: string = 'paged';
   hasCacheType = false;
+  /** A static service (see BackendSpec.isStatic); also see keptWhenUnlisted. */
   isStatic = false;
   /** Stable 32-bit hash of the name, for rendezvous hashing. */
   nameHash = 0;
@@ -108,8 +112,12 @@ export class Backend {
     }
   }
 
-  /** Whether the static file or registry marks it as never to be removed by discovery. */
-  get pinned(): boolean {
+  /**
+   * Whether a registry listing that lacks this backend leaves it in place (no grace period, no
+   * removal): a static service, or a registry record with `metadata.static = true` (the original's
+   * way to outlive a registry that forgets it), which its deregistration still removes.
+   */
+  get keptWhenUnlisted(): boolean {
     return this.isStatic || this.metadata.static === true;
   }
 
@@ -165,7 +173,7 @@ export class Backend {
       listed_healthy: this.listedHealthy,
       check_ok: this.checkOk,
       ejected_until: this.ejectedUntil > now ? Math.floor(this.ejectedUntil / 1000) : null,
-      static: this.pinned,
+      static: this.keptWhenUnlisted,
     };
   }
 }

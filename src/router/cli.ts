@@ -9,7 +9,7 @@ import { RouterErrors, type ErrorFormat } from './errors.js';
 import { HealthChecker } from './health-checker.js';
 import { RouterMetrics } from './metrics.js';
 import { createPolicy } from './policies/index.js';
-import { Proxy } from './proxy.js';
+import { RequestForwarder } from './request-forwarder.js';
 import { RegistryWatcher } from './registry-watcher.js';
 import { RouterServer } from './server.js';
 import { routerSpec } from './spec.js';
@@ -53,7 +53,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     backends.onChange((all) => policy.onBackendsChanged?.(all));
     policy.onBackendsChanged?.(backends.all);
     const errors = new RouterErrors(errorFormat);
-    const proxy = new Proxy(backends, policy, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log });
+    const proxy = new RequestForwarder(backends, policy, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log });
     const metrics = new RouterMetrics(backends, () => proxy.inFlight, errors.counts);
     const api = new RouterServer({
       backends,

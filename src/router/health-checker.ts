@@ -31,7 +31,7 @@ export class HealthChecker {
     private readonly timeoutMs: number,
     private readonly log: Logger,
   ) {
-    this.task = new PeriodicTask(() => this.round(), intervalMs);
+    this.task = new PeriodicTask('backend health checks', () => this.round(), intervalMs, log);
   }
 
   start(): void {

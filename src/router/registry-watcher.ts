@@ -66,7 +66,8 @@ function toSpec(r: RecordLike): BackendSpec | undefined {
  * backend is missing; it keeps its state for the grace period from the first listing that lacked
  * it, then is removed, unless a listing or event names it again. While the registry is
  * unreachable nothing is listed, so the last known list keeps serving however long the outage.
- * Static services are never touched.
+ * Static services (--static-services) are never touched; a record with `metadata.static = true` is
+ * kept when listings lack it and removed when it is deregistered (see Backend.keptWhenUnlisted).
  */
 export class RegistryWatcher {
   mode: 'feed' | 'poll' | 'unknown' = 'unknown';
@@ -198,7 +199,7 @@ export class RegistryWatcher {
       this.apply(r);
     }
     for (const b of this.backends.all) {
-      if (b.pinned || listed.has(b.name)) continue;
+      if (b.keptWhenUnlisted || listed.has(b.name)) continue;
       b.missingSince ??= now;
       if (healthyOnly) b.listedHealthy = false;
     }
@@ -213,6 +214,7 @@ export class RegistryWatcher {
       return;
     }
     const existing = this.backends.get(spec.name);
+    // a static service's description is the file's, whatever the registry says under its name
     if (existing?.isStatic) return;
     const b = this.backends.upsert(spec);
     b.listedHealthy = r.is_healthy === undefined ? true : r.is_healthy === true;
@@ -231,7 +233,7 @@ export class RegistryWatcher {
   /** Removes backends missing from listings for the whole grace period. */
   private removeVanished(now: number): void {
     for (const b of [...this.backends.all]) {
-      if (b.pinned || b.missingSince === undefined || now - b.missingSince < this.opts.graceMs) continue;
+      if (b.keptWhenUnlisted || b.missingSince === undefined || now - b.missingSince < this.opts.graceMs) continue;
       this.backends.remove(b.name, 'missing from the registry');
       this.opts.log.info({ backend: b.name, absent_s: Math.round((now - b.missingSince) / 1000) }, 'backend removed after grace period');
     }

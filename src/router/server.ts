@@ -7,13 +7,14 @@ import type { BackendSet } from './backend-set.js';
 import { routerError, type RouterErrors } from './errors.js';
 import type { RouterMetrics } from './metrics.js';
 import { aggregateModels } from './model-catalog.js';
-import type { Proxy } from './proxy.js';
+import type { RequestForwarder } from './request-forwarder.js';
 import { extractInto, sessionKey, type RequestInfo } from './request-info.js';
 import { clusterMetrics, isWorker, workerId } from './workers.js';
 
 export interface RouterServerOptions {
   backends: BackendSet;
-  proxy: Proxy;
+  /** Forwards every inference request to a backend (the router's data path). */
+  proxy: RequestForwarder;
   errors: RouterErrors;
   metrics: RouterMetrics;
   registryUrl: string | null;

@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from '../common/log.js';
-import { registerShutdown } from '../common/shutdown.js';
+import { onStopSignals } from '../common/shutdown.js';
 
 /** IPC messages between the primary and its router workers. */
 const METRICS = 'infini-router:metrics';
@@ -55,14 +55,12 @@ export function runPrimary(workers: number, log: Logger, opts: { drainMs: number
     );
   });
 
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) {
-      log.warn({ signal }, 'second signal: killing the workers now');
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
-      process.exit(130);
-    }
+  const killWorkers = () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
+  };
+  const stopWorkers = (reason: string) => {
     stopping = true;
-    log.info({ signal }, 'stopping the router workers');
+    log.info({ reason }, 'stopping the router workers');
     for (const w of Object.values(cluster.workers ?? {})) {
       if (!w) continue;
       // a message, not a signal: workers that got the terminal's SIGINT too must not see a second one
@@ -73,14 +71,17 @@ export function runPrimary(workers: number, log: Logger, opts: { drainMs: number
     // a worker that does not finish its drain in time is stopped the hard way
     setTimeout(() => {
       log.warn('router workers did not stop within the drain timeout: killing them');
-      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
+      killWorkers();
     }, opts.drainMs + 5_000).unref();
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  // a parent's death (up) starts the same stop, but never counts as a second signal
-  registerShutdown(() => {
-    if (!stopping) stop('SIGTERM');
+  // a parent's death (up) begins the same stop through requestShutdown
+  onStopSignals({
+    graceful: stopWorkers,
+    immediate: (signal) => {
+      log.warn({ signal }, 'second signal: killing the workers now');
+      killWorkers();
+      process.exit(130);
+    },
   });
 }
 

@@ -1,3 +1,4 @@
+import type { Logger } from '../common/log.js';
 import { PeriodicTask } from '../common/periodic.js';
 import type { UpConsole } from './console.js';
 import { getJson } from './http.js';
@@ -185,10 +186,11 @@ export class BackendWatch {
   constructor(
     private readonly sitters: Array<{ name: string; infoUrl: string }>,
     private readonly out: UpConsole,
+    log: Logger,
     intervalMs = 1000,
   ) {
     for (const s of sitters) this.states.set(s.name, newWatchState());
-    this.task = new PeriodicTask(() => this.poll(), intervalMs);
+    this.task = new PeriodicTask('babysitter watch', () => this.poll(), intervalMs, log);
   }
 
   start(): void {

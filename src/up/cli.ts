@@ -4,6 +4,7 @@ import { UsageError, runCommand } from '../common/command.js';
 import { hostProblem } from '../common/host-name.js';
 import { createLogger } from '../common/log.js';
 import { resolveSettings } from '../common/settings.js';
+import { onStopSignals } from '../common/shutdown.js';
 import { applyLaunchEnvironment, DEFAULT_CLUSTER, parseCluster, resolveBinds } from './cluster-file.js';
 import { Cluster, formatTable } from './cluster.js';
 import { UpConsole } from './console.js';
@@ -47,20 +48,20 @@ export function main(argv: string[], name = 'infini-svc up'): Promise<void> {
     });
 
     let stopping: Promise<void> | undefined;
-    const stop = (signal: string) => {
-      if (stopping) {
+    onStopSignals({
+      graceful: (reason) => {
+        out.say('up', `${reason}: stopping the cluster (router, then babysitters, then registry); again to kill everything at once`);
+        stopping = cluster.stop().then(() => {
+          out.say('up', 'cluster stopped');
+          process.exit(0);
+        });
+      },
+      immediate: (signal) => {
         out.say('up', `${signal} again: killing every service now`);
         cluster.kill();
         process.exit(130);
-      }
-      out.say('up', `${signal}: stopping the cluster (router, then babysitters, then registry); again to kill everything at once`);
-      stopping = cluster.stop().then(() => {
-        out.say('up', 'cluster stopped');
-        process.exit(0);
-      });
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
+      },
+    });
 
     await cluster.checkPorts();
     out.print(`infini-svc up: ${file ?? 'the default cluster'}; logs in ${join(dataDir, 'logs')}\n`);

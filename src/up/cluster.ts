@@ -153,6 +153,7 @@ export class Cluster {
     this.watch = new BackendWatch(
       plan.babysitters.map((b) => ({ name: b.name, infoUrl: `${httpUrl(localHost(b.bind), b.port + 1)}/info` })),
       out,
+      log,
     );
   }
 

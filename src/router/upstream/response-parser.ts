@@ -59,7 +59,7 @@ export class ResponseParser {
    */
   private pending: Buffer | undefined;
   private pendingLen = 0;
-  /** Body bytes (Length) or chunk bytes (ChunkData) still to come. */
+  /** Body bytes still to come (Length; the chunked decoder counts its own). */
   private remaining = 0;
   private readonly chunked: ChunkedDecoder;
 
@@ -96,7 +96,7 @@ export class ResponseParser {
 
   /**
    * Feeds `buf[0, len)`. Returns how many bytes belonged to the response; anything after its end is
-   * left unconsumed (we never pipeline, so the caller treats it as a protocol error).
+   * left unconsumed (we never pipeline, so the caller does not reuse a connection that sent more).
    */
   execute(buf: Buffer, len: number): number {
     let pos = 0;
@@ -257,7 +257,7 @@ function bareLineBreak(data: Buffer, start: number, from: number, end: number): 
 /** tchar as a table (syntax.ts's), held in a local constant: the hot loop reads it without an import-binding check. */
 const TCHAR = SHARED_TCHAR;
 
-/** 1 for the bytes allowed inside a header value or reason phrase: HTAB, SP, VCHAR, obs-text (RFC 9110 §5.5; syntax.ts's BAD_VALUE as a table). */
+/** 1 for the bytes allowed in a reason phrase: HTAB, SP, VCHAR, obs-text (RFC 9110 §5.5; syntax.ts's BAD_VALUE as a table; header values are checked inline). */
 const FIELD_CHAR = new Uint8Array(256);
 FIELD_CHAR[9] = 1;
 for (let c = 32; c < 256; c++) if (c !== 127) FIELD_CHAR[c] = 1;

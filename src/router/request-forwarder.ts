@@ -12,7 +12,7 @@ import type { RequestInfo } from './request-info.js';
 import type { UpstreamConnection, UpstreamHandler } from './upstream/connection.js';
 import type { ResponseHead } from './upstream/response-parser.js';
 
-export interface ProxyOptions {
+export interface ForwarderOptions {
   maxErrors: number;
   /** Attempts per request in all (the first plus retries). */
   maxAttempts: number;
@@ -89,7 +89,7 @@ interface Exchange {
  * connection failed before any response byte, is retried on another backend; never once the
  * response has started, and never after a timeout (generation requests are not idempotent).
  */
-export class Proxy {
+export class RequestForwarder {
   /** Attempts in flight, swept for the total timeout (one timer for all instead of one each). */
   private readonly active = new SlotList<Attempt>();
   private readonly sweeper: NodeJS.Timeout;
@@ -97,7 +97,7 @@ export class Proxy {
   constructor(
     private readonly backends: BackendSet,
     private readonly policy: Policy,
-    readonly opts: ProxyOptions,
+    readonly opts: ForwarderOptions,
   ) {
     const every = Math.max(50, Math.min(1000, opts.totalTimeoutMs / 4));
     this.sweeper = setInterval(() => this.sweep(), every);
@@ -227,7 +227,7 @@ export class Proxy {
  */
 class Attempt implements UpstreamHandler {
   readonly startedAt = Date.now();
-  /** Index in the proxy's list of active attempts. */
+  /** Index in the forwarder's list of active attempts. */
   slot = -1;
   conn: UpstreamConnection | undefined;
   private responded = false;
@@ -235,7 +235,7 @@ class Attempt implements UpstreamHandler {
   private blocked = false;
 
   constructor(
-    private readonly proxy: Proxy,
+    private readonly forwarder: RequestForwarder,
     readonly ex: Exchange,
     readonly backend: Backend,
   ) {}
@@ -254,7 +254,7 @@ class Attempt implements UpstreamHandler {
     const status = head.status;
     this.responded = true;
     backend.lastResponseMs = Date.now() - this.startedAt;
-    if (status === 502 || status === 503) this.proxy.recordFailure(backend);
+    if (status === 502 || status === 503) this.forwarder.recordFailure(backend);
     else backend.recordSuccess();
     if (ex.clientGone) return this.abort();
     const headers = downstreamResponseHeaders(head.headers, ex.req.headers['x-request-id'] === undefined ? ex.requestId : undefined, head.framing !== 'chunked' && head.framing !== 'close');
@@ -282,22 +282,22 @@ class Attempt implements UpstreamHandler {
   onComplete(): void {
     this.done = true;
     this.ex.res.end();
-    this.proxy.finished(this, undefined, false);
+    this.forwarder.finished(this, undefined, false);
   }
 
   onError(err: Error): void {
     if (this.done) return;
     this.done = true;
     if (this.ex.clientGone) {
-      this.proxy.finished(this, undefined, false);
+      this.forwarder.finished(this, undefined, false);
       return;
     }
     const kind = classify(err);
     // A malformed answer is an answer: the backend may have run the request, so it is not retried.
     const malformed = (err as NodeJS.ErrnoException).code === 'UPSTREAM_PROTOCOL';
-    if (malformed) this.proxy.opts.log.warn({ backend: this.backend.name, err: err.message }, 'backend sent a malformed response');
+    if (malformed) this.forwarder.opts.log.warn({ backend: this.backend.name, err: err.message }, 'backend sent a malformed response');
     // Retry only when nothing of the answer arrived and the failure was not a timeout.
     const retry = !this.responded && kind !== 'timeout' && !malformed;
-    this.proxy.finished(this, kind, retry);
+    this.forwarder.finished(this, kind, retry);
   }
 }
