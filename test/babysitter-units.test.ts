@@ -78,6 +78,8 @@ describe('babysitter configuration', () => {
       ['port = 8100\nextra_key = 1\n[backend]\ntype = "command"\ncommand = "x"\n', /unknown key 'extra_key'/],
       ['port = 8100\n[babysitter]\nheartbeat_intervl = 5\n[backend]\ntype = "command"\ncommand = "x"\n', /unknown key 'babysitter\.heartbeat_intervl' \(did you mean 'babysitter\.heartbeat_interval'\?\)/],
       ['port = 8100\n[babysitter]\nregistry_url = "http://r"\n[backend]\ntype = "command"\ncommand = "x"\n', /unknown key 'babysitter\.registry_url' \(did you mean 'registry[-_]url'\?\)/],
+      // a nested key in the wrong section points to the original's section, not the flag
+      ['port = 8100\n[backend]\ntype = "command"\ncommand = "x"\nrestart_delay = 5\n', /unknown key 'backend\.restart_delay' \(did you mean 'babysitter\.restart_delay'\?\)/],
       ['port = [oops\n', /config .*b\d+\.toml: invalid TOML at line 1, column \d+/],
     ];
     for (const [i, [text, pattern]] of cases.entries()) {

@@ -26,7 +26,10 @@ export function nearest(word: string, candidates: Iterable<string>): string | un
   let bestScore = Infinity;
   for (const c of candidates) {
     const n = norm(c);
-    const score = tail(n) === tail(w) && tail(w) !== '' ? 0.5 : Math.min(editDistance(w, n), editDistance(tail(w), tail(n)) + 1);
+    // the same key in another section: prefer one as nested as the word (the original's schema
+    // for a nested key, the flag's name for a top-level one)
+    const sameTail = tail(n) === tail(w) && tail(w) !== '';
+    const score = sameTail ? (n.includes('.') === w.includes('.') ? 0.5 : 0.6) : Math.min(editDistance(w, n), editDistance(tail(w), tail(n)) + 1);
     if (score < bestScore) {
       bestScore = score;
       best = c;
