@@ -263,6 +263,22 @@ describe('e2e: up refuses bad input', () => {
     assert.equal(bad.stderrText.trim().split('\n').length, 1);
   });
 
+  it('refuses a babysitter section that its babysitter would refuse, before starting anything', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'bad.toml');
+    const regPort = await freePortPair();
+    // a typo, then a mock without models: each is found before the registry starts
+    await writeFile(file, `[registry]\nport = ${regPort}\n[[babysitter]]\nname = "m1"\nport = 8600\n[babysitter.babysitter]\nheartbeat_intervl = 5\n[babysitter.backend]\ntype = "mock"\n`);
+    const typo = spawnCli(['up', '--file', file, '--data-dir', join(dir, 'state')]);
+    assert.equal((await typo.exited).code, 2);
+    assert.match(typo.stderrText, /unknown key 'babysitter\[0\]\.babysitter\.heartbeat_intervl' \(did you mean 'babysitter\[0\]\.babysitter\.heartbeat_interval'\?\)/);
+    await writeFile(file, `[registry]\nport = ${regPort}\n[[babysitter]]\nname = "m1"\nport = 8600\n[babysitter.backend]\ntype = "mock"\n`);
+    const models = spawnCli(['up', '--file', file, '--data-dir', join(dir, 'state')]);
+    assert.equal((await models.exited).code, 2);
+    assert.match(models.stderrText, /cluster file .*bad\.toml: babysitter 'm1': key 'backend\.models': a model list is required for backend type 'mock'/);
+    assert.equal(models.stdout, '', 'nothing was started');
+  });
+
   it('names the port and the service when a port is taken, and starts nothing', async () => {
     const dir = await tempDir();
     const blocker = createServer();

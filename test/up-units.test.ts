@@ -23,6 +23,8 @@ describe('cluster file', () => {
       ['[registry]\nport = "x"\n', /key 'registry.port'/],
       ['[router]\nturbo = 1\n', /unknown key 'router\.turbo'/],
       ['[router]\nheartbeat-timeout = 1\n', /unknown key 'router\.heartbeat-timeout' \(did you mean 'registry\.heartbeat-timeout'\?\)/],
+      // a short name of a key of the same section beats the same name in another section
+      ['[router]\nport = 8500\n', /unknown key 'router\.port' \(did you mean 'router\.router-port'\?\)/],
       ['[router]\nenabled = "no"\n', /key 'router.enabled'/],
       ['[[babysitter]]\nname = "a"\n', /key 'babysitter\[0\].port'/],
       ['[[babysitter]]\nport = 8100\n', /key 'babysitter\[0\].backend': required/],

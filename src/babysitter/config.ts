@@ -58,7 +58,7 @@ export interface BabysitterConfig {
  */
 export function babysitterConfig(settings: Settings): BabysitterConfig {
   const port = settings.optNum('port');
-  if (port === undefined) throw new UsageError(settings.file ? `config file ${settings.file}: key 'port': required` : '--port is required when --config-file is not provided');
+  if (port === undefined) throw new UsageError(settings.file ? `${settings.where('port')}: required` : '--port is required when --config-file is not provided');
   let type: BackendType = parseBackendType(settings.str('service-type'), settings.where('service-type'));
   if (settings.source('command') === 'flag') type = 'command';
   let args = settings.list('args') ?? [];

@@ -22,6 +22,7 @@ export function nearest(word: string, candidates: Iterable<string>): string | un
   const norm = (s: string) => s.toLowerCase().replace(/-/g, '_');
   const w = norm(word);
   const tail = (s: string) => s.slice(s.lastIndexOf('.') + 1);
+  const section = (s: string) => s.slice(0, Math.max(0, s.lastIndexOf('.')));
   let best: string | undefined;
   let bestScore = Infinity;
   for (const c of candidates) {
@@ -29,7 +30,9 @@ export function nearest(word: string, candidates: Iterable<string>): string | un
     // the same key in another section: prefer one as nested as the word (the original's schema
     // for a nested key, the flag's name for a top-level one)
     const sameTail = tail(n) === tail(w) && tail(w) !== '';
-    const score = sameTail ? (n.includes('.') === w.includes('.') ? 0.5 : 0.6) : Math.min(editDistance(w, n), editDistance(tail(w), tail(n)) + 1);
+    // a key of the same section that the word is one part of (`port` in [router]: `router_port`)
+    const partHere = section(n) === section(w) && tail(w) !== '' && tail(n).split('_').includes(tail(w));
+    const score = partHere ? 0.45 : sameTail ? (n.includes('.') === w.includes('.') ? 0.5 : 0.6) : Math.min(editDistance(w, n), editDistance(tail(w), tail(n)) + 1);
     if (score < bestScore) {
       bestScore = score;
       best = c;

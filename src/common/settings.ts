@@ -358,6 +358,8 @@ export class Settings {
     readonly file: string | undefined,
     /** The key each file value was found under (`babysitter.heartbeat_interval`). */
     private readonly fileKeyOf: ReadonlyMap<string, string> = new Map(),
+    /** How errors name the file (`cluster file c.toml: babysitter 'a'` for a section of a cluster file). */
+    private readonly fileLabel = file === undefined ? undefined : `config file ${file}`,
   ) {}
 
   private get(key: string): SettingValueOf | undefined {
@@ -387,7 +389,7 @@ export class Settings {
     const src = this.sources.get(key);
     const s = allSettings(this.spec).find((x) => x.key === key)!;
     if (src === 'environment') return `environment ${envNames(s).find((n) => process.env[n]) ?? envNames(s)[0]}`;
-    if (src === 'file' || (src !== 'flag' && this.file !== undefined)) return `config file ${this.file}: key '${this.fileKeyOf.get(key) ?? s.fileKeys?.[0] ?? key}'`;
+    if (src === 'file' || (src !== 'flag' && this.file !== undefined)) return `${this.fileLabel}: key '${this.fileKeyOf.get(key) ?? s.fileKeys?.[0] ?? key}'`;
     return `--${key}`;
   }
 
@@ -521,7 +523,7 @@ export function resolveSettings(spec: ServiceSpec, argv: readonly string[], env:
     }
   }
   const fileKeyOf = new Map([...fromFile].map(([k, v]) => [k, v.path]));
-  return new Settings(spec, values, sources, file?.path ?? (file ? file.label : undefined), fileKeyOf);
+  return new Settings(spec, values, sources, file?.path ?? (file ? file.label : undefined), fileKeyOf, file?.label);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,14 +6,14 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UsageError, runCommand } from '../common/command.js';
-import { parseConfigText, readConfigFile, resolveSettings, type ServiceSpec, type Settings } from '../common/settings.js';
+import { parseConfigText, resolveSettings, type ServiceSpec, type Settings } from '../common/settings.js';
 import { babysitterConfig } from '../babysitter/config.js';
 import { babysitterSpec } from '../babysitter/spec.js';
 import { mockSpec } from '../mock/spec.js';
 import { registrySpec } from '../registry/spec.js';
 import { routerSpec } from '../router/spec.js';
 import { applyLaunchEnvironment, parseCluster, resolveBinds } from '../up/cluster-file.js';
-import { launchPlan } from '../up/cluster.js';
+import { babysitterSettings, launchPlan } from '../up/cluster.js';
 import { upSpec } from '../up/spec.js';
 
 const SPECS: Record<string, () => ServiceSpec> = { registry: registrySpec, router: routerSpec, babysitter: babysitterSpec, mock: mockSpec };
@@ -55,12 +55,8 @@ function check(path: string, service: string | undefined): string {
   const data = parseConfigText(text, path);
   if (service === undefined && isClusterFile(data)) {
     const plan = applyLaunchEnvironment(parseCluster(text, path), {}, process.cwd());
-    for (const b of plan.babysitters) {
-      const file = b.configPath;
-      const d = file ? readConfigFile(file) : (b.inline as Record<string, unknown>);
-      const { config: _config, ...rest } = d;
-      fromData('babysitter', rest, file ? `config file ${file}` : `cluster file ${path}: babysitter '${b.name}'`, file ?? path);
-    }
+    const up = resolveSettings(upSpec(), [], {});
+    babysitterSettings(launchPlan(resolveBinds(plan, up.str('bind')), resolve(up.str('data-dir')), up.num('heartbeat-interval')), path, {});
     const parts = [plan.registry.enabled ? 'registry' : '', plan.router.enabled ? 'router' : '', `${plan.babysitters.length} babysitter${plan.babysitters.length === 1 ? '' : 's'}`].filter(Boolean);
     return `${path}: ok (cluster file: ${parts.join(', ')})`;
   }
@@ -119,10 +115,7 @@ function print(argv: string[]): string {
     const launch = launchPlan(plan, resolve(up.str('data-dir')), up.num('heartbeat-interval'));
     if (launch.registry) out.registry = resolveSettings(registrySpec(), launch.registry);
     if (launch.router) out.router = resolveSettings(routerSpec(), launch.router);
-    for (const b of launch.babysitters) {
-      const data = b.inline ?? readConfigFile(b.configPath!);
-      out[`babysitter ${b.name}`] = resolveSettings(babysitterSpec(), b.args, process.env, { data, label: `babysitter ${b.name}`, path: b.configPath ?? cluster });
-    }
+    for (const [name, settings] of babysitterSettings(launch, cluster, process.env)) out[`babysitter ${name}`] = settings;
   } else {
     if (service === undefined) throw new UsageError(`config print: --service or --file is required\n${USAGE}`);
     if (!SPECS[service]) throw new UsageError(`--service: expected one of ${Object.keys(SPECS).join(', ')}, got '${service}'`);

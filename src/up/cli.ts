@@ -6,7 +6,7 @@ import { createLogger } from '../common/log.js';
 import { resolveSettings } from '../common/settings.js';
 import { onStopSignals } from '../common/shutdown.js';
 import { applyLaunchEnvironment, DEFAULT_CLUSTER, parseCluster, resolveBinds } from './cluster-file.js';
-import { Cluster, formatTable } from './cluster.js';
+import { babysitterSettings, Cluster, formatTable, launchPlan } from './cluster.js';
 import { UpConsole } from './console.js';
 import { upSpec } from './spec.js';
 
@@ -38,6 +38,8 @@ export function main(argv: string[], name = 'infini-svc up'): Promise<void> {
       return;
     }
     const dataDir = resolve(settings.str('data-dir'));
+    // every babysitter's settings as it will read them: a mistake stops up before anything starts
+    babysitterSettings(launchPlan(plan, dataDir, settings.num('heartbeat-interval')), file ?? '(default)', process.env);
     const out = new UpConsole();
     const cluster = new Cluster(plan, {
       dataDir,

@@ -11,6 +11,9 @@ import { ChildService } from './child-service.js';
 import { registryUrlOf, type ClusterPlan } from './cluster-file.js';
 import type { UpConsole } from './console.js';
 import { getJson } from './http.js';
+import { babysitterConfig } from '../babysitter/config.js';
+import { babysitterSpec } from '../babysitter/spec.js';
+import { readConfigFile, resolveSettings, type Settings } from '../common/settings.js';
 
 export interface ClusterOptions {
   dataDir: string;
@@ -108,6 +111,23 @@ export function launchPlan(plan: ClusterPlan, dataDir: string, heartbeatSeconds:
     launch.babysitters.push({ name: b.name, args: flagsToArgs(flags), inline, configPath: b.configPath });
   }
   return launch;
+}
+
+/**
+ * Every babysitter's settings as it will resolve them (its file or inline section, the flags up
+ * gives it, the environment), with the checks the babysitter makes at start (what a backend type
+ * requires): a mistake stops `up` and `config check` before anything starts.
+ */
+export function babysitterSettings(launch: ServiceLaunch, clusterPath: string, env: NodeJS.ProcessEnv): Map<string, Settings> {
+  const out = new Map<string, Settings>();
+  for (const b of launch.babysitters) {
+    const { config: _config, ...data } = b.inline ?? readConfigFile(b.configPath!);
+    const label = b.configPath ? `config file ${b.configPath}` : `cluster file ${clusterPath}: babysitter '${b.name}'`;
+    const settings = resolveSettings(babysitterSpec(), b.args, env, { data, label, path: b.configPath ?? clusterPath });
+    babysitterConfig(settings);
+    out.set(b.name, settings);
+  }
+  return out;
 }
 
 /** A URL for the table: where to connect, and whether the service is exposed beyond this host. */
