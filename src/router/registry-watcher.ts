@@ -1,5 +1,5 @@
 import type { Logger } from '../common/log.js';
-import type { BackendSpec } from './backend.js';
+import type { Backend, BackendSpec } from './backend.js';
 import type { BackendSet } from './backend-set.js';
 
 /** A registry record as the router reads it (only the fields it relies on). */
@@ -82,6 +82,8 @@ export class RegistryWatcher {
   private readonly baseUrl: string;
   private loopDone: Promise<void> | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
+  /** Backends a listing lacked (their missingSince is set), so that the grace check is not a scan of all. */
+  private readonly missing = new Set<Backend>();
 
   constructor(
     baseUrl: string,
@@ -201,6 +203,7 @@ export class RegistryWatcher {
     for (const b of this.backends.all) {
       if (b.keptWhenUnlisted || listed.has(b.name)) continue;
       b.missingSince ??= now;
+      this.missing.add(b);
       if (healthyOnly) b.listedHealthy = false;
     }
     this.removeVanished(now);
@@ -219,6 +222,7 @@ export class RegistryWatcher {
     const b = this.backends.upsert(spec);
     b.listedHealthy = r.is_healthy === undefined ? true : r.is_healthy === true;
     b.missingSince = undefined;
+    this.missing.delete(b);
     if (!existing) this.opts.log.info({ backend: b.name, url: b.url, models: b.models }, 'backend discovered');
   }
 
@@ -226,14 +230,20 @@ export class RegistryWatcher {
   private forget(name: string): void {
     const b = this.backends.get(name);
     if (!b || b.isStatic) return;
+    this.missing.delete(b);
     this.backends.remove(name, 'deregistered');
     this.opts.log.info({ backend: name }, 'backend removed');
   }
 
   /** Removes backends missing from listings for the whole grace period. */
   private removeVanished(now: number): void {
-    for (const b of [...this.backends.all]) {
-      if (b.keptWhenUnlisted || b.missingSince === undefined || now - b.missingSince < this.opts.graceMs) continue;
+    for (const b of [...this.missing]) {
+      if (this.backends.get(b.name) !== b || b.missingSince === undefined || b.keptWhenUnlisted) {
+        this.missing.delete(b);
+        continue;
+      }
+      if (now - b.missingSince < this.opts.graceMs) continue;
+      this.missing.delete(b);
       this.backends.remove(b.name, 'missing from the registry');
       this.opts.log.info({ backend: b.name, absent_s: Math.round((now - b.missingSince) / 1000) }, 'backend removed after grace period');
     }
