@@ -36,6 +36,8 @@ export interface WatcherOptions {
 export const FEED_IDLE_MS = 45_000;
 
 const LIST_TIMEOUT_MS = 10_000;
+/** Backends new in one listing that are logged one by one; more make one summary line. */
+const DISCOVERED_LINES = 20;
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5_000;
 
@@ -196,10 +198,14 @@ export class RegistryWatcher {
    */
   private reconcile(records: RecordLike[], now: number, healthyOnly: boolean): void {
     const listed = new Set<string>();
+    const discovered: Backend[] = [];
     for (const r of records) {
       if (typeof r.name === 'string') listed.add(r.name);
-      this.apply(r);
+      this.apply(r, discovered);
     }
+    // a line each for a few; one line for a fleet (10,000 lines would take longer than the listing)
+    if (discovered.length > DISCOVERED_LINES) this.opts.log.info({ backends: discovered.length, first: discovered.slice(0, 5).map((b) => b.name) }, 'backends discovered');
+    else for (const b of discovered) this.logDiscovered(b);
     for (const b of this.backends.all) {
       if (b.keptWhenUnlisted || listed.has(b.name)) continue;
       b.missingSince ??= now;
@@ -209,8 +215,8 @@ export class RegistryWatcher {
     this.removeVanished(now);
   }
 
-  /** Upserts one record (or forgets it if it is not routable any more). */
-  private apply(r: RecordLike): void {
+  /** Upserts one record (or forgets it if it is not routable any more); new backends go to `discovered` or the log. */
+  private apply(r: RecordLike, discovered?: Backend[]): void {
     const spec = toSpec(r);
     if (!spec) {
       if (typeof r.name === 'string') this.forget(r.name);
@@ -223,7 +229,13 @@ export class RegistryWatcher {
     b.listedHealthy = r.is_healthy === undefined ? true : r.is_healthy === true;
     b.missingSince = undefined;
     this.missing.delete(b);
-    if (!existing) this.opts.log.info({ backend: b.name, url: b.url, models: b.models }, 'backend discovered');
+    if (existing) return;
+    if (discovered) discovered.push(b);
+    else this.logDiscovered(b);
+  }
+
+  private logDiscovered(b: Backend): void {
+    this.opts.log.info({ backend: b.name, url: b.url, models: b.models }, 'backend discovered');
   }
 
   /** Removes a backend the registry deregistered (or that stopped being routable) at once. */
