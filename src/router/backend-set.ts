@@ -37,8 +37,13 @@ export class BackendSet implements BackendOwner {
   private readonly ordered: Backend[] = [];
   private snapshot: readonly Backend[] | undefined = [];
   private readonly pools = new Map<string, ModelPool>();
-  /** Every backend, for requests that name no model. */
+  /**
+   * Every backend, for requests that name no model: built by the first such request (O(N) once),
+   * so that a fleet whose clients always name a model does not keep an index of N (least-load
+   * would otherwise pay O(log N) per load change).
+   */
   private readonly anyPool = new ModelPool(undefined);
+  private anyPoolBuilt = false;
   /** Models that lost their last backend, with when, oldest first (pruned after MODEL_MEMORY_MS). */
   private readonly goneModels = new Map<string, number>();
   /** Ejected backends whose ejection ends by time, soonest first. */
@@ -123,7 +128,7 @@ export class BackendSet implements BackendOwner {
     this.byName.set(spec.name, backend);
     insertByName(this.ordered, backend);
     this.snapshot = undefined;
-    this.addMember(backend, this.anyPool);
+    if (this.anyPoolBuilt) this.addMember(backend, this.anyPool);
     for (const model of backend.modelSet) this.addMember(backend, this.poolFor(model));
     backend.owner = this;
     this.routabilityChanged(backend);
@@ -173,6 +178,7 @@ export class BackendSet implements BackendOwner {
     const policy = this.policy;
     if (!policy) return undefined;
     if (this.ejections.size > 0) this.endEjections(now);
+    if (info.model === undefined && !this.anyPoolBuilt) this.buildAnyPool();
     const pool = info.model === undefined ? this.anyPool : this.pools.get(info.model);
     if (!pool) return undefined;
     if (exclude === undefined || exclude.size === 0) return policy.select(pool, info);
@@ -228,6 +234,14 @@ export class BackendSet implements BackendOwner {
     const policy = this.policy;
     if (!policy?.loadChanged || !b.attached) return;
     for (const m of b.members) if (m.attached) policy.loadChanged(m);
+  }
+
+  private buildAnyPool(): void {
+    this.anyPoolBuilt = true;
+    for (const b of this.ordered) {
+      this.addMember(b, this.anyPool);
+      if (b.attached) this.attach(b.members[b.members.length - 1]!);
+    }
   }
 
   /** Puts back the backends whose ejection ended by `now`. */
