@@ -55,7 +55,7 @@ export class BackendSet implements BackendOwner {
   private routableCount = 0;
   private policy: Policy | undefined;
   private readonly clock: () => number;
-  private readonly listeners: Array<(all: readonly Backend[]) => void> = [];
+  private readonly listeners: Array<(all: Backend[]) => void> = [];
   private changeQueued = false;
   private readonly membershipListeners: Array<(backend: Backend, joined: boolean) => void> = [];
   private readonly downListeners: Array<(backend: Backend, reason: string) => void> = [];
@@ -89,7 +89,7 @@ export class BackendSet implements BackendOwner {
    * Called with the full list after membership or a backend's models changed: once per burst of
    * synchronous changes (a listing of 10,000 makes one call), in a microtask after it.
    */
-  onChange(listener: (all: readonly Backend[]) => void): void {
+  onChange(listener: (all: Backend[]) => void): void {
     this.listeners.push(listener);
   }
 
@@ -363,7 +363,7 @@ export class BackendSet implements BackendOwner {
     this.changeQueued = true;
     queueMicrotask(() => {
       this.changeQueued = false;
-      const all = this.all;
+      const all = this.all as Backend[];
       for (const l of this.listeners) l(all);
     });
   }
