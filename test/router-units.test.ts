@@ -8,7 +8,8 @@ import { parseValue, parseSize } from '../src/common/settings.js';
 import { routerSpec } from '../src/router/spec.js';
 import { downstreamResponseHeaders } from '../src/router/headers.js';
 import { aggregateModels } from '../src/router/model-catalog.js';
-import { createPolicy } from '../src/router/policies/index.js';
+import { BackendSet } from '../src/router/backend-set.js';
+import { createPolicy, type Policy } from '../src/router/policies/index.js';
 import { LeastLoad } from '../src/router/policies/least-load.js';
 import { PowerOfTwo } from '../src/router/policies/power-of-two.js';
 import { rendezvous } from '../src/router/policies/session-affinity.js';
@@ -36,53 +37,70 @@ function backend(name: string, opts: { weight?: number; models?: string[]; cache
 const info = (over: Partial<RequestInfo> = {}): RequestInfo => ({ model: 'm', stream: false, promptCacheKey: undefined, size: 0, sessionKey: undefined, body: undefined, ...over });
 const count = (picks: Backend[]) => picks.reduce<Record<string, number>>((acc, b) => ((acc[b.name] = (acc[b.name] ?? 0) + 1), acc), {});
 
+/** A set of backends routed by `policy` (a fresh Backend per spec, joined in the given order). */
+function fleet(policy: Policy, specs: Array<{ name: string; weight?: number; models?: string[]; cacheType?: string }>) {
+  const set = new BackendSet(POOL);
+  set.setPolicy(policy);
+  const list = specs.map((o, i) => set.upsert({ name: o.name, host: '127.0.0.1', port: 9500 + i, url: `http://127.0.0.1:${9500 + i}`, weight: o.weight ?? 1, metadata: { type: 'openai-api', models: o.models ?? ['m'], ...(o.cacheType ? { cache_type: o.cacheType } : {}) }, isStatic: true }));
+  const pick = (over: Partial<RequestInfo> = {}) => set.pick(info(over), Date.now())!;
+  return { set, list, pick };
+}
+
 describe('weighted round robin', () => {
   it('rotates evenly per model, unaffected by other models', () => {
-    const [a, b, c] = [backend('a'), backend('b'), backend('c')];
-    const p = new WeightedRoundRobin();
+    const { pick } = fleet(new WeightedRoundRobin(), [
+      { name: 'a', models: ['x', 'y'] },
+      { name: 'b', models: ['x', 'y'] },
+      { name: 'c', models: ['y'] },
+    ]);
     const picks: Backend[] = [];
     for (let i = 0; i < 30; i++) {
-      picks.push(p.select([a, b], info({ model: 'x' }))!);
-      p.select([a, b, c], info({ model: 'y' })); // interleaved traffic of another model
+      picks.push(pick({ model: 'x' }));
+      pick({ model: 'y' }); // interleaved traffic of another model
     }
     assert.deepEqual(count(picks), { a: 15, b: 15 });
     assert.notEqual(picks[0], picks[1]);
   });
 
   it('honours weights smoothly and skips weight 0 unless all are 0', () => {
-    const a = backend('wa', { weight: 1 });
-    const b = backend('wb', { weight: 3 });
-    const z = backend('wz', { weight: 0 });
-    const p = new WeightedRoundRobin();
-    const picks = Array.from({ length: 40 }, () => p.select([a, b, z], info())!);
+    const { list, pick } = fleet(new WeightedRoundRobin(), [
+      { name: 'wa', weight: 1 },
+      { name: 'wb', weight: 3 },
+      { name: 'wz', weight: 0 },
+    ]);
+    const b = list[1]!;
+    const picks = Array.from({ length: 40 }, () => pick());
     assert.deepEqual(count(picks), { wa: 10, wb: 30 });
     // smooth: never 3 a's in a row, b's spread out
     assert.ok(!picks.slice(0, 4).every((x) => x === b));
-    const zero = [backend('z1', { weight: 0 }), backend('z2', { weight: 0 })];
-    const zpicks = Array.from({ length: 4 }, () => p.select(zero, info())!);
+    const zero = fleet(new WeightedRoundRobin(), [
+      { name: 'z1', weight: 0 },
+      { name: 'z2', weight: 0 },
+    ]);
+    const zpicks = Array.from({ length: 4 }, () => zero.pick());
     assert.deepEqual(count(zpicks), { z1: 2, z2: 2 });
   });
 });
 
 describe('session affinity (rendezvous hashing)', () => {
-  const fleet = Array.from({ length: 5 }, (_, i) => backend(`node-${i}`));
+  const fleet5 = Array.from({ length: 5 }, (_, i) => backend(`node-${i}`));
   const keys = Array.from({ length: 2000 }, (_, i) => `m:prompt_cache:user-${i}`);
 
   it('is stable and spreads keys', () => {
-    const first = keys.map((k) => rendezvous(fleet, k)!);
-    assert.deepEqual(keys.map((k) => rendezvous(fleet, k)!), first);
+    const first = keys.map((k) => rendezvous(fleet5, k)!);
+    assert.deepEqual(keys.map((k) => rendezvous(fleet5, k)!), first);
     const spread = count(first);
     for (const n of Object.values(spread)) assert.ok(n > 250 && n < 550, `balanced: ${JSON.stringify(spread)}`);
   });
 
   it('moves only the keys of a backend that left, and only keys to one that joined', () => {
-    const before = keys.map((k) => rendezvous(fleet, k)!);
-    const without = fleet.filter((b) => b.name !== 'node-2');
+    const before = keys.map((k) => rendezvous(fleet5, k)!);
+    const without = fleet5.filter((b) => b.name !== 'node-2');
     const after = keys.map((k) => rendezvous(without, k)!);
     keys.forEach((_, i) => {
       if (before[i]!.name !== 'node-2') assert.equal(after[i], before[i]);
     });
-    const bigger = [...fleet, backend('node-5')];
+    const bigger = [...fleet5, backend('node-5')];
     const grown = keys.map((k) => rendezvous(bigger, k)!);
     let moved = 0;
     keys.forEach((_, i) => {
@@ -102,56 +120,53 @@ describe('session affinity (rendezvous hashing)', () => {
   });
 
   it('is applied by the composed policy for requests with a session key only', () => {
-    const p = createPolicy('round-robin', { sizeThresholdBytes: 100 });
-    const pair = [backend('s1'), backend('s2')];
-    const sticky = Array.from({ length: 6 }, () => p.select(pair, info({ sessionKey: 'm:session:abc' }))!);
+    const { pick } = fleet(createPolicy('round-robin', { sizeThresholdBytes: 100 }), [{ name: 's1' }, { name: 's2' }]);
+    const sticky = Array.from({ length: 6 }, () => pick({ sessionKey: 'm:session:abc' }));
     assert.equal(new Set(sticky).size, 1);
-    const rotating = Array.from({ length: 6 }, () => p.select(pair, info())!);
+    const rotating = Array.from({ length: 6 }, () => pick());
     assert.equal(new Set(rotating).size, 2);
   });
 });
 
 describe('size classes', () => {
-  const paged = backend('paged-1', { cacheType: 'paged' });
-  const untyped = backend('untyped');
-  const stat = [backend('static-1', { cacheType: 'static' }), backend('static-2', { cacheType: 'static' })];
-  const p = createPolicy('round-robin', { sizeThresholdBytes: 100 });
+  const specs = [{ name: 'paged-1', cacheType: 'paged' }, { name: 'untyped' }, { name: 'static-1', cacheType: 'static' }, { name: 'static-2', cacheType: 'static' }];
+  const policy = () => createPolicy('round-robin', { sizeThresholdBytes: 100 });
 
   it('sends large requests to static backends and small ones to paged (untyped counts as paged)', () => {
-    const all = [paged, untyped, ...stat];
-    const large = Array.from({ length: 8 }, () => p.select(all, info({ size: 101 }))!);
+    const { pick } = fleet(policy(), specs);
+    const large = Array.from({ length: 8 }, () => pick({ size: 101 }));
     assert.ok(large.every((b) => b.cacheType === 'static'));
     assert.equal(new Set(large).size, 2);
-    const small = Array.from({ length: 8 }, () => p.select(all, info({ size: 100 }))!);
+    const small = Array.from({ length: 8 }, () => pick({ size: 100 }));
     assert.deepEqual(new Set(small.map((b) => b.name)), new Set(['paged-1', 'untyped']));
   });
 
   it('falls back to all candidates when the class is empty, and keeps affinity inside the class', () => {
-    assert.ok(p.select([paged, untyped], info({ size: 5000 })));
-    const key = info({ size: 5000, sessionKey: 'm:prompt_cache:k' });
-    const chosen = p.select([paged, ...stat], key)!;
+    assert.ok(fleet(policy(), specs.slice(0, 2)).pick({ size: 5000 }));
+    const { pick } = fleet(policy(), [specs[0]!, ...specs.slice(2)]);
+    const key = { size: 5000, sessionKey: 'm:prompt_cache:k' };
+    const chosen = pick(key);
     assert.equal(chosen.cacheType, 'static');
-    for (let i = 0; i < 5; i++) assert.equal(p.select([paged, ...stat], key), chosen);
+    for (let i = 0; i < 5; i++) assert.equal(pick(key), chosen);
   });
 });
 
 describe('load-aware policies', () => {
   it('least-load picks the fewest in flight, rotating ties', () => {
-    const [a, b, c] = [backend('l1'), backend('l2'), backend('l3')];
+    const { list, pick } = fleet(new LeastLoad(), [{ name: 'l1' }, { name: 'l2' }, { name: 'l3' }]);
+    const [a, b, c] = list as [Backend, Backend, Backend];
     a.inFlight = 3;
     b.inFlight = 1;
     c.inFlight = 2;
-    const p = new LeastLoad();
-    assert.equal(p.select([a, b, c], info()), b);
+    assert.equal(pick(), b);
     a.inFlight = b.inFlight = c.inFlight = 0;
-    assert.equal(new Set(Array.from({ length: 3 }, () => p.select([a, b, c], info()))).size, 3);
+    assert.equal(new Set(Array.from({ length: 3 }, () => pick())).size, 3);
   });
 
   it('power-of-two picks the less loaded of two distinct samples', () => {
-    const [a, b] = [backend('p1'), backend('p2')];
-    a.inFlight = 5;
-    const p = new PowerOfTwo(() => 0);
-    assert.equal(p.select([a, b], info()), b);
+    const { list, pick } = fleet(new PowerOfTwo(() => 0), [{ name: 'p1' }, { name: 'p2' }]);
+    list[0]!.inFlight = 5;
+    assert.equal(pick(), list[1]);
   });
 });
 

@@ -1,4 +1,8 @@
-import { Backend, type BackendSpec, type PoolOptions } from './backend.js';
+import { Backend, type BackendOwner, type BackendSpec, type PoolOptions } from './backend.js';
+import { ClassPool, insertByName, Member, ModelPool, removeByName } from './backend-pool.js';
+import { IndexedHeap } from './indexed-heap.js';
+import type { Policy } from './policies/policy.js';
+import type { RequestInfo } from './request-info.js';
 
 /**
  * How long a model whose last backend left still counts as existing: an engine being restarted
@@ -10,17 +14,50 @@ export const MODEL_MEMORY_MS = 10 * 60_000;
 /** Whether a model exists here: served now, served until recently, unknown, or not known yet. */
 export type ModelPresence = 'served' | 'recent' | 'unknown' | 'undetermined';
 
+export interface BackendSetOptions {
+  /** The clock routability is judged by (tests drive it). */
+  now?: () => number;
+}
+
 /**
  * The router's view of its backends, in a stable order (by name) so that routing never depends on
- * hash-map iteration order. Candidate lists per model are rebuilt only when membership changes.
+ * hash-map iteration order, and the index it routes from: per model (and one for requests without
+ * a model) the routable backends, split into size-class sub-pools with the policy's state (see
+ * backend-pool.ts). Everything is updated one backend at a time: a join or leave costs
+ * O(M log K) plus moving list tails (M its models, K their sizes), a routability or load change
+ * O(M log K); nothing is rebuilt.
+ *
+ * Routability (`Backend.routable(now)`) is tracked by the backends' setters; an ejection that ends
+ * by time waits in a heap and is ended lazily by the first request routed after it, with that
+ * request's clock, so the index always agrees with `routable(now)`.
  */
-export class BackendSet {
+export class BackendSet implements BackendOwner {
   private readonly byName = new Map<string, Backend>();
-  private ordered: Backend[] = [];
-  private byModel = new Map<string, Backend[]>();
-  /** Models that lost their last backend, with when (pruned after MODEL_MEMORY_MS). */
+  /** All backends by name: updated in place; `all` hands out copies that never change. */
+  private readonly ordered: Backend[] = [];
+  private snapshot: readonly Backend[] | undefined = [];
+  private readonly pools = new Map<string, ModelPool>();
+  /**
+   * Every backend, for requests that name no model: built by the first such request (O(N) once),
+   * so that a fleet whose clients always name a model does not keep an index of N (least-load
+   * would otherwise pay O(log N) per load change).
+   */
+  private readonly anyPool = new ModelPool(undefined);
+  private anyPoolBuilt = false;
+  /** Models that lost their last backend, with when, oldest first (pruned after MODEL_MEMORY_MS). */
   private readonly goneModels = new Map<string, number>();
+  /** Ejected backends whose ejection ends by time, soonest first. */
+  private readonly ejections = new IndexedHeap<Backend>(
+    (a, b) => a.ejectedUntil < b.ejectedUntil,
+    (b) => b.ejectPos,
+    (b, i) => (b.ejectPos = i),
+  );
+  private routableCount = 0;
+  private policy: Policy | undefined;
+  private readonly clock: () => number;
   private readonly listeners: Array<(all: Backend[]) => void> = [];
+  private changeQueued = false;
+  private readonly membershipListeners: Array<(backend: Backend, joined: boolean) => void> = [];
   private readonly downListeners: Array<(backend: Backend, reason: string) => void> = [];
   /**
    * Whether membership is known: false until discovery has listed the registry once (a router
@@ -28,10 +65,16 @@ export class BackendSet {
    */
   complete = true;
 
-  constructor(private readonly poolOptions: PoolOptions) {}
+  constructor(
+    private readonly poolOptions: PoolOptions,
+    opts: BackendSetOptions = {},
+  ) {
+    this.clock = opts.now ?? Date.now;
+  }
 
+  /** All backends by name: a copy made on the first read after a change, never changed afterwards. */
   get all(): readonly Backend[] {
-    return this.ordered;
+    return (this.snapshot ??= this.ordered.slice());
   }
 
   get size(): number {
@@ -42,9 +85,17 @@ export class BackendSet {
     return this.byName.get(name);
   }
 
-  /** Called with the full list whenever membership or a backend's models change. */
+  /**
+   * Called with the full list after membership or a backend's models changed: once per burst of
+   * synchronous changes (a listing of 10,000 makes one call), in a microtask after it.
+   */
   onChange(listener: (all: Backend[]) => void): void {
     this.listeners.push(listener);
+  }
+
+  /** Called at once for each backend that joins (`true`) or leaves (`false`). */
+  onMembership(listener: (backend: Backend, joined: boolean) => void): void {
+    this.membershipListeners.push(listener);
   }
 
   /** Called when a backend is declared dead: removed, or its health check got no answer at all. */
@@ -56,17 +107,33 @@ export class BackendSet {
     for (const l of this.downListeners) l(backend, reason);
   }
 
+  /** The policy that routes from this set; its per-pool state is built now and kept from then on. */
+  setPolicy(policy: Policy): void {
+    if (this.policy) for (const b of this.ordered) for (const m of b.members) if (m.attached) this.policy.detach?.(m);
+    this.policy = policy;
+    for (const b of this.ordered) for (const m of b.members) if (m.attached) policy.attach?.(m);
+  }
+
   upsert(spec: BackendSpec): Backend {
     const existing = this.byName.get(spec.name);
     if (existing) {
-      const modelsBefore = existing.models.join('\n');
-      existing.apply(spec);
-      if (existing.models.join('\n') !== modelsBefore) this.rebuild();
+      if (!existing.routingChanges(spec)) {
+        existing.apply(spec);
+        return existing;
+      }
+      this.reindex(existing, spec);
       return existing;
     }
     const backend = new Backend(spec, this.poolOptions);
     this.byName.set(spec.name, backend);
-    this.rebuild();
+    insertByName(this.ordered, backend);
+    this.snapshot = undefined;
+    if (this.anyPoolBuilt) this.addMember(backend, this.anyPool);
+    for (const model of backend.modelSet) this.addMember(backend, this.poolFor(model));
+    backend.owner = this;
+    this.routabilityChanged(backend);
+    for (const l of this.membershipListeners) l(backend, true);
+    this.changed();
     return backend;
   }
 
@@ -74,7 +141,15 @@ export class BackendSet {
     const backend = this.byName.get(name);
     if (!backend) return undefined;
     this.byName.delete(name);
-    this.rebuild();
+    backend.owner = undefined;
+    this.ejections.remove(backend);
+    if (backend.attached) this.detachAll(backend);
+    for (const m of backend.members) this.dropMember(m);
+    backend.members = [];
+    removeByName(this.ordered, backend);
+    this.snapshot = undefined;
+    for (const l of this.membershipListeners) l(backend, false);
+    this.changed();
     this.declareDown(backend, reason);
     void backend.close();
     return backend;
@@ -83,42 +158,213 @@ export class BackendSet {
   /** Backends that declare `model` (all backends when no model is known). Not filtered by health. */
   serving(model: string | undefined): readonly Backend[] {
     if (model === undefined) return this.ordered;
-    return this.byModel.get(model) ?? [];
+    return this.pools.get(model)?.members ?? [];
   }
 
   /** Whether `model` exists here (see ModelPresence), for choosing between 404 and 503. */
   presence(model: string, now: number): ModelPresence {
-    if (this.byModel.has(model)) return 'served';
+    if (this.pools.has(model)) return 'served';
     if (!this.complete) return 'undetermined';
+    this.forgetGoneModels(now);
     const gone = this.goneModels.get(model);
     return gone !== undefined && now - gone < MODEL_MEMORY_MS ? 'recent' : 'unknown';
   }
 
-  /** Routable candidates for a model, minus already-tried backends. */
+  /**
+   * The backend the policy chooses for a request among the routable backends of its model, minus
+   * already-tried ones (retries). Cost: the policy's (O(log K) for round robin and least load).
+   */
+  pick(info: RequestInfo, now: number, exclude?: ReadonlySet<Backend>): Backend | undefined {
+    const policy = this.policy;
+    if (!policy) return undefined;
+    if (this.ejections.size > 0) this.endEjections(now);
+    if (info.model === undefined && !this.anyPoolBuilt) this.buildAnyPool();
+    const pool = info.model === undefined ? this.anyPool : this.pools.get(info.model);
+    if (!pool) return undefined;
+    if (exclude === undefined || exclude.size === 0) return policy.select(pool, info);
+    // a retry: the tried backends leave the candidates for this one choice
+    const off: Member[] = [];
+    for (const b of exclude) {
+      const m = b.members.find((x) => x.pool === pool);
+      if (m?.attached) {
+        this.detach(m);
+        off.push(m);
+      }
+    }
+    try {
+      return policy.select(pool, info);
+    } finally {
+      for (const m of off) this.attach(m);
+    }
+  }
+
+  /** Routable candidates for a model, minus already-tried backends: a fresh list, O(K) (tests, tools). */
   candidates(model: string | undefined, now: number, exclude?: ReadonlySet<Backend>): Backend[] {
     const out: Backend[] = [];
     for (const b of this.serving(model)) if (b.routable(now) && !exclude?.has(b)) out.push(b);
     return out;
   }
 
+  /** How many backends are routable at `now`. O(1) (plus ending ejections that are over). */
+  countRoutable(now: number): number {
+    if (this.ejections.size > 0) this.endEjections(now);
+    return this.routableCount;
+  }
+
   async closeAll(): Promise<void> {
     await Promise.all(this.ordered.map((b) => b.close()));
   }
 
-  private rebuild(): void {
-    this.ordered = [...this.byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const byModel = new Map<string, Backend[]>();
+  /** BackendOwner: listedHealthy, checkOk or ejectedUntil of a member changed. */
+  routabilityChanged(b: Backend): void {
+    const now = this.clock();
+    if (b.ejectedUntil > now) {
+      if (this.ejections.has(b)) this.ejections.update(b);
+      else this.ejections.push(b);
+    } else {
+      this.ejections.remove(b);
+    }
+    const routable = b.routable(now);
+    if (routable && !b.attached) this.attachAll(b);
+    else if (!routable && b.attached) this.detachAll(b);
+  }
+
+  /** BackendOwner: a member's in-flight count changed. */
+  loadChanged(b: Backend): void {
+    const policy = this.policy;
+    if (!policy?.loadChanged || !b.attached) return;
+    for (const m of b.members) if (m.attached) policy.loadChanged(m);
+  }
+
+  private buildAnyPool(): void {
+    this.anyPoolBuilt = true;
     for (const b of this.ordered) {
-      for (const m of b.modelSet) {
-        let list = byModel.get(m);
-        if (!list) byModel.set(m, (list = []));
-        list.push(b);
+      this.addMember(b, this.anyPool);
+      if (b.attached) this.attach(b.members[b.members.length - 1]!);
+    }
+  }
+
+  /** Puts back the backends whose ejection ended by `now`. */
+  private endEjections(now: number): void {
+    let top: Backend | undefined;
+    while ((top = this.ejections.top()) !== undefined && top.ejectedUntil <= now) {
+      this.ejections.pop();
+      if (!top.attached && top.routable(now)) this.attachAll(top);
+    }
+  }
+
+  /** A change of weight, models or size class: out of the index, changed, back in. */
+  private reindex(b: Backend, spec: BackendSpec): void {
+    const wasAttached = b.attached;
+    if (wasAttached) this.detachAll(b);
+    const modelsBefore = b.modelSet;
+    const listBefore = b.models.join('\n');
+    b.apply(spec);
+    const kept: Member[] = [];
+    for (const m of b.members) {
+      if (m.pool.model !== undefined && !b.modelSet.has(m.pool.model)) {
+        (b.rrCarry ??= new Map()).set(m.pool.model, m.rr);
+        this.dropMember(m);
+      } else {
+        kept.push(m);
+        if (m.cls.cacheType !== b.cacheType) {
+          this.leaveClass(m.cls);
+          m.cls = m.pool.classFor(b.cacheType);
+          m.cls.members++;
+        }
       }
     }
-    const now = Date.now();
-    for (const m of this.byModel.keys()) if (!byModel.has(m)) this.goneModels.set(m, now);
-    for (const [m, at] of this.goneModels) if (byModel.has(m) || now - at >= MODEL_MEMORY_MS) this.goneModels.delete(m);
-    this.byModel = byModel;
-    for (const l of this.listeners) l(this.ordered);
+    b.members = kept;
+    for (const model of b.modelSet) if (!modelsBefore.has(model)) this.addMember(b, this.poolFor(model));
+    if (wasAttached) this.attachAll(b);
+    if (b.models.join('\n') !== listBefore) this.changed();
+  }
+
+  private poolFor(model: string): ModelPool {
+    let pool = this.pools.get(model);
+    if (!pool) {
+      pool = new ModelPool(model);
+      this.pools.set(model, pool);
+      this.goneModels.delete(model);
+    }
+    return pool;
+  }
+
+  private addMember(b: Backend, pool: ModelPool): void {
+    const m = new Member(b, pool, pool.classFor(b.cacheType));
+    const carried = pool.model !== undefined ? b.rrCarry?.get(pool.model) : undefined;
+    if (carried !== undefined) {
+      m.rr = carried;
+      b.rrCarry!.delete(pool.model!);
+    }
+    m.cls.members++;
+    // the no-model pool's members are `ordered`
+    if (pool.model !== undefined) insertByName(pool.members, b);
+    b.members.push(m);
+  }
+
+  /** Takes a (detached) member out of its pool; a pool left empty is forgotten. */
+  private dropMember(m: Member): void {
+    const pool = m.pool;
+    this.leaveClass(m.cls);
+    if (pool.model === undefined) return;
+    removeByName(pool.members, m.backend);
+    if (pool.members.length > 0) return;
+    this.pools.delete(pool.model);
+    const now = this.clock();
+    this.goneModels.set(pool.model, now);
+    this.forgetGoneModels(now);
+  }
+
+  private leaveClass(cls: ClassPool): void {
+    if (--cls.members === 0) cls.pool.dropClass(cls);
+  }
+
+  private forgetGoneModels(now: number): void {
+    for (const [model, at] of this.goneModels) {
+      if (now - at < MODEL_MEMORY_MS) break;
+      this.goneModels.delete(model);
+    }
+  }
+
+  private attachAll(b: Backend): void {
+    b.attached = true;
+    this.routableCount++;
+    for (const m of b.members) this.attach(m);
+  }
+
+  private detachAll(b: Backend): void {
+    b.attached = false;
+    this.routableCount--;
+    for (const m of b.members) if (m.attached) this.detach(m);
+  }
+
+  private attach(m: Member): void {
+    const b = m.backend;
+    insertByName(m.pool.list, b);
+    insertByName(m.cls.list, b);
+    if (b.hasCacheType) m.pool.typedRoutable++;
+    m.attached = true;
+    this.policy?.attach?.(m);
+  }
+
+  private detach(m: Member): void {
+    const b = m.backend;
+    this.policy?.detach?.(m);
+    m.attached = false;
+    if (b.hasCacheType) m.pool.typedRoutable--;
+    removeByName(m.cls.list, b);
+    removeByName(m.pool.list, b);
+  }
+
+  /** Membership or models changed: listeners hear of it once the current burst of changes is over. */
+  private changed(): void {
+    if (this.changeQueued || this.listeners.length === 0) return;
+    this.changeQueued = true;
+    queueMicrotask(() => {
+      this.changeQueued = false;
+      const all = this.all as Backend[];
+      for (const l of this.listeners) l(all);
+    });
   }
 }

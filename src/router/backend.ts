@@ -1,5 +1,6 @@
 import { httpUrl } from '../common/address.js';
 import { fnv1a } from '../common/hash.js';
+import type { Member } from './backend-pool.js';
 import { UpstreamPool } from './upstream/pool.js';
 
 /** What a backend is, as described by a static entry or a registry record. */
@@ -31,6 +32,19 @@ const KEEP_ALIVE_MS = 30_000;
 const EJECT_BASE_MS = 30_000;
 const EJECT_MAX_MS = 5 * 60_000;
 
+/** The set holding a backend, told when what it indexes the backend by changes. */
+export interface BackendOwner {
+  /** listedHealthy, checkOk or ejectedUntil changed. */
+  routabilityChanged(b: Backend): void;
+  /** inFlight changed. */
+  loadChanged(b: Backend): void;
+}
+
+/** `metadata.models` as the router reads it: the strings in it. */
+function modelsOf(metadata: Record<string, unknown>): string[] {
+  return Array.isArray(metadata.models) ? metadata.models.filter((m): m is string => typeof m === 'string') : [];
+}
+
 /**
  * One upstream inference server: its identity, its keep-alive connection pool, its health state
  * (`routable = listed healthy AND own check ok AND not ejected`) and its counters.
@@ -57,9 +71,54 @@ export class Backend {
   nameHash = 0;
   pool!: UpstreamPool;
 
-  listedHealthy = true;
-  checkOk = true;
-  ejectedUntil = 0;
+  /** Set by the BackendSet holding this backend: routability and load changes update its index. */
+  owner: BackendOwner | undefined;
+  /** This backend in each pool of the set's index (see backend-pool.ts). */
+  members: Member[] = [];
+  /** In the routable lists of its pools. */
+  attached = false;
+  /** Position in the set's heap of ejections that end by time. */
+  ejectPos = -1;
+  /** Round-robin state of models this backend stopped declaring, kept in case it declares them again. */
+  rrCarry: Map<string, number> | undefined;
+
+  private listed = true;
+  private checked = true;
+  private ejectEnd = 0;
+  private flying = 0;
+
+  get listedHealthy(): boolean {
+    return this.listed;
+  }
+  set listedHealthy(v: boolean) {
+    if (v === this.listed) return;
+    this.listed = v;
+    this.owner?.routabilityChanged(this);
+  }
+  get checkOk(): boolean {
+    return this.checked;
+  }
+  set checkOk(v: boolean) {
+    if (v === this.checked) return;
+    this.checked = v;
+    this.owner?.routabilityChanged(this);
+  }
+  get ejectedUntil(): number {
+    return this.ejectEnd;
+  }
+  set ejectedUntil(v: number) {
+    if (v === this.ejectEnd) return;
+    this.ejectEnd = v;
+    this.owner?.routabilityChanged(this);
+  }
+  get inFlight(): number {
+    return this.flying;
+  }
+  set inFlight(v: number) {
+    this.flying = v;
+    this.owner?.loadChanged(this);
+  }
+
   ejections = 0;
   consecutiveFailures = 0;
   /** Health checks in a row that got no HTTP answer at all (see HealthChecker). */
@@ -73,7 +132,6 @@ export class Backend {
 
   requestCount = 0;
   errorCount = 0;
-  inFlight = 0;
   /** Seconds taken by the last health check (compatible `response_time`). */
   checkSeconds = 0;
   lastResponseMs = 0;
@@ -94,7 +152,7 @@ export class Backend {
     this.weight = spec.weight;
     this.isStatic = spec.isStatic;
     this.metadata = spec.metadata;
-    const models = Array.isArray(spec.metadata.models) ? spec.metadata.models.filter((m): m is string => typeof m === 'string') : [];
+    const models = modelsOf(spec.metadata);
     this.models = models;
     this.modelSet = new Set(models);
     const ct = spec.metadata.cache_type;
@@ -110,6 +168,15 @@ export class Backend {
       this.pool = UpstreamPool.forOrigin(parsed, { ...this.poolOptions, keepAliveMs: KEEP_ALIVE_MS });
       if (old) void old.close().catch(() => undefined);
     }
+  }
+
+  /** Whether applying `spec` would change what the index sorts this backend by: weight, models, size class. */
+  routingChanges(spec: BackendSpec): boolean {
+    if (spec.weight !== this.weight) return true;
+    const ct = spec.metadata.cache_type;
+    if ((typeof ct === 'string') !== this.hasCacheType || (typeof ct === 'string' ? ct : 'paged') !== this.cacheType) return true;
+    const models = modelsOf(spec.metadata);
+    return models.length !== this.models.length || models.some((m, i) => m !== this.models[i]);
   }
 
   /**

@@ -50,10 +50,9 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     if (!registryUrl && backends.size === 0) log.warn('no --registry-url and no --static-services: every request will get 503');
 
     const policy = createPolicy(policyName, { sizeThresholdBytes });
-    backends.onChange((all) => policy.onBackendsChanged?.(all));
-    policy.onBackendsChanged?.(backends.all);
+    backends.setPolicy(policy);
     const errors = new RouterErrors(errorFormat);
-    const proxy = new RequestForwarder(backends, policy, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log });
+    const proxy = new RequestForwarder(backends, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log });
     const metrics = new RouterMetrics(backends, () => proxy.inFlight, errors.counts);
     const api = new RouterServer({
       backends,

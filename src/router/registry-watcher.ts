@@ -1,5 +1,5 @@
 import type { Logger } from '../common/log.js';
-import type { BackendSpec } from './backend.js';
+import type { Backend, BackendSpec } from './backend.js';
 import type { BackendSet } from './backend-set.js';
 
 /** A registry record as the router reads it (only the fields it relies on). */
@@ -36,6 +36,8 @@ export interface WatcherOptions {
 export const FEED_IDLE_MS = 45_000;
 
 const LIST_TIMEOUT_MS = 10_000;
+/** Backends new in one listing that are logged one by one; more make one summary line. */
+const DISCOVERED_LINES = 20;
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5_000;
 
@@ -82,6 +84,8 @@ export class RegistryWatcher {
   private readonly baseUrl: string;
   private loopDone: Promise<void> | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
+  /** Backends a listing lacked (their missingSince is set), so that the grace check is not a scan of all. */
+  private readonly missing = new Set<Backend>();
 
   constructor(
     baseUrl: string,
@@ -194,20 +198,25 @@ export class RegistryWatcher {
    */
   private reconcile(records: RecordLike[], now: number, healthyOnly: boolean): void {
     const listed = new Set<string>();
+    const discovered: Backend[] = [];
     for (const r of records) {
       if (typeof r.name === 'string') listed.add(r.name);
-      this.apply(r);
+      this.apply(r, discovered);
     }
+    // a line each for a few; one line for a fleet (10,000 lines would take longer than the listing)
+    if (discovered.length > DISCOVERED_LINES) this.opts.log.info({ backends: discovered.length, first: discovered.slice(0, 5).map((b) => b.name) }, 'backends discovered');
+    else for (const b of discovered) this.logDiscovered(b);
     for (const b of this.backends.all) {
       if (b.keptWhenUnlisted || listed.has(b.name)) continue;
       b.missingSince ??= now;
+      this.missing.add(b);
       if (healthyOnly) b.listedHealthy = false;
     }
     this.removeVanished(now);
   }
 
-  /** Upserts one record (or forgets it if it is not routable any more). */
-  private apply(r: RecordLike): void {
+  /** Upserts one record (or forgets it if it is not routable any more); new backends go to `discovered` or the log. */
+  private apply(r: RecordLike, discovered?: Backend[]): void {
     const spec = toSpec(r);
     if (!spec) {
       if (typeof r.name === 'string') this.forget(r.name);
@@ -219,21 +228,34 @@ export class RegistryWatcher {
     const b = this.backends.upsert(spec);
     b.listedHealthy = r.is_healthy === undefined ? true : r.is_healthy === true;
     b.missingSince = undefined;
-    if (!existing) this.opts.log.info({ backend: b.name, url: b.url, models: b.models }, 'backend discovered');
+    this.missing.delete(b);
+    if (existing) return;
+    if (discovered) discovered.push(b);
+    else this.logDiscovered(b);
+  }
+
+  private logDiscovered(b: Backend): void {
+    this.opts.log.info({ backend: b.name, url: b.url, models: b.models }, 'backend discovered');
   }
 
   /** Removes a backend the registry deregistered (or that stopped being routable) at once. */
   private forget(name: string): void {
     const b = this.backends.get(name);
     if (!b || b.isStatic) return;
+    this.missing.delete(b);
     this.backends.remove(name, 'deregistered');
     this.opts.log.info({ backend: name }, 'backend removed');
   }
 
   /** Removes backends missing from listings for the whole grace period. */
   private removeVanished(now: number): void {
-    for (const b of [...this.backends.all]) {
-      if (b.keptWhenUnlisted || b.missingSince === undefined || now - b.missingSince < this.opts.graceMs) continue;
+    for (const b of [...this.missing]) {
+      if (this.backends.get(b.name) !== b || b.missingSince === undefined || b.keptWhenUnlisted) {
+        this.missing.delete(b);
+        continue;
+      }
+      if (now - b.missingSince < this.opts.graceMs) continue;
+      this.missing.delete(b);
       this.backends.remove(b.name, 'missing from the registry');
       this.opts.log.info({ backend: b.name, absent_s: Math.round((now - b.missingSince) / 1000) }, 'backend removed after grace period');
     }

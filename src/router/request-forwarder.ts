@@ -7,7 +7,6 @@ import type { Backend } from './backend.js';
 import type { BackendSet } from './backend-set.js';
 import { routerError, type RouterError, type RouterErrors } from './errors.js';
 import { downstreamResponseHeaders, upstreamHeaderLines } from './headers.js';
-import type { Policy } from './policies/policy.js';
 import type { RequestInfo } from './request-info.js';
 import type { UpstreamConnection, UpstreamHandler } from './upstream/connection.js';
 import type { ResponseHead } from './upstream/response-parser.js';
@@ -84,7 +83,7 @@ interface Exchange {
 }
 
 /**
- * Forwards requests: picks a backend with the policy, sends the original bytes over the backend's
+ * Forwards requests: picks a backend with the set's policy, sends the original bytes over the backend's
  * keep-alive pool and relays the answer chunk by chunk. An attempt that could not connect, or whose
  * connection failed before any response byte, is retried on another backend; never once the
  * response has started, and never after a timeout (generation requests are not idempotent).
@@ -96,7 +95,6 @@ export class RequestForwarder {
 
   constructor(
     private readonly backends: BackendSet,
-    private readonly policy: Policy,
     readonly opts: ForwarderOptions,
   ) {
     const every = Math.max(50, Math.min(1000, opts.totalTimeoutMs / 4));
@@ -135,8 +133,7 @@ export class RequestForwarder {
   private attempt(ex: Exchange, lastFailure: FailureKind | undefined): void {
     if (ex.clientGone) return;
     const now = Date.now();
-    const candidates = this.backends.candidates(ex.info.model, now, ex.tried);
-    const backend = ex.attempts < this.opts.maxAttempts ? this.policy.select(candidates, ex.info) : undefined;
+    const backend = ex.attempts < this.opts.maxAttempts ? this.backends.pick(ex.info, now, ex.tried) : undefined;
     if (!backend) {
       if (lastFailure !== undefined) return this.fail(ex.res, FAILURE_ERRORS[lastFailure](ex.info.model));
       const model = ex.info.model;

@@ -80,12 +80,12 @@ export class RouterServer {
 
   private health(res: Http1Response): void {
     const now = Date.now();
-    const all = this.opts.backends.all;
-    const healthy = all.filter((b) => b.routable(now)).length;
+    const backends = this.opts.backends;
+    const healthy = backends.countRoutable(now);
     sendJson(res, 200, {
       status: healthy > 0 ? 'healthy' : 'running',
       router: 'running',
-      healthy_services: `${healthy}/${all.length}`,
+      healthy_services: `${healthy}/${backends.size}`,
       registry_url: this.opts.registryUrl,
       message: healthy > 0 ? null : 'No healthy services available',
       timestamp: Math.floor(now / 1000),

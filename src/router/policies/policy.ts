@@ -1,13 +1,27 @@
 import type { Backend } from '../backend.js';
+import type { Group, Member } from '../backend-pool.js';
 import type { RequestInfo } from '../request-info.js';
 
 /**
- * A load-balancing policy: picks one backend among routable candidates that serve the request's
- * model. Policies may keep state (counters, trees); `onBackendsChanged` tells them about membership.
+ * A load-balancing policy: picks one backend of a group of routable candidates that serve the
+ * request's model (a model's pool or one of its size-class sub-pools, see backend-pool.ts).
+ * A policy that keeps per-candidate state (counters, heaps) maintains it incrementally through
+ * `attach`/`detach` (a member enters or leaves the routable candidates) and `loadChanged` (its
+ * in-flight count changed), so that choosing never has to look at every candidate.
  * Decorators (size classes, session affinity) wrap another policy rather than adding flags to it.
  */
 export interface Policy {
   readonly name: string;
-  select(candidates: readonly Backend[], info: RequestInfo): Backend | undefined;
-  onBackendsChanged?(all: readonly Backend[]): void;
+  select(group: Group, info: RequestInfo): Backend | undefined;
+  attach?(m: Member): void;
+  detach?(m: Member): void;
+  loadChanged?(m: Member): void;
+}
+
+/** Copies `inner`'s incremental hooks onto a decorator (absent ones stay absent: no calls for nothing). */
+export function forwardHooks(decorator: Policy, inner: Policy): void {
+  const d = decorator as { -readonly [K in keyof Policy]: Policy[K] };
+  if (inner.attach) d.attach = (m) => inner.attach!(m);
+  if (inner.detach) d.detach = (m) => inner.detach!(m);
+  if (inner.loadChanged) d.loadChanged = (m) => inner.loadChanged!(m);
 }

@@ -1,15 +1,17 @@
 import type { Backend } from '../backend.js';
+import type { Group } from '../backend-pool.js';
 import type { RequestInfo } from '../request-info.js';
 import { load } from './least-load.js';
 import type { Policy } from './policy.js';
 
-/** Power of two choices: sample two distinct candidates at random, take the less loaded one. */
+/** Power of two choices: sample two distinct candidates at random, take the less loaded one. O(1). */
 export class PowerOfTwo implements Policy {
   readonly name = 'power-of-two';
 
   constructor(private readonly random: () => number = Math.random) {}
 
-  select(candidates: readonly Backend[], _info: RequestInfo): Backend | undefined {
+  select(group: Group, _info: RequestInfo): Backend | undefined {
+    const candidates = group.list;
     const n = candidates.length;
     if (n <= 1) return candidates[0];
     const i = Math.floor(this.random() * n);

@@ -1,14 +1,15 @@
 import { fnv1a, mix32 } from '../../common/hash.js';
 import type { Backend } from '../backend.js';
+import type { Group } from '../backend-pool.js';
 import type { RequestInfo } from '../request-info.js';
-import type { Policy } from './policy.js';
+import { forwardHooks, type Policy } from './policy.js';
 
 const TWO_32 = 4294967296;
 
 /**
  * Weighted rendezvous (highest random weight) hashing: each backend scores `-w / ln(u)` with `u`
  * a hash of (key, backend) in (0, 1); the highest score wins. A membership change only moves the
- * keys of the backends that came or went, and no ring needs rebuilding.
+ * keys of the backends that came or went, and no ring needs rebuilding. O(K) per request.
  */
 export function rendezvous(candidates: readonly Backend[], key: string): Backend | undefined {
   const keyHash = fnv1a(key);
@@ -32,14 +33,11 @@ export class SessionAffinity implements Policy {
 
   constructor(private readonly inner: Policy) {
     this.name = inner.name;
+    forwardHooks(this, inner);
   }
 
-  select(candidates: readonly Backend[], info: RequestInfo): Backend | undefined {
-    if (info.sessionKey !== undefined && candidates.length > 1) return rendezvous(candidates, info.sessionKey);
-    return this.inner.select(candidates, info);
-  }
-
-  onBackendsChanged(all: readonly Backend[]): void {
-    this.inner.onBackendsChanged?.(all);
+  select(group: Group, info: RequestInfo): Backend | undefined {
+    if (info.sessionKey !== undefined && group.list.length > 1) return rendezvous(group.list, info.sessionKey);
+    return this.inner.select(group, info);
   }
 }

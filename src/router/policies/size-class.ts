@@ -1,12 +1,14 @@
 import type { Backend } from '../backend.js';
+import type { Group } from '../backend-pool.js';
 import type { RequestInfo } from '../request-info.js';
-import type { Policy } from './policy.js';
+import { forwardHooks, type Policy } from './policy.js';
 
 /**
  * Size classes: when some candidates declare `metadata.cache_type`, requests whose message text
  * exceeds the threshold go to "static" backends and the others to "paged" ones (a backend without
  * cache_type counts as "paged"). An empty class falls back to all candidates. The inner policy
- * (affinity included) then chooses inside the class instead of being overridden by it.
+ * (affinity included) then chooses inside the class instead of being overridden by it. The classes
+ * are sub-pools of the model's pool, kept as backends come and go: nothing is filtered per request.
  */
 export class SizeClassFilter implements Policy {
   readonly name: string;
@@ -16,23 +18,15 @@ export class SizeClassFilter implements Policy {
     private readonly inner: Policy,
   ) {
     this.name = inner.name;
+    forwardHooks(this, inner);
   }
 
-  select(candidates: readonly Backend[], info: RequestInfo): Backend | undefined {
-    let typed = false;
-    for (const b of candidates) {
-      if (b.hasCacheType) {
-        typed = true;
-        break;
-      }
+  select(group: Group, info: RequestInfo): Backend | undefined {
+    const pool = group.pool;
+    if (pool.typedRoutable > 0) {
+      const cls = pool.byClass.get(info.size > this.thresholdBytes ? 'static' : 'paged');
+      if (cls !== undefined && cls.list.length > 0) return this.inner.select(cls, info);
     }
-    if (!typed) return this.inner.select(candidates, info);
-    const wanted = info.size > this.thresholdBytes ? 'static' : 'paged';
-    const inClass = candidates.filter((b) => b.cacheType === wanted);
-    return this.inner.select(inClass.length > 0 ? inClass : candidates, info);
-  }
-
-  onBackendsChanged(all: readonly Backend[]): void {
-    this.inner.onBackendsChanged?.(all);
+    return this.inner.select(pool, info);
   }
 }
