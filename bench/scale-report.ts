@@ -230,6 +230,8 @@ export interface ScaleReport {
   routing: (RoutingRows & { ran_s: number }) | { skipped: string };
   checks: Check[];
   notes: string[];
+  /** Processes this run started that still ran when it wrote the report (none, normally). */
+  processes_left: number[];
   ran_s: number;
 }
 

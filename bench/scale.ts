@@ -28,7 +28,7 @@ import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { request } from 'undici';
 import { NODE_FLAGS } from '../src/common/node-flags.js';
-import { BenchProcess, freePort, freePortPair, openFiles, rssMb, waitHttp } from './processes.js';
+import { alive, BenchProcess, freePort, freePortPair, openFiles, rssMb, waitHttp } from './processes.js';
 import { cpuNs, writeCounters } from './proc-counters.js';
 import { median } from './report.js';
 import { spreadModels } from './scale-fleet.js';
@@ -109,10 +109,12 @@ const round = (v: number | null | undefined, digits = 3): number | null => (v ==
 
 const work = mkdtempSync(join(opts['state-dir']!, 'infini-scale-'));
 const procs = new Set<BenchProcess>();
+const startedPids: number[] = [];
 const workers = new Set<Worker>();
 function start(args: string[]): BenchProcess {
   const p = new BenchProcess(process.execPath, args);
   procs.add(p);
+  startedPids.push(p.pid);
   return p;
 }
 async function stop(p: BenchProcess): Promise<void> {
@@ -656,6 +658,7 @@ async function main(): Promise<void> {
     routing,
     checks: scaleChecks(sizes, 'skipped' in routing ? undefined : routing),
     notes,
+    processes_left: startedPids.filter(alive),
     ran_s: round((Date.now() - t0) / 1000, 1)!,
   };
   mkdirSync(opts.out!, { recursive: true });
