@@ -52,6 +52,8 @@ let aborted = false;
 let beating = false;
 let churning = false;
 let firstError: string | undefined;
+/** Indices of the services that registered: only they heartbeat and change. */
+let registered: number[] = [];
 
 async function call(method: 'POST' | 'PUT', path: string, body?: unknown): Promise<number> {
   const res = await pool.request({ method, path, body: body === undefined ? undefined : JSON.stringify(body), headers: body === undefined ? {} : { 'content-type': 'application/json' } });
@@ -69,8 +71,10 @@ async function register(): Promise<RegisterResult> {
       const i = next++;
       try {
         const status = await call('POST', '/services', registration(i, opts.ports));
-        if (status === 201 || status === 200) ok++;
-        else {
+        if (status === 201 || status === 200) {
+          ok++;
+          registered.push(i);
+        } else {
           errors++;
           firstError ??= `registration answered ${status}`;
         }
@@ -81,7 +85,10 @@ async function register(): Promise<RegisterResult> {
     }
   };
   await Promise.all(Array.from({ length: Math.min(opts.concurrency, opts.n) }, lane));
-  return { type: 'registered', ok, errors, aborted, startMs, endMs: now(), ...(firstError ? { firstError } : {}) };
+  registered.sort((a, b) => a - b);
+  const result: RegisterResult = { type: 'registered', ok, errors, aborted, startMs, endMs: now(), ...(firstError ? { firstError } : {}) };
+  firstError = undefined;
+  return result;
 }
 
 const latencies: number[] = [];
@@ -140,16 +147,17 @@ function startBeating(): void {
   let beatsDone = 0;
   let changesDone = 0;
   let churnStart = 0;
-  const perMs = opts.n / opts.heartbeatMs;
+  const fleet = registered;
+  const perMs = fleet.length / opts.heartbeatMs;
   const tick = () => {
     if (!beating) return;
     const elapsed = now() - start;
     const due = Math.floor(elapsed * perMs);
-    for (; beatsDone < due; beatsDone++) void beat(beatsDone % opts.n);
+    for (; beatsDone < due; beatsDone++) void beat(fleet[beatsDone % fleet.length]!);
     if (churning) {
       churnStart ||= now();
       const changesDue = Math.floor(((now() - churnStart) / 1000) * opts.churnPerS);
-      for (; changesDone < changesDue; changesDone++) void change((changesDone * 7919) % opts.n, changesDone);
+      for (; changesDone < changesDue && fleet.length > 0; changesDone++) void change(fleet[(changesDone * 7919) % fleet.length]!, changesDone);
     }
     setTimeout(tick, 10);
   };
