@@ -1,5 +1,8 @@
-/** Counters of the abuse benchmark from Linux's /proc: a process's reads, and a socket's kernel queues. */
-import { readFileSync } from 'node:fs';
+/**
+ * Counters of the benchmarks from Linux's /proc: a process's reads and writes, its CPU time in
+ * nanoseconds, and a socket's kernel queues.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
 
 export interface IoCounters {
   /** Bytes the process got from read() calls (sockets included). */
@@ -17,6 +20,46 @@ export function ioCounters(pid: number): IoCounters | undefined {
   } catch {
     return undefined;
   }
+}
+
+export interface WriteCounters {
+  /** Bytes the process caused to be sent to storage (dirtied page cache included). */
+  writeBytes: number;
+  /** Bytes passed to write() calls of any kind (sockets included). */
+  wchar: number;
+}
+
+export function writeCounters(pid: number): WriteCounters | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/io`, 'latin1');
+    const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    const io = { writeBytes: field('write_bytes'), wchar: field('wchar') };
+    return Number.isFinite(io.writeBytes) && Number.isFinite(io.wchar) ? io : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU time of a process in nanoseconds, all its threads together (schedstat's first field per
+ * thread): /proc/PID/stat counts in clock ticks (10 ms), too coarse for one-second windows.
+ */
+export function cpuNs(pid: number): number {
+  let total = 0;
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return NaN;
+  }
+  for (const t of tasks) {
+    try {
+      total += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'latin1').split(' ')[0]);
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+  return total;
 }
 
 export interface ConnectionQueues {
