@@ -8,7 +8,11 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from './helpers/test.js';
-import { allProcesses } from '../src/common/proc-stat.js';
+import { allProcesses, procStat } from '../src/common/proc-stat.js';
+import { createLogger } from '../src/common/log.js';
+import { pidFilePath, stopPreviousGroup, writeGroupRecord } from '../src/babysitter/pid-file.js';
+import { portInUse } from '../src/babysitter/port-owner.js';
+import { groupAlive, stopGroup } from '../src/babysitter/process-group.js';
 import { FAKE_BACKEND, freePortPair, http, pidAlive, startRegistry, startStubbornBackend, startService, tempDir, waitFor, type RunningService } from './helpers/services.js';
 
 const info = async (b: RunningService) => (await http('GET', `${b.url}/info`)).body;
@@ -153,6 +157,56 @@ describe('babysitter: a killed babysitter does not orphan its engine', () => {
     assert.equal((await info(owner)).state, 'ready');
     assert.equal((await info(owner)).restart_count, 0);
     await Promise.all([intruder.stop(), owner.stop()]);
+  });
+});
+
+/**
+ * A group leader in the state a SIGKILLed multi-threaded engine passes through (longer under CPU
+ * load): its own thread has exited, so /proc calls it a zombie, while another thread still runs and
+ * the process still holds its listening socket. Here the main thread exits by itself
+ * (pthread_exit), so the state lasts until the group is signalled. Resolves once it is reached.
+ */
+async function startZombieLeaderHoldingPort(): Promise<{ pid: number; port: number }> {
+  const script = [
+    'import ctypes, socket, threading',
+    's = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()',
+    'print(s.getsockname()[1], flush=True)',
+    'threading.Thread(target=threading.Event().wait).start()',
+    'ctypes.CDLL(None).pthread_exit(None)',
+  ].join('\n');
+  const proc = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+  strays.add(proc.pid!);
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    proc.once('exit', (code) => reject(new Error(`python3 exited ${code}`)));
+  });
+  await waitFor(() => procStat(proc.pid!)?.state === 'Z', 'the leader thread exited');
+  return { pid: proc.pid!, port };
+}
+
+describe('babysitter: a group is gone only once its last thread is', () => {
+  it('a zombie leader whose other threads still run is stopped, and the port is free after', async () => {
+    const { pid, port } = await startZombieLeaderHoldingPort();
+    assert.equal((await portInUse(port)).inUse, true, 'the process still listens');
+    assert.equal(groupAlive(pid), true, 'a zombie leader with a running thread counts');
+    assert.equal(await stopGroup(pid, 5000), 'terminated');
+    assert.equal(groupAlive(pid), false);
+    assert.deepEqual(await portInUse(port), { inUse: false }, 'the socket closed with the last thread');
+    strays.delete(pid);
+  });
+
+  it('the pid file check stops such a group before the port is checked', async () => {
+    const { pid, port } = await startZombieLeaderHoldingPort();
+    const file = pidFilePath(port);
+    const log = createLogger('test', 'silent');
+    writeGroupRecord(file, pid, port, 'python3', log);
+    assert.ok(existsSync(file));
+    // the record names this process as the babysitter: a record of its own is stale
+    await stopPreviousGroup(file, 5000, log);
+    assert.equal(groupAlive(pid), false);
+    assert.deepEqual(await portInUse(port), { inUse: false });
+    assert.ok(!existsSync(file), 'the record is removed');
+    strays.delete(pid);
   });
 });
 

@@ -8,8 +8,8 @@ import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
-import { allProcesses, procStat } from '../common/proc-stat.js';
-import { stopGroup } from './process-group.js';
+import { procStat } from '../common/proc-stat.js';
+import { groupProcesses, stopGroup } from './process-group.js';
 
 export interface GroupRecord {
   /** Leader pid = process group id of the backend group. */
@@ -104,7 +104,7 @@ export async function stopPreviousGroup(file: string, graceMs: number, log: Logg
   // A live process with the leader's pid but another start time means the id was reused: not ours.
   const leader = procStat(rec.pgid);
   const reused = leader !== undefined && leader.startTicks !== rec.start;
-  const members = reused ? [] : (allProcesses() ?? []).filter((p) => p.pgrp === rec.pgid && p.startTicks >= rec.start).map((p) => p.pid);
+  const members = reused ? [] : (groupProcesses(rec.pgid) ?? []).filter((p) => p.startTicks >= rec.start).map((p) => p.pid);
   if (members.length > 0) {
     log.warn({ backend_pid: rec.pgid, members, previous_babysitter: rec.babysitter, program: rec.program }, 'stopping the backend group a previous babysitter left running');
     const how = await stopGroup(rec.pgid, graceMs);

@@ -1,18 +1,47 @@
-import { allProcesses } from '../common/proc-stat.js';
+import { readdirSync } from 'node:fs';
+import { procStat, type ProcStat } from '../common/proc-stat.js';
 
-/** Live (non-zombie) members of a process group, from /proc; undefined where /proc is unavailable. */
-export function groupMembers(pgid: number): number[] | undefined {
-  return allProcesses()?.filter((p) => p.pgrp === pgid).map((p) => p.pid);
+/**
+ * Whether a process still runs. A zombie has finished, except the leader of a multi-threaded
+ * process (a Node, Python or C++ engine): it reads as a zombie once its own thread has exited
+ * (SIGKILL ends the threads one by one, later under CPU load), while the others still run and the
+ * process still holds its files, the listening socket among them, until the last thread is gone.
+ * /proc/<pid>/task lists that thread while it lasts.
+ */
+function running(p: ProcStat): boolean {
+  if (p.state !== 'Z') return true;
+  try {
+    return readdirSync(`/proc/${p.pid}/task`).length > 1;
+  } catch {
+    return false; // reaped meanwhile
+  }
 }
 
-/** Whether any process of the group is still running (zombies waiting for a reaper do not count). */
+/** Running members of a process group (see running), from /proc; undefined where /proc is unavailable. */
+export function groupProcesses(pgid: number): ProcStat[] | undefined {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return undefined;
+  }
+  const out: ProcStat[] = [];
+  for (const e of entries) {
+    if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue;
+    const p = procStat(Number(e));
+    if (p && p.pgrp === pgid && running(p)) out.push(p);
+  }
+  return out;
+}
+
+/** Whether any process of the group is still running (see running). */
 export function groupAlive(pgid: number): boolean {
   try {
     process.kill(-pgid, 0);
   } catch {
     return false;
   }
-  const members = groupMembers(pgid);
+  const members = groupProcesses(pgid);
   return members === undefined ? true : members.length > 0;
 }
 
