@@ -73,6 +73,8 @@ export class EmbeddedStore implements ServiceStore {
   /** is_healthy last announced per record, so flips can be emitted as `health` events. */
   private readonly announcedHealthy = new Map<string, boolean>();
   private healthyCount = 0;
+  /** Counts changes of the set of names (registrations of new names, deletions). */
+  private members = 0;
   private feed = new ChangeFeed();
   private readonly now: () => number;
   private readonly clock: LivenessClock;
@@ -113,14 +115,12 @@ export class EmbeddedStore implements ServiceStore {
     return { services: [...this.records.values()], index: this.feed.index, epoch: this.feed.epoch };
   }
 
-  /** The feed position the records stand at: a listing is unchanged while it is. */
-  position(): { index: number; epoch: string } {
-    return { index: this.feed.index, epoch: this.feed.epoch };
+  position(): { index: number; epoch: string; members: number } {
+    return { index: this.feed.index, epoch: this.feed.epoch, members: this.members };
   }
 
-  /** Every record (no copy; do not hold across an await). */
-  all(): Iterable<ServiceRecord> {
-    return this.records.values();
+  all(): ReadonlyMap<string, ServiceRecord> {
+    return this.records;
   }
 
   /** Records and healthy records, as of the last health evaluation (run one first for now). */
@@ -216,6 +216,11 @@ export class EmbeddedStore implements ServiceStore {
     return isHealthy(rec, this.clock.now(), this.opts.heartbeatTimeoutMs);
   }
 
+  healthNow(): (rec: ServiceRecord) => boolean {
+    const now = this.clock.now();
+    return (rec) => isHealthy(rec, now, this.opts.heartbeatTimeoutMs);
+  }
+
   view(rec: ServiceRecord): ServiceView {
     return toView(rec, this.clock.now(), this.opts.heartbeatTimeoutMs);
   }
@@ -308,10 +313,12 @@ export class EmbeddedStore implements ServiceStore {
   private apply(name: string, rec: ServiceRecord | null): void {
     const old = this.records.get(name);
     if (!rec) {
+      if (old) this.members++;
       this.records.delete(name);
       this.order.remove(name);
       return;
     }
+    if (!old) this.members++;
     this.records.set(name, rec);
     if (old && old !== rec && old.heardAtMs > rec.heardAtMs) {
       // A heartbeat that arrived during the write refreshed the old object; keep it.

@@ -13,6 +13,8 @@ import type { ServiceStore } from './store.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 const SSE_PING_MS = 15_000;
+/** Sampling interval of the event-loop delay reported by /stats. */
+const LOOP_DELAY_RESOLUTION_MS = 10;
 
 export interface RegistryServerOptions {
   store: ServiceStore;
@@ -33,7 +35,7 @@ export class RegistryServer {
   private readonly now: () => number;
   private readonly listings: ListingCache;
   /** Event-loop delay since start, for /stats (10 ms resolution: stalls, not scheduling noise). */
-  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
   /** /stats distributions, recomputed when the feed index moves. */
   private distributions: { index: number; epoch: string; status: Record<string, number>; host: Record<string, number> } | undefined;
 
@@ -233,14 +235,15 @@ export class RegistryServer {
     if (this.distributions?.index !== index || this.distributions.epoch !== epoch) {
       const status: Record<string, number> = {};
       const host: Record<string, number> = {};
-      for (const s of store.all()) {
+      for (const s of store.all().values()) {
         status[s.status] = (status[s.status] ?? 0) + 1;
         host[s.host] = (host[s.host] ?? 0) + 1;
       }
       this.distributions = { index, epoch, status, host };
     }
     const now = this.now();
-    const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+    // The histogram records whole intervals between samples: the delay is what exceeds the resolution.
+    const ms = (ns: number) => (Number.isFinite(ns) ? Math.max(0, Math.round((ns - LOOP_DELAY_RESOLUTION_MS * 1e6) / 1e4) / 100) : 0);
     sendJson(res, 200, {
       total_services: total,
       healthy_services: healthy,

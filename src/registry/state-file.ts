@@ -105,11 +105,24 @@ export class StateFile {
   }
 
   /**
-   * Loads the snapshot and replays the journals; a missing file is an empty state, an unreadable
-   * one stops start-up with one line. Then compacts, if there were journals, so this run starts
-   * from one snapshot and an empty journal.
+   * Loads the state (read()), then compacts, if there were journals, so this run starts from one
+   * snapshot and an empty journal.
    */
   async load(nowMs: number, livenessNowMs: number = nowMs): Promise<StateSnapshot> {
+    const { state, journals } = await this.readState(nowMs, livenessNowMs);
+    if (journals > 0) await this.compact(state.index, state.services, { removeJournal: true });
+    return state;
+  }
+
+  /**
+   * Reads the snapshot and replays the journals, writing nothing; a missing file is an empty
+   * state, an unreadable one stops start-up with one line.
+   */
+  async read(nowMs: number, livenessNowMs: number = nowMs): Promise<StateSnapshot> {
+    return (await this.readState(nowMs, livenessNowMs)).state;
+  }
+
+  private async readState(nowMs: number, livenessNowMs: number): Promise<{ state: StateSnapshot; journals: number }> {
     const snapshot = await this.readSnapshot();
     const records = new Map<string, SavedRecord>();
     for (const [i, raw] of snapshot.services.entries()) {
@@ -128,8 +141,7 @@ export class StateFile {
       lastHeartbeatMs: nowMs,
       heardAtMs: livenessNowMs,
     }));
-    if (journals.length > 0) await this.compact(index, services, { removeJournal: true });
-    return { index, services };
+    return { state: { index, services }, journals: journals.length };
   }
 
   /** Appends one commit group's changes and returns once they are on disk; throws StateWriteError. */

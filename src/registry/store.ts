@@ -18,10 +18,13 @@ export interface ServiceStore {
   get(name: string): Promise<ServiceRecord | undefined>;
   /** All records plus the change index the snapshot reflects (list, then watch from it, race-free). */
   list(): Promise<{ services: ServiceRecord[]; index: number; epoch: string }>;
-  /** The feed position the records stand at: whatever is derived from them is unchanged while it is. */
-  position(): { index: number; epoch: string };
-  /** Every record, without a copy (do not hold across an await). */
-  all(): Iterable<ServiceRecord>;
+  /**
+   * The feed position the records stand at: whatever is derived from them is unchanged while it
+   * is. `members` changes when the set of names does (not on updates or health flips).
+   */
+  position(): { index: number; epoch: string; members: number };
+  /** Every record by name, without a copy (do not hold across an await). */
+  all(): ReadonlyMap<string, ServiceRecord>;
   /** Records, and healthy ones as of the last evaluateHealth() (call it first for now). */
   counts(): { total: number; healthy: number };
   /** What the state file wrote since start; undefined without one. */
@@ -41,6 +44,8 @@ export interface ServiceStore {
   evaluateHealth(): void;
   /** is_healthy of a record now (heartbeat-based, §1.3). */
   isHealthy(rec: ServiceRecord): boolean;
+  /** isHealthy at one moment, for many records (one clock read). */
+  healthNow(): (rec: ServiceRecord) => boolean;
   /** The record as the API returns it. */
   view(rec: ServiceRecord): ServiceView;
   close(): Promise<void>;
