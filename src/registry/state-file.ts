@@ -65,6 +65,8 @@ export class StateFile {
   constructor(
     readonly path: string,
     private readonly log: Logger,
+    /** The journal's least size for a compaction (tests use small ones). */
+    private readonly compactMinBytes = COMPACT_MIN_BYTES,
   ) {}
 
   get journalPath(): string {
@@ -166,7 +168,7 @@ export class StateFile {
 
   /** Whether the journal has outgrown the snapshot, so rewriting the snapshot is worth its bytes. */
   get wantsCompaction(): boolean {
-    return this.journalBytes > Math.max(this.snapshotBytes, COMPACT_MIN_BYTES);
+    return this.journalBytes > Math.max(this.snapshotBytes, this.compactMinBytes);
   }
 
   /** Whether anything was appended since the last compaction. */
