@@ -49,9 +49,9 @@ describe('state file: journal and compaction', () => {
     // Waves of concurrent registrations: each wave shares one group commit.
     for (let i = 0; i < names.length; i += 300) await Promise.all(names.slice(i, i + 300).map((n) => store.put(reg(n))));
     // Probe results for all: only the changed field is journalled.
-    const before = file.counters.bytes_written;
+    const before = file.appendedBytes;
     await Promise.all(names.map((n) => store.update(n, { health_status: 'healthy' }, { heartbeat: false })));
-    const probeBytes = file.counters.bytes_written - before;
+    const probeBytes = file.appendedBytes - before;
     await (store as any).compacting;
     const { writes, bytes_written, compactions } = file.counters;
     assert.deepEqual(await savedNames(path), names, 'every acknowledged registration is on disk (snapshot + journal)');
@@ -201,7 +201,7 @@ describe('listing cache', () => {
     };
     const check = async (label: string) => {
       for (const [status, healthy] of [[null, undefined], ['running', undefined], [null, true], ['draining', false], ['nope', undefined]] as const) {
-        assert.equal(cache.body(status, healthy).toString(), await expected(status, healthy), `${label}: status=${status} healthy=${healthy}`);
+        assert.equal(Buffer.concat((await cache.body(status, healthy)).chunks).toString(), await expected(status, healthy), `${label}: status=${status} healthy=${healthy}`);
       }
     };
     await check('empty');
@@ -212,12 +212,15 @@ describe('listing cache', () => {
     await store.put(reg('aardvark'));
     await check('changed');
     // A heartbeat alone moves no index: the cached body is served until it is a second old.
-    const cached = cache.body(null, undefined);
+    const cached = await cache.body(null, undefined);
     wall += 5_000;
     await store.touch('zeta');
-    assert.equal(cache.body(null, undefined), cached);
+    assert.equal(await cache.body(null, undefined), cached);
     mono += 1_000;
     await check('a second later');
+    // Larger than one serialisation step (2000 records).
+    await Promise.all(Array.from({ length: 4500 }, (_, i) => store.put(reg(`bulk-${i}`))));
+    await check('several steps');
   });
 });
 

@@ -270,7 +270,7 @@ export class EmbeddedStore implements ServiceStore {
 
   private stamp(rec: ServiceRecord): void {
     rec.lastHeartbeatMs = this.now();
-    rec.heardAtMs = this.clock.now();
+    rec.heardAtMs = this.order.stampable(this.clock.now());
   }
 
   private submit<T>(job: (draft: Draft) => T): Promise<T> {
@@ -327,7 +327,7 @@ export class EmbeddedStore implements ServiceStore {
       this.order.replace(rec);
     } else if (!old || rec.heardAtMs > old.heardAtMs) {
       // Heard by this change (registration, update): heard as of its publication, at the end.
-      rec.heardAtMs = Math.max(rec.heardAtMs, this.clock.now());
+      rec.heardAtMs = Math.max(rec.heardAtMs, this.order.stampable(this.clock.now()));
       this.order.heard(rec);
     } else {
       this.order.replace(rec);

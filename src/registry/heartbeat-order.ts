@@ -13,7 +13,19 @@ export class HeartbeatOrder implements Silence {
   private readonly fresh = new Map<string, ServiceRecord>();
   private readonly silent = new Map<string, ServiceRecord>();
 
+  /** The newest heartbeat placed: a new one is never older (see stampable()). */
+  private latest = Number.NEGATIVE_INFINITY;
+
   constructor(private readonly timeoutMs: number) {}
+
+  /**
+   * The liveness time to stamp a heartbeat with at `now`: `now`, or the newest heartbeat placed if
+   * that is later (a self-preservation hold sets the clock back by up to one evaluation), so the
+   * order stays sorted.
+   */
+  stampable(now: number): number {
+    return Math.max(now, this.latest);
+  }
 
   get total(): number {
     return this.fresh.size + this.silent.size;
@@ -24,6 +36,7 @@ export class HeartbeatOrder implements Silence {
     this.silent.delete(rec.name);
     this.fresh.delete(rec.name);
     this.fresh.set(rec.name, rec);
+    if (rec.heardAtMs > this.latest) this.latest = rec.heardAtMs;
   }
 
   /** Another object for the same record, heard when it was: same place. */
@@ -81,6 +94,7 @@ export class HeartbeatOrder implements Silence {
     this.silent.clear();
     for (const rec of [...records].sort((a, b) => a.heardAtMs - b.heardAtMs)) {
       (now - rec.heardAtMs < this.timeoutMs ? this.fresh : this.silent).set(rec.name, rec);
+      if (rec.heardAtMs > this.latest) this.latest = rec.heardAtMs;
     }
   }
 

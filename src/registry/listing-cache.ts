@@ -11,19 +11,28 @@ import type { ServiceStore } from './store.js';
 export const LISTING_MAX_AGE_MS = 1000;
 /** Distinct queries (status= values are free text) whose bodies are kept. */
 const MAX_QUERIES = 32;
+/** Records serialised per step of a rebuild (the event loop runs between steps). */
+const CHUNK = 2000;
+
+/** A body as consecutive buffers (a large listing is built and sent in steps). */
+export interface ListingBody {
+  chunks: Buffer[];
+  length: number;
+}
 
 interface Cached {
   index: number;
   epoch: string;
   builtAt: number;
-  body: Buffer;
+  body: Promise<ListingBody>;
 }
 
 /**
- * GET /services bodies by query, reused while nothing changed. A rebuild copies per-record JSON
- * fragments kept per record object (a change replaces the object; a heartbeat only moves
- * last_heartbeat, spliced in) into one buffer, and keeps names sorted by merging in the new ones,
- * so it costs a copy of the body, not a serialisation and sort of every record.
+ * GET /services bodies by query, reused while nothing changed. A rebuild takes the records it
+ * lists, their last_heartbeat and is_healthy in one synchronous pass (one consistent state at one
+ * index), then serialises them in steps of CHUNK records from JSON fragments kept per record object
+ * (a change replaces the object; a heartbeat only moves last_heartbeat, spliced in). Names are kept
+ * sorted by merging in the new ones. Requests during a rebuild share it.
  */
 export class ListingCache {
   private readonly bodies = new Map<string, Cached>();
@@ -40,7 +49,7 @@ export class ListingCache {
   ) {}
 
   /** The body for `status=` (null: any) and `healthy=` (undefined: any). */
-  body(status: string | null, healthy: boolean | undefined): Buffer {
+  body(status: string | null, healthy: boolean | undefined): Promise<ListingBody> {
     this.store.evaluateHealth();
     const { index, epoch, members } = this.store.position();
     const key = `${healthy ?? '-'}:${status === null ? '-' : `=${status}`}`;
@@ -60,7 +69,8 @@ export class ListingCache {
     const records = this.store.all();
     const added: string[] = [];
     for (const name of records.keys()) if (!this.nameSet.has(name)) added.push(name);
-    added.sort(byCodeUnits);
+    // The default sort compares UTF-16 code units, as `<` does (the listing's order), and fast.
+    added.sort();
     const kept = this.names.filter((n) => records.has(n));
     for (const n of this.names) if (!records.has(n)) this.nameSet.delete(n);
     for (const n of added) this.nameSet.add(n);
@@ -68,53 +78,71 @@ export class ListingCache {
     let i = 0;
     let j = 0;
     let k = 0;
-    while (i < kept.length && j < added.length) merged[k++] = byCodeUnits(kept[i]!, added[j]!) < 0 ? kept[i++]! : added[j++]!;
+    while (i < kept.length && j < added.length) merged[k++] = kept[i]! < added[j]! ? kept[i++]! : added[j++]!;
     while (i < kept.length) merged[k++] = kept[i++]!;
     while (j < added.length) merged[k++] = added[j++]!;
     this.names = merged;
     this.members = members;
   }
 
-  private build(index: number, epoch: string, status: string | null, healthy: boolean | undefined): Buffer {
+  private async build(index: number, epoch: string, status: string | null, healthy: boolean | undefined): Promise<ListingBody> {
+    // One synchronous pass: the records (objects are replaced, never changed, but for heartbeat
+    // times), with their heartbeat and health at this moment.
     const records = this.store.all();
-    const picked: Array<[Buffer, Buffer, Buffer]> = [];
-    const dynamic: string[] = [];
     const isHealthyNow = this.store.healthNow();
-    let size = 0;
+    const picked: ServiceRecord[] = [];
+    const heartbeats: number[] = [];
+    const health: boolean[] = [];
     for (const name of this.names) {
       const rec = records.get(name)!;
       if (status !== null && rec.status !== status) continue;
       const isHealthy = isHealthyNow(rec);
       if (healthy !== undefined && isHealthy !== healthy) continue;
-      const f = this.fragmentsOf(rec);
-      const heartbeat = JSON.stringify(rec.lastHeartbeatMs / 1000);
-      picked.push(f);
-      dynamic.push(heartbeat, isHealthy ? 'true' : 'false');
-      // The spliced values are ASCII: one byte per character.
-      size += f[0].length + f[1].length + f[2].length + heartbeat.length + (isHealthy ? 4 : 5) + 1;
+      picked.push(rec);
+      heartbeats.push(rec.lastHeartbeatMs);
+      health.push(isHealthy);
     }
-    const head = '{"services":[';
-    const foot = `],"total":${picked.length},"timestamp":${JSON.stringify(rfc3339(this.wallNow()))},"index":${index},"epoch":${JSON.stringify(epoch)}}`;
-    const out = Buffer.allocUnsafe(head.length + size + Buffer.byteLength(foot));
-    let at = out.write(head, 0, 'latin1');
+    const chunks: Buffer[] = [Buffer.from('{"services":[')];
+    for (let from = 0; from < picked.length; from += CHUNK) {
+      if (from > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      chunks.push(this.serialise(picked, heartbeats, health, from, Math.min(picked.length, from + CHUNK)));
+    }
+    chunks.push(Buffer.from(`],"total":${picked.length},"timestamp":${JSON.stringify(rfc3339(this.wallNow()))},"index":${index},"epoch":${JSON.stringify(epoch)}}`));
+    return { chunks, length: chunks.reduce((n, c) => n + c.length, 0) };
+  }
+
+  /** Records [from, to) as one buffer, a comma before each but the very first. */
+  private serialise(picked: ServiceRecord[], heartbeats: number[], health: boolean[], from: number, to: number): Buffer {
+    const frags: Array<[Buffer, Buffer, Buffer]> = [];
+    const beats: string[] = [];
+    let size = 0;
+    for (let i = from; i < to; i++) {
+      const f = this.fragmentsOf(picked[i]!);
+      const beat = JSON.stringify(heartbeats[i]! / 1000);
+      frags.push(f);
+      beats.push(beat);
+      // The spliced values are ASCII: one byte per character.
+      size += (i > 0 ? 1 : 0) + f[0].length + beat.length + f[1].length + (health[i] ? 4 : 5) + f[2].length;
+    }
+    const out = Buffer.allocUnsafe(size);
+    let at = 0;
     // Uint8Array.set and a byte loop: Buffer.copy and write cost a native call each.
     const ascii = (text: string) => {
       for (let c = 0; c < text.length; c++) out[at++] = text.charCodeAt(c);
     };
-    for (let i = 0; i < picked.length; i++) {
-      const [a, b, c] = picked[i]!;
+    for (let i = from; i < to; i++) {
+      const [a, b, c] = frags[i - from]!;
       if (i > 0) out[at++] = 0x2c; // ,
       out.set(a, at);
       at += a.length;
-      ascii(dynamic[2 * i]!);
+      ascii(beats[i - from]!);
       out.set(b, at);
       at += b.length;
-      ascii(dynamic[2 * i + 1]!);
+      ascii(health[i] ? 'true' : 'false');
       out.set(c, at);
       at += c.length;
     }
-    at += out.write(foot, at);
-    return out.subarray(0, at);
+    return out;
   }
 
   /** The record's view as JSON around last_heartbeat and is_healthy, in the view's key order (record.ts toView). */
@@ -130,9 +158,4 @@ export class ListingCache {
     }
     return f;
   }
-}
-
-/** The order of `<` on strings (UTF-16 code units), as the listing always had. */
-function byCodeUnits(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -151,9 +151,10 @@ export class RegistryServer {
     const healthy = query.get('healthy');
     // An empty `healthy=` is ignored (the Rust original treated it as "false").
     const want = healthy !== null && healthy !== '' ? healthy.toLowerCase() === 'true' : undefined;
-    const body = this.listings.body(query.get('status'), want);
+    const body = await this.listings.body(query.get('status'), want);
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
-    res.end(body);
+    for (const chunk of body.chunks) res.write(chunk);
+    res.end();
   };
 
   private register: Handler = async (req, res) => {

@@ -54,6 +54,8 @@ export class StateWriteError extends Error {
  */
 export class StateFile {
   readonly counters: StateFileCounters = { writes: 0, bytes_written: 0, compactions: 0 };
+  /** Bytes appended to journals since start (part of counters.bytes_written). */
+  appendedBytes = 0;
   private journal: FileHandle | undefined;
   /** Bytes of complete lines in the journal; a failed append is cut back to this. */
   private journalBytes = 0;
@@ -164,6 +166,7 @@ export class StateFile {
     this.lastIndex = entry.index;
     this.counters.writes++;
     this.counters.bytes_written += line.length;
+    this.appendedBytes += line.length;
   }
 
   /** Whether the journal has outgrown the snapshot, so rewriting the snapshot is worth its bytes. */
