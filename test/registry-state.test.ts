@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { describe, it } from './helpers/test.js';
@@ -119,6 +119,24 @@ describe('state file: journal and compaction', () => {
 
     await writeFile(`${path}.journal`, `{"index":1,"put":[${rec('a')}]}\n{"index":2,"put":[ oops\n{"index":3,"delete":["a"]}\n`);
     await assert.rejects(new StateFile(path, log).read(0), /state journal .*state\.json\.journal: line 2 is not a journal entry/);
+  });
+
+  it('starts on a journal it cannot compact, and appends after its last complete line', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'state.json');
+    const rec = (name: string) => JSON.stringify({ ...reg(name), timestamp: 't', health_status: 'unknown' });
+    await writeFile(`${path}.journal`, `{"index":1,"put":[${rec('a')}]}\n{"index":2,"put":[${rec('b').slice(0, 30)}`);
+    // A directory where the snapshot's temporary file goes makes the compaction fail.
+    await mkdir(`${path}.${process.pid}.tmp`);
+    const { log, lines } = recordingLog();
+    const file = new StateFile(path, log);
+    assert.deepEqual((await file.load(0)).services.map((s) => s.name), ['a']);
+    assert.ok(lines.some((l) => /could not compact the state journal at start/.test(l.msg)));
+    await file.append({ index: 3, put: [JSON.parse(rec('c'))] });
+    await file.close();
+    const state = await new StateFile(path, recordingLog().log).read(0);
+    assert.deepEqual(state.services.map((s) => s.name).sort(), ['a', 'c'], 'the torn line was cut before the append');
+    assert.equal(state.index, 3);
   });
 
   it('loads the same state whichever step of a compaction a crash interrupted', async () => {

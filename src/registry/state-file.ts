@@ -23,6 +23,11 @@ export const COMPACT_MIN_BYTES = 1024 * 1024;
 /** Records serialised per step of a snapshot write (the event loop runs between steps). */
 const SNAPSHOT_CHUNK = 1000;
 
+/** Writes all of `buf` (a write may take less than asked). */
+async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
+  for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+}
+
 /** A save that did not reach the disk: the change it carried must not be acknowledged. */
 export class StateWriteError extends Error {
   readonly code: string;
@@ -63,6 +68,8 @@ export class StateFile {
   private snapshotBytes = 0;
   /** Index of the last line appended (or loaded). */
   private lastIndex = 0;
+  /** Bytes of complete lines in the journal found at start, when it was not compacted away. */
+  private activeValidBytes: number | undefined;
 
   constructor(
     readonly path: string,
@@ -114,7 +121,16 @@ export class StateFile {
    */
   async load(nowMs: number, livenessNowMs: number = nowMs): Promise<StateSnapshot> {
     const { state, journals } = await this.readState(nowMs, livenessNowMs);
-    if (journals > 0) await this.compact(state.index, state.services, { removeJournal: true });
+    if (journals > 0) {
+      try {
+        await this.compact(state.index, state.services, { removeJournal: true });
+        this.activeValidBytes = undefined;
+      } catch (err) {
+        // Not fatal: the journals stay and are replayed next time; appends go on after the
+        // journal's last complete line (openJournal cuts a torn tail first).
+        this.log.warn({ err: (err as Error).message }, 'could not compact the state journal at start; it is kept and replayed at the next start');
+      }
+    }
     return state;
   }
 
@@ -156,7 +172,7 @@ export class StateFile {
       // A failed append may have left part of a line: cut it off before the next one.
       if (this.journalDirty) await fh.truncate(this.journalBytes);
       this.journalDirty = true;
-      await fh.write(line);
+      await writeAll(fh, line);
       await fh.datasync();
       this.journalDirty = false;
     } catch (err) {
@@ -214,7 +230,7 @@ export class StateFile {
       try {
         const put = async (text: string) => {
           const buf = Buffer.from(text);
-          await fh.write(buf);
+          await writeAll(fh, buf);
           bytes += buf.length;
         };
         await put(`{"version":1,"index":${index},"saved_at":${JSON.stringify(new Date().toISOString())},"services":[`);
@@ -257,15 +273,18 @@ export class StateFile {
     await mkdir(dirname(this.path), { recursive: true });
     const fh = await open(this.journalPath, 'a');
     try {
-      this.journalBytes = (await fh.stat()).size;
+      const size = (await fh.stat()).size;
+      // A journal left at start may end in a torn line: the first append cuts it off.
+      this.journalBytes = Math.min(size, this.activeValidBytes ?? size);
+      this.journalDirty = this.journalBytes < size;
       // A new file's directory entry must be on disk before anything in it is acknowledged.
       await this.syncDir();
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw err;
     }
+    this.activeValidBytes = undefined;
     this.journal = fh;
-    this.journalDirty = false;
     return fh;
   }
 
@@ -330,6 +349,7 @@ export class StateFile {
       throw new UsageError(`state journal ${file}: line ${badLine} is not a journal entry; fix or remove the file (losing the changes in it), or run with --no-persist`);
     }
     if (tornBytes > 0) this.log.warn({ file, bytes: tornBytes }, 'dropped an incomplete last line of the state journal (a write cut short, never acknowledged)');
+    if (file === this.journalPath) this.activeValidBytes = Buffer.byteLength(text) - tornBytes;
     for (const entry of entries) {
       if (entry.index <= index) continue;
       index = entry.index;
