@@ -3,12 +3,16 @@ import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from './helpers/test.js';
 import { http, SseReader, startService, tempDir, waitFor, type RunningService } from './helpers/services.js';
+import { createLogger } from '../src/common/log.js';
+import { StateFile } from '../src/registry/state-file.js';
 
 function service(name: string, extra: Record<string, unknown> = {}) {
   return { name, host: '127.0.0.1', port: 9000, hostname: '127.0.0.1', url: 'http://127.0.0.1:9000', status: 'running', ...extra };
 }
 
 const registryArgs = (stateFile: string) => ['registry', '--port', '0', '--host', '127.0.0.1', '--state-file', stateFile];
+/** Names in the state on disk (snapshot plus journal), read as the registry reads it, writing nothing. */
+const savedNames = async (stateFile: string) => (await new StateFile(stateFile, createLogger('test', 'silent')).read(Date.now())).services.map((s) => s.name).sort();
 const names = async (reg: RunningService) => ((await http('GET', `${reg.url}/services`)).body.services as any[]).map((s) => s.name).sort();
 
 describe('registry durability', () => {
@@ -98,9 +102,8 @@ describe('registry durability', () => {
       await reg.stop('SIGKILL');
       stop = true;
       await writer;
-      const saved = JSON.parse(await readFile(stateFile, 'utf8').catch(() => '{"services":[]}'));
-      const savedNames = new Set((saved.services as any[]).map((s) => s.name));
-      for (const n of ackedAtKill) assert.ok(savedNames.has(n), `acknowledged ${n} is in the state file`);
+      const saved = new Set(await savedNames(stateFile));
+      for (const n of ackedAtKill) assert.ok(saved.has(n), `acknowledged ${n} is in the state file`);
       if (!caught) continue;
       await readFile(tmp); // the interrupted write's file is there
       const next = await startService(registryArgs(stateFile));
@@ -118,12 +121,15 @@ describe('registry durability', () => {
   it('answers 503 to a change it cannot save, applies nothing, and recovers when the disk does', async () => {
     const dir = await tempDir();
     const stateFile = join(dir, 'state.json');
+    const first = await startService(registryArgs(stateFile));
+    assert.equal((await http('POST', `${first.url}/services`, { body: service('before') })).status, 201);
+    // A clean stop folds the journal into the snapshot: the next run creates its journal afresh.
+    await first.stop('SIGTERM');
     const reg = await startService(registryArgs(stateFile));
     try {
-      assert.equal((await http('POST', `${reg.url}/services`, { body: service('before') })).status, 201);
       const feed = await SseReader.open(`${reg.url}/events`);
-      // A directory where the temp file must go makes every write fail (EISDIR), even as root.
-      const blocker = `${stateFile}.${reg.proc.pid}.tmp`;
+      // A directory where the journal must go makes every write fail (EISDIR), even as root.
+      const blocker = `${stateFile}.journal`;
       await mkdir(blocker);
       const refused = await http('POST', `${reg.url}/services`, { body: service('during') });
       assert.equal(refused.status, 503);
@@ -143,7 +149,7 @@ describe('registry durability', () => {
       const event = await feed.next((e) => e.type === 'put' || e.type === 'delete');
       assert.equal(event.service.name, 'after', 'the feed never saw a refused change');
       feed.close();
-      assert.deepEqual(JSON.parse(await readFile(stateFile, 'utf8')).services.map((s: any) => s.name).sort(), ['after', 'before']);
+      assert.deepEqual(await savedNames(stateFile), ['after', 'before']);
     } finally {
       await reg.stop();
     }

@@ -41,7 +41,8 @@ export class ChangeFeed {
   append(type: ChangeType, service: ServiceView): ChangeEvent {
     const event: ChangeEvent = { index: ++this.current, type, service };
     this.history.push(event);
-    if (this.history.length > this.capacity) this.history.splice(0, this.history.length - this.capacity);
+    // Trimmed in halves, not one event at a time (a splice moves the whole backlog).
+    if (this.history.length >= 2 * this.capacity) this.history.splice(0, this.history.length - this.capacity);
     for (const listener of this.listeners) listener(event);
     return event;
   }
@@ -50,13 +51,26 @@ export class ChangeFeed {
   since(index: number): ChangeEvent[] | 'reset' {
     if (index > this.current) return 'reset';
     if (index === this.current) return [];
-    const oldest = this.history[0];
+    const first = Math.max(0, this.history.length - this.capacity);
+    const oldest = this.history[first];
     if (!oldest || index < oldest.index - 1) return 'reset';
-    return this.history.slice(index - oldest.index + 1);
+    return this.history.slice(first + index - oldest.index + 1);
   }
 
   subscribe(listener: ChangeListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
+}
+
+const frames = new WeakMap<ChangeEvent, Buffer>();
+
+/** An event as one Server-Sent Events frame, serialised once and shared by every watcher. */
+export function sseFrame(event: ChangeEvent): Buffer {
+  let frame = frames.get(event);
+  if (!frame) {
+    frame = Buffer.from(`id: ${event.index}\ndata: ${JSON.stringify(event)}\n\n`);
+    frames.set(event, frame);
+  }
+  return frame;
 }

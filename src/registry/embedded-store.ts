@@ -3,8 +3,10 @@ import { ChangeFeed, type ChangeListener } from './change-feed.js';
 import { GroupCommit } from './group-commit.js';
 import { LivenessClock } from './liveness-clock.js';
 import { isHealthy, newRecord, toView, type Registration, type ServicePatch, type ServiceRecord, type ServiceView } from './record.js';
+import { HeartbeatOrder } from './heartbeat-order.js';
 import { isMassExpiry, SelfPreservation } from './self-preservation.js';
-import type { StateFile } from './state-file.js';
+import type { StateFile, StateFileCounters } from './state-file.js';
+import { journalEntry } from './state-journal.js';
 import type { ServiceStore, WatchResult } from './store.js';
 
 export interface EmbeddedStoreOptions {
@@ -43,13 +45,6 @@ class Draft {
     this.changes.set(rec.name, null);
     this.events.push({ type: 'delete', rec });
   }
-
-  records(): ServiceRecord[] {
-    const out: ServiceRecord[] = [];
-    for (const [name, rec] of this.base) if (!this.changes.has(name)) out.push(rec);
-    for (const rec of this.changes.values()) if (rec) out.push(rec);
-    return out;
-  }
 }
 
 type Job = (draft: Draft) => unknown;
@@ -64,18 +59,28 @@ type Job = (draft: Draft) => unknown;
  * as heard from at start-up anyway. A failed write rejects every change of its group with
  * StateWriteError and leaves memory as it was.
  *
+ * A write is one journal line of the group's net changes (state-file.ts), compacted into a new
+ * snapshot in the background when the journal outgrows it.
+ *
  * Expiry: heartbeats age on the liveness clock (pauses of this process excluded), and
  * self-preservation holds expiry when most records go silent at once (self-preservation.ts).
+ * Records are kept in heartbeat order (heartbeat-order.ts), so a health evaluation or a sweep
+ * costs the records that went silent, not all of them.
  */
 export class EmbeddedStore implements ServiceStore {
   private readonly records = new Map<string, ServiceRecord>();
+  private readonly order: HeartbeatOrder;
   /** is_healthy last announced per record, so flips can be emitted as `health` events. */
   private readonly announcedHealthy = new Map<string, boolean>();
+  private healthyCount = 0;
+  /** Counts changes of the set of names (registrations of new names, deletions). */
+  private members = 0;
   private feed = new ChangeFeed();
   private readonly now: () => number;
   private readonly clock: LivenessClock;
   private readonly preservation: SelfPreservation;
   private readonly commits = new GroupCommit<Job, unknown>((jobs) => this.commit(jobs));
+  private compacting: Promise<void> | undefined;
 
   constructor(private readonly opts: EmbeddedStoreOptions) {
     this.now = opts.now ?? Date.now;
@@ -84,6 +89,7 @@ export class EmbeddedStore implements ServiceStore {
       opts.log?.[ms >= 1000 ? 'warn' : 'debug']({ paused_ms: Math.round(ms) }, 'registry was not running (paused or blocked); that time does not count against heartbeats');
     this.clock = opts.clock ?? new LivenessClock({ onPause });
     this.preservation = new SelfPreservation(this.clock, opts.heartbeatTimeoutMs, opts.maxHoldMs, opts.log);
+    this.order = new HeartbeatOrder(opts.heartbeatTimeoutMs);
   }
 
   /** Starts the liveness clock, removes leftovers of interrupted writes, restores records (if any). */
@@ -95,7 +101,8 @@ export class EmbeddedStore implements ServiceStore {
     this.feed = new ChangeFeed(state.index);
     for (const rec of state.services) {
       this.records.set(rec.name, rec);
-      this.announcedHealthy.set(rec.name, this.isHealthy(rec));
+      this.order.heard(rec);
+      this.setAnnounced(rec.name, this.isHealthy(rec));
     }
     return state.services.length;
   }
@@ -106,6 +113,19 @@ export class EmbeddedStore implements ServiceStore {
 
   async list(): Promise<{ services: ServiceRecord[]; index: number; epoch: string }> {
     return { services: [...this.records.values()], index: this.feed.index, epoch: this.feed.epoch };
+  }
+
+  position(): { index: number; epoch: string; members: number } {
+    return { index: this.feed.index, epoch: this.feed.epoch, members: this.members };
+  }
+
+  all(): ReadonlyMap<string, ServiceRecord> {
+    return this.records;
+  }
+
+  /** Records and healthy records, as of the last health evaluation (run one first for now). */
+  counts(): { total: number; healthy: number } {
+    return { total: this.records.size, healthy: this.healthyCount };
   }
 
   put(reg: Registration): Promise<ServiceRecord> {
@@ -159,17 +179,17 @@ export class EmbeddedStore implements ServiceStore {
     return this.submit((draft) => {
       this.assessExpiry();
       const now = this.clock.now();
-      const all = draft.records();
       const expired: Array<{ rec: ServiceRecord; silentMs: number }> = [];
-      for (const rec of all) {
+      // Oldest first; a change in this group can only have made a record fresher.
+      for (const committed of this.order.silentLongerThan(now, staleTimeoutMs)) {
+        const rec = draft.get(committed.name);
+        if (!rec) continue;
         const silentMs = now - rec.heardAtMs;
-        if (silentMs > staleTimeoutMs) {
-          draft.delete(rec);
-          expired.push({ rec, silentMs });
-        }
+        if (silentMs > staleTimeoutMs) expired.push({ rec, silentMs });
       }
-      if (isMassExpiry(expired.length, all.length)) {
-        this.opts.log?.warn({ evicting: expired.length, total: all.length, reason: this.massReason() }, 'mass eviction: most services silent past the stale timeout at once');
+      for (const { rec } of expired) draft.delete(rec);
+      if (isMassExpiry(expired.length, this.records.size)) {
+        this.opts.log?.warn({ evicting: expired.length, total: this.records.size, reason: this.massReason() }, 'mass eviction: most services silent past the stale timeout at once');
       }
       return expired;
     });
@@ -180,11 +200,13 @@ export class EmbeddedStore implements ServiceStore {
     return { backlog, index: this.feed.index, unsubscribe: this.feed.subscribe(listener) };
   }
 
-  /** Announces is_healthy flips by expiry (on a timer), after self-preservation had its say. */
+  /** Announces is_healthy flips by expiry (on a timer, and before reads), after self-preservation had its say. */
   evaluateHealth(): void {
     this.assessExpiry();
     let expired = 0;
-    for (const rec of this.records.values()) if (this.announceHealth(rec) === false && rec.status === 'running') expired++;
+    this.order.expire(this.clock.now(), (rec) => {
+      if (this.announceHealth(rec) === false && rec.status === 'running') expired++;
+    });
     if (isMassExpiry(expired, this.records.size)) {
       this.opts.log?.warn({ unhealthy: expired, total: this.records.size, reason: this.massReason() }, 'mass expiry: most services turned unhealthy at once');
     }
@@ -194,23 +216,50 @@ export class EmbeddedStore implements ServiceStore {
     return isHealthy(rec, this.clock.now(), this.opts.heartbeatTimeoutMs);
   }
 
+  healthNow(): (rec: ServiceRecord) => boolean {
+    const now = this.clock.now();
+    return (rec) => isHealthy(rec, now, this.opts.heartbeatTimeoutMs);
+  }
+
   view(rec: ServiceRecord): ServiceView {
     return toView(rec, this.clock.now(), this.opts.heartbeatTimeoutMs);
   }
 
-  /** Waits for every submitted change to be committed (or to fail). */
+  /** What the state file wrote since start (undefined with --no-persist). */
+  stateCounters(): StateFileCounters | undefined {
+    return this.opts.stateFile?.counters;
+  }
+
+  /**
+   * Waits for every submitted change to be committed (or to fail), then folds the journal into
+   * the snapshot, so a stopped registry leaves one plain file.
+   */
   async close(): Promise<void> {
     await this.commits.drain();
+    await this.compacting;
+    const file = this.opts.stateFile;
+    if (file?.hasJournal) {
+      try {
+        await file.compact(await file.rotate(), [...this.records.values()]);
+      } catch (err) {
+        this.opts.log?.warn({ err: (err as Error).message }, 'could not fold the state journal into the snapshot at stop; it is replayed at the next start');
+      }
+    }
+    await file?.close();
     this.clock.stop();
   }
 
   /** Lets self-preservation hold or release the clock before expiry is evaluated. */
   private assessExpiry(): void {
-    const heardAts = new Float64Array(this.records.size);
-    let i = 0;
-    for (const rec of this.records.values()) heardAts[i++] = rec.heardAtMs;
+    const before = this.preservation.state;
     // The feed index tells an operator which events came before and after a hold.
-    this.preservation.assess(heardAts, { feed_index: this.feed.index });
+    this.preservation.assess(this.order, { feed_index: this.feed.index });
+    if (before !== 'holding' && this.preservation.state === 'holding') {
+      // The clock now stands where the threshold was crossed, maybe before some records were
+      // taken as silent: sort them again and announce any that are healthy again (rare: O(N)).
+      this.order.rebuild(this.records.values(), this.clock.now());
+      for (const rec of this.records.values()) this.announceHealth(rec);
+    }
   }
 
   private massReason(): string {
@@ -221,7 +270,7 @@ export class EmbeddedStore implements ServiceStore {
 
   private stamp(rec: ServiceRecord): void {
     rec.lastHeartbeatMs = this.now();
-    rec.heardAtMs = this.clock.now();
+    rec.heardAtMs = this.order.stampable(this.clock.now());
   }
 
   private submit<T>(job: (draft: Draft) => T): Promise<T> {
@@ -230,49 +279,95 @@ export class EmbeddedStore implements ServiceStore {
 
   private heard(rec: ServiceRecord): void {
     this.stamp(rec);
-    // A record of a group still being written is announced when that group is published.
-    if (this.records.get(rec.name) === rec) this.announceHealth(rec);
+    // A record of a group still being written is placed and announced when that group is published.
+    if (this.records.get(rec.name) !== rec) return;
+    this.order.heard(rec);
+    this.announceHealth(rec);
   }
 
-  /** Runs one group: every job against a draft, one write of the result, then publication. */
+  /** Runs one group: every job against a draft, one journal append of the result, then publication. */
   private async commit(jobs: Job[]): Promise<unknown[]> {
     const draft = new Draft(this.records);
     const results = jobs.map((job) => job(draft));
     if (draft.events.length === 0) return results;
-    if (this.opts.stateFile) {
+    const file = this.opts.stateFile;
+    if (file) {
       try {
-        await this.opts.stateFile.write({ index: this.feed.index + draft.events.length, services: draft.records() });
+        await file.append(journalEntry(this.feed.index + draft.events.length, draft.changes, this.records));
       } catch (err) {
         this.opts.log?.error({ err, changes: draft.events.length }, 'failed to save registry state; the changes were refused and not applied');
         throw err;
       }
     }
-    for (const [name, rec] of draft.changes) {
-      const old = this.records.get(name);
-      if (!rec) {
-        this.records.delete(name);
-        continue;
-      }
-      // A heartbeat that arrived during the write refreshed the old object; keep it.
-      if (old && old !== rec && old.heardAtMs > rec.heardAtMs) {
-        rec.heardAtMs = old.heardAtMs;
-        rec.lastHeartbeatMs = old.lastHeartbeatMs;
-      }
-      this.records.set(name, rec);
-    }
+    for (const [name, rec] of draft.changes) this.apply(name, rec);
     for (const { type, rec } of draft.events) {
-      if (type === 'put') this.announcedHealthy.set(rec.name, this.isHealthy(rec));
-      else this.announcedHealthy.delete(rec.name);
+      if (type === 'put') this.setAnnounced(rec.name, this.isHealthy(rec));
+      else this.setAnnounced(rec.name, undefined);
       this.feed.append(type, this.view(rec));
     }
+    if (file?.wantsCompaction && !this.compacting) await this.startCompaction(file);
     return results;
+  }
+
+  /** Publishes one committed change and keeps the heartbeat order. */
+  private apply(name: string, rec: ServiceRecord | null): void {
+    const old = this.records.get(name);
+    if (!rec) {
+      if (old) this.members++;
+      this.records.delete(name);
+      this.order.remove(name);
+      return;
+    }
+    if (!old) this.members++;
+    this.records.set(name, rec);
+    if (old && old !== rec && old.heardAtMs > rec.heardAtMs) {
+      // A heartbeat that arrived during the write refreshed the old object; keep it.
+      rec.heardAtMs = old.heardAtMs;
+      rec.lastHeartbeatMs = old.lastHeartbeatMs;
+      this.order.replace(rec);
+    } else if (!old || rec.heardAtMs > old.heardAtMs) {
+      // Heard by this change (registration, update): heard as of its publication, at the end.
+      rec.heardAtMs = Math.max(rec.heardAtMs, this.order.stampable(this.clock.now()));
+      this.order.heard(rec);
+    } else {
+      this.order.replace(rec);
+    }
+  }
+
+  /**
+   * Moves the journal aside and writes the snapshot of the records as of now in the background;
+   * appends go on meanwhile. A failure is retried when the journal next outgrows the snapshot.
+   */
+  private async startCompaction(file: StateFile): Promise<void> {
+    let index: number;
+    try {
+      index = await file.rotate();
+    } catch (err) {
+      this.opts.log?.warn({ err: (err as Error).message }, 'could not rotate the state journal; compaction retried later');
+      return;
+    }
+    const services = [...this.records.values()];
+    this.compacting = file
+      .compact(index, services)
+      .catch((err: unknown) => this.opts.log?.warn({ err: (err as Error).message }, 'could not compact the state journal into a snapshot; retried later'))
+      .finally(() => (this.compacting = undefined));
+  }
+
+  private setAnnounced(name: string, healthy: boolean | undefined): void {
+    const was = this.announcedHealthy.get(name);
+    if (was === true) this.healthyCount--;
+    if (healthy === undefined) this.announcedHealthy.delete(name);
+    else {
+      this.announcedHealthy.set(name, healthy);
+      if (healthy) this.healthyCount++;
+    }
   }
 
   /** Emits a `health` event if is_healthy flipped; returns the new value, or undefined if unchanged. */
   private announceHealth(rec: ServiceRecord): boolean | undefined {
     const now = this.isHealthy(rec);
     if (this.announcedHealthy.get(rec.name) === now) return undefined;
-    this.announcedHealthy.set(rec.name, now);
+    this.setAnnounced(rec.name, now);
     this.feed.append('health', this.view(rec));
     return now;
   }

@@ -18,16 +18,42 @@ export function isMassExpiry(silent: number, total: number): boolean {
   return silent >= MASS_EXPIRY_MIN_RECORDS && silent > total * MASS_EXPIRY_FRACTION;
 }
 
+/** The smallest count of silent records that is a mass among `total`, or undefined if none can be. */
+function massCount(total: number): number | undefined {
+  const m = Math.max(MASS_EXPIRY_MIN_RECORDS, Math.floor(total * MASS_EXPIRY_FRACTION) + 1);
+  return m > total ? undefined : m;
+}
+
 /**
  * The liveness time at which silence becomes a mass expiry: when the m-th oldest heartbeat passes
  * the timeout, m being the smallest mass count. Undefined when there are too few records for any.
  */
 export function massExpiryStart(heardAts: ArrayLike<number>, heartbeatTimeoutMs: number): number | undefined {
-  const total = heardAts.length;
-  const m = Math.max(MASS_EXPIRY_MIN_RECORDS, Math.floor(total * MASS_EXPIRY_FRACTION) + 1);
-  if (m > total) return undefined;
+  const m = massCount(heardAts.length);
+  if (m === undefined) return undefined;
   const sorted = Float64Array.from(heardAts).sort();
   return sorted[m - 1]! + heartbeatTimeoutMs;
+}
+
+/**
+ * What self-preservation asks of the records' heartbeats. The store answers from records kept in
+ * heartbeat order, in time proportional to the records that went silent, not to all of them.
+ */
+export interface Silence {
+  total: number;
+  /** How many records are silent (no heartbeat for the timeout) at liveness time `t` (now or later). */
+  silentAt(t: number): number;
+  /** The liveness time of the n-th oldest heartbeat (1-based). */
+  nthOldest(n: number): number;
+}
+
+/** A Silence over a plain list of heartbeat times (tests, small sets): O(N) per question. */
+export function silenceOf(heardAts: ArrayLike<number>, heartbeatTimeoutMs: number): Silence {
+  return {
+    total: heardAts.length,
+    silentAt: (t) => Array.prototype.filter.call(heardAts, (h: number) => t - h >= heartbeatTimeoutMs).length,
+    nthOldest: (n) => Float64Array.from(heardAts).sort()[n - 1]!,
+  };
 }
 
 export type PreservationState = 'normal' | 'holding' | 'spent';
@@ -59,31 +85,32 @@ export class SelfPreservation {
   }
 
   /**
-   * Called with every record's last heartbeat (liveness time) before each health evaluation and
-   * sweep, so both see the clock held or released. `context` is added to the log lines.
+   * Called with the records' heartbeats (a list of liveness times, or a Silence) before each health
+   * evaluation and sweep, so both see the clock held or released. `context` is added to the log lines.
    */
-  assess(heardAts: ArrayLike<number>, context: Record<string, unknown> = {}): void {
-    const start = massExpiryStart(heardAts, this.heartbeatTimeoutMs);
+  assess(heard: ArrayLike<number> | Silence, context: Record<string, unknown> = {}): void {
+    const silence = 'silentAt' in heard ? heard : silenceOf(heard, this.heartbeatTimeoutMs);
+    const m = massCount(silence.total);
     const now = this.clock.now();
-    const massBy = (t: number) => start !== undefined && start <= t;
-    const silentAt = (t: number) => Array.prototype.filter.call(heardAts, (h: number) => t - h >= this.heartbeatTimeoutMs).length;
+    const massBy = (t: number) => m !== undefined && silence.silentAt(t) >= m;
+    const silentAt = (t: number) => silence.silentAt(t);
     if (this.current === 'normal' && massBy(now)) {
       // Stop where the threshold was crossed (up to one evaluation ago), not where it was noticed.
-      this.clock.hold(start! - 1);
+      this.clock.hold(silence.nthOldest(m!) + this.heartbeatTimeoutMs - 1);
       this.current = 'holding';
       this.log?.warn(
-        { ...context, silent: silentAt(now), total: heardAts.length, max_hold_s: this.maxHoldMs / 1000 },
+        { ...context, silent: silentAt(now), total: silence.total, max_hold_s: this.maxHoldMs / 1000 },
         'self-preservation: most services went silent at once; holding expiry (no health flips, no evictions) until heartbeats resume or the hold ends',
       );
     } else if (this.current === 'holding' && !massBy(now + 1)) {
       const held = this.clock.release();
       this.current = 'normal';
-      this.log?.info({ ...context, total: heardAts.length, held_s: Math.round(held / 1000) }, 'self-preservation ended: heartbeats resumed');
+      this.log?.info({ ...context, total: silence.total, held_s: Math.round(held / 1000) }, 'self-preservation ended: heartbeats resumed');
     } else if (this.current === 'holding' && this.clock.heldFor() >= this.maxHoldMs) {
       const held = this.clock.release();
       this.current = 'spent';
       this.log?.warn(
-        { ...context, silent: silentAt(now + 1), total: heardAts.length, held_s: Math.round(held / 1000) },
+        { ...context, silent: silentAt(now + 1), total: silence.total, held_s: Math.round(held / 1000) },
         'self-preservation ended without heartbeats resuming: taken as a real loss; the silent services expire now',
       );
     } else if (this.current === 'spent' && !massBy(now)) {

@@ -1,16 +1,20 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { checkBearer } from '../common/auth.js';
 import { BodyTooLargeError, isPlainObject, parseJsonBody, readBody, sendError, sendJson } from '../common/http-json.js';
 import type { Logger } from '../common/log.js';
 import { rfc3339 } from '../common/time.js';
-import type { ChangeEvent } from './change-feed.js';
+import { sseFrame, type ChangeEvent } from './change-feed.js';
 import type { HealthProber } from './health-prober.js';
+import { ListingCache } from './listing-cache.js';
 import { validateRegistration, validateUpdate, type ServiceRecord } from './record.js';
 import { StateWriteError } from './state-file.js';
 import type { ServiceStore } from './store.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 const SSE_PING_MS = 15_000;
+/** Sampling interval of the event-loop delay reported by /stats. */
+const LOOP_DELAY_RESOLUTION_MS = 10;
 
 export interface RegistryServerOptions {
   store: ServiceStore;
@@ -29,15 +33,23 @@ export class RegistryServer {
   private readonly startedMs: number;
   private readonly streams = new Set<ServerResponse>();
   private readonly now: () => number;
+  private readonly listings: ListingCache;
+  /** Event-loop delay since start, for /stats (10 ms resolution: stalls, not scheduling noise). */
+  private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+  /** /stats distributions, recomputed when the feed index moves. */
+  private distributions: { index: number; epoch: string; status: Record<string, number>; host: Record<string, number> } | undefined;
 
   constructor(private readonly opts: RegistryServerOptions) {
     this.now = opts.now ?? Date.now;
     this.startedMs = this.now();
+    this.listings = new ListingCache(opts.store, this.now);
+    this.loopDelay.enable();
     this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => void this.handle(req, res));
   }
 
   /** Stops accepting, ends open change-feed streams and waits for in-flight requests. */
   async close(): Promise<void> {
+    this.loopDelay.disable();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const res of this.streams) res.end();
     this.server.closeIdleConnections();
@@ -123,30 +135,26 @@ export class RegistryServer {
   }
 
   private health: Handler = async (_req, res) => {
-    const { services } = await this.opts.store.list();
-    const now = this.now();
+    this.opts.store.evaluateHealth();
+    const { total, healthy } = this.opts.store.counts();
     sendJson(res, 200, {
       status: 'healthy',
       registry: 'running',
-      registered_services: services.length,
-      healthy_services: services.filter((s) => this.opts.store.isHealthy(s)).length,
-      timestamp: rfc3339(now),
+      registered_services: total,
+      healthy_services: healthy,
+      timestamp: rfc3339(this.now()),
     });
   };
 
+  /** Served from the listing cache (listing-cache.ts): exact but for last_heartbeat up to 1 s old. */
   private listServices: Handler = async (_req, res, _name, query) => {
-    const { services, index, epoch } = await this.opts.store.list();
-    let views = services.map((s) => this.view(s));
-    const status = query.get('status');
-    if (status !== null) views = views.filter((v) => v.status === status);
     const healthy = query.get('healthy');
     // An empty `healthy=` is ignored (the Rust original treated it as "false").
-    if (healthy !== null && healthy !== '') {
-      const want = healthy.toLowerCase() === 'true';
-      views = views.filter((v) => v.is_healthy === want);
-    }
-    views.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    sendJson(res, 200, { services: views, total: views.length, timestamp: rfc3339(this.now()), index, epoch });
+    const want = healthy !== null && healthy !== '' ? healthy.toLowerCase() === 'true' : undefined;
+    const body = await this.listings.body(query.get('status'), want);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+    for (const chunk of body.chunks) res.write(chunk);
+    res.end();
   };
 
   private register: Handler = async (req, res) => {
@@ -221,24 +229,35 @@ export class RegistryServer {
   };
 
   private stats: Handler = async (_req, res) => {
-    const { services } = await this.opts.store.list();
-    const now = this.now();
-    const statusDistribution: Record<string, number> = {};
-    const hostDistribution: Record<string, number> = {};
-    let healthy = 0;
-    for (const s of services) {
-      if (this.opts.store.isHealthy(s)) healthy++;
-      statusDistribution[s.status] = (statusDistribution[s.status] ?? 0) + 1;
-      hostDistribution[s.host] = (hostDistribution[s.host] ?? 0) + 1;
+    const store = this.opts.store;
+    store.evaluateHealth();
+    const { total, healthy } = store.counts();
+    const { index, epoch } = store.position();
+    if (this.distributions?.index !== index || this.distributions.epoch !== epoch) {
+      const status: Record<string, number> = {};
+      const host: Record<string, number> = {};
+      for (const s of store.all().values()) {
+        status[s.status] = (status[s.status] ?? 0) + 1;
+        host[s.host] = (host[s.host] ?? 0) + 1;
+      }
+      this.distributions = { index, epoch, status, host };
     }
+    const now = this.now();
+    // The histogram records whole intervals between samples: the delay is what exceeds the resolution.
+    const ms = (ns: number) => (Number.isFinite(ns) ? Math.max(0, Math.round((ns - LOOP_DELAY_RESOLUTION_MS * 1e6) / 1e4) / 100) : 0);
     sendJson(res, 200, {
-      total_services: services.length,
+      total_services: total,
       healthy_services: healthy,
-      unhealthy_services: services.length - healthy,
-      status_distribution: statusDistribution,
-      host_distribution: hostDistribution,
+      unhealthy_services: total - healthy,
+      status_distribution: this.distributions.status,
+      host_distribution: this.distributions.host,
       uptime: Math.floor((now - this.startedMs) / 1000),
       timestamp: rfc3339(now),
+      process: {
+        rss_bytes: process.memoryUsage.rss(),
+        event_loop_delay_ms: { p50: ms(this.loopDelay.percentile(50)), p99: ms(this.loopDelay.percentile(99)), max: ms(this.loopDelay.max) },
+      },
+      state_file: { ...(store.stateCounters() ?? { writes: 0, bytes_written: 0, compactions: 0 }) },
     });
   };
 
@@ -256,7 +275,7 @@ export class RegistryServer {
       if (!Number.isSafeInteger(since) || since < 0) return sendError(res, 400, `query parameter 'since' must be a non-negative integer, got '${sinceText}'`);
     }
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    const send = (e: ChangeEvent) => res.write(`id: ${e.index}\ndata: ${JSON.stringify(e)}\n\n`);
+    const send = (e: ChangeEvent) => res.write(sseFrame(e));
     const pending: ChangeEvent[] = [];
     let live = false;
     const watch = this.opts.store.watch(since, (e) => (live ? send(e) : pending.push(e)), query.get('epoch') ?? undefined);

@@ -1,5 +1,6 @@
 import type { ChangeEvent, ChangeListener } from './change-feed.js';
 import type { Registration, ServicePatch, ServiceRecord, ServiceView } from './record.js';
+import type { StateFileCounters } from './state-file.js';
 
 /** Result of a watch request: the backlog after `since` (or a reset) and a live subscription. */
 export interface WatchResult {
@@ -17,6 +18,17 @@ export interface ServiceStore {
   get(name: string): Promise<ServiceRecord | undefined>;
   /** All records plus the change index the snapshot reflects (list, then watch from it, race-free). */
   list(): Promise<{ services: ServiceRecord[]; index: number; epoch: string }>;
+  /**
+   * The feed position the records stand at: whatever is derived from them is unchanged while it
+   * is. `members` changes when the set of names does (not on updates or health flips).
+   */
+  position(): { index: number; epoch: string; members: number };
+  /** Every record by name, without a copy (do not hold across an await). */
+  all(): ReadonlyMap<string, ServiceRecord>;
+  /** Records, and healthy ones as of the last evaluateHealth() (call it first for now). */
+  counts(): { total: number; healthy: number };
+  /** What the state file wrote since start; undefined without one. */
+  stateCounters(): StateFileCounters | undefined;
   /** Registers or replaces a record; the heartbeat is set to now. */
   put(reg: Registration): Promise<ServiceRecord>;
   /** Applies a partial update; `heartbeat` also refreshes last_heartbeat. */
@@ -32,6 +44,8 @@ export interface ServiceStore {
   evaluateHealth(): void;
   /** is_healthy of a record now (heartbeat-based, §1.3). */
   isHealthy(rec: ServiceRecord): boolean;
+  /** isHealthy at one moment, for many records (one clock read). */
+  healthNow(): (rec: ServiceRecord) => boolean;
   /** The record as the API returns it. */
   view(rec: ServiceRecord): ServiceView;
   close(): Promise<void>;
