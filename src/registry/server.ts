@@ -238,6 +238,7 @@ export class RegistryServer {
       status_distribution: statusDistribution,
       host_distribution: hostDistribution,
       uptime: Math.floor((now - this.startedMs) / 1000),
+      probes: this.opts.prober.stats(),
       timestamp: rfc3339(now),
     });
   };

@@ -22,6 +22,7 @@ export class BackendSet {
   private readonly goneModels = new Map<string, number>();
   private readonly listeners: Array<(all: Backend[]) => void> = [];
   private readonly downListeners: Array<(backend: Backend, reason: string) => void> = [];
+  private readonly addedListeners: Array<(backend: Backend) => void> = [];
   /**
    * Whether membership is known: false until discovery has listed the registry once (a router
    * that never reached its registry cannot say that a model does not exist).
@@ -52,6 +53,11 @@ export class BackendSet {
     this.downListeners.push(listener);
   }
 
+  /** Called with each backend that joins (not when one already here changes). */
+  onAdded(listener: (backend: Backend) => void): void {
+    this.addedListeners.push(listener);
+  }
+
   declareDown(backend: Backend, reason: string): void {
     for (const l of this.downListeners) l(backend, reason);
   }
@@ -67,6 +73,7 @@ export class BackendSet {
     const backend = new Backend(spec, this.poolOptions);
     this.byName.set(spec.name, backend);
     this.rebuild();
+    for (const l of this.addedListeners) l(backend);
     return backend;
   }
 
