@@ -42,7 +42,11 @@ export interface ProbeSchedulerOptions<T> {
   first: 'now' | 'slot';
   /** Delay after the n-th conclusive failure in a row (n from 1); undefined: the regular slot. */
   failedRetryMs?: (failuresInARow: number) => number | undefined;
-  /** Delay after an inconclusive probe (it is retried soon, with some jitter). */
+  /**
+   * Delay after an inconclusive probe: it is retried soon, with jitter, the delay doubling per
+   * further inconclusive one up to the interval (a prober that stays swamped must not probe
+   * every target every second on top).
+   */
   inconclusiveRetryMs: number;
   /** A probe that threw (a bug, not a failure of the target): counted inconclusive and reported here. */
   onError: (err: unknown, key: string) => void;
@@ -60,6 +64,7 @@ interface Entry<T> {
   /** Its own offset within the interval, stable per key: spreads targets evenly over the interval. */
   phase: number;
   failures: number;
+  inconclusives: number;
 }
 
 /**
@@ -112,7 +117,7 @@ export class ProbeScheduler<T> {
     }
     const now = this.clock.now();
     const phase = (mix32(fnv1a(key)) / 2 ** 32) * this.opts.intervalMs;
-    const entry: Entry<T> = { key, target, due: now, at: -1, phase, failures: 0 };
+    const entry: Entry<T> = { key, target, due: now, at: -1, phase, failures: 0, inconclusives: 0 };
     if (this.opts.first === 'slot') entry.due = this.slotAfter(entry, now, 0);
     this.entries.set(key, entry);
     this.push(entry);
@@ -197,7 +202,12 @@ export class ProbeScheduler<T> {
   }
 
   private nextDue(entry: Entry<T>, outcome: ProbeOutcome, now: number): number {
-    if (outcome === 'inconclusive') return now + this.opts.inconclusiveRetryMs * (1 + this.random() / 2);
+    if (outcome === 'inconclusive') {
+      entry.inconclusives++;
+      const delay = Math.min(this.opts.inconclusiveRetryMs * 2 ** Math.min(entry.inconclusives - 1, 30), this.opts.intervalMs);
+      return now + delay * (1 + this.random() / 2);
+    }
+    entry.inconclusives = 0;
     if (outcome === 'ok') entry.failures = 0;
     else {
       entry.failures++;
