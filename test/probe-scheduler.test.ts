@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { describe, it } from './helpers/test.js';
 import { ProbeScheduler, type ProbeOutcome, type ProbeSchedulerOptions, type SchedulerClock } from '../src/common/probe-scheduler.js';
 import { checkHttp } from '../src/common/http-probe.js';
@@ -265,6 +266,30 @@ describe('checkHttp', () => {
       hang.closeAllConnections();
       ok.close();
       hang.close();
+    }
+  });
+
+  it('reads a head split over packets, and calls a hang-up or a non-HTTP answer an error', async () => {
+    const raw = createNetServer((socket) => {
+      socket.once('data', (req: Buffer) => {
+        const path = req.toString('latin1').split(' ')[1];
+        if (path === '/split') {
+          socket.write('HTTP/1.1 204 No');
+          setTimeout(() => socket.write(' Content\r\nX-A: b\r\n'), 20);
+          setTimeout(() => socket.end('\r\n'), 40);
+        } else if (path === '/hangup') socket.destroy();
+        else socket.end('SSH-2.0-OpenSSH\r\n\r\n');
+      });
+    });
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    const port = (raw.address() as { port: number }).port;
+    try {
+      assert.equal(await checkHttp(`http://127.0.0.1:${port}/split`, 2000), 204);
+      assert.equal(await checkHttp(`http://127.0.0.1:${port}/hangup`, 2000), 'error');
+      assert.equal(await checkHttp(`http://127.0.0.1:${port}/other`, 2000), 'error');
+      assert.equal(await checkHttp(`ftp://127.0.0.1:${port}/`, 2000), 'error');
+    } finally {
+      raw.close();
     }
   });
 

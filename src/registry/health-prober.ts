@@ -74,9 +74,11 @@ export class HealthProber {
       return 'inconclusive';
     }
     const ok = is2xx(status);
+    const current = await this.store.get(name);
+    if (!current) return 'gone';
     try {
-      // the record may have been replaced or removed meanwhile: store.update reports which
-      await this.record(rec, ok ? 'healthy' : 'unhealthy');
+      // most probes confirm what is recorded: no update to queue then
+      if (current.health_status !== (ok ? 'healthy' : 'unhealthy')) await this.record(current, ok ? 'healthy' : 'unhealthy');
     } catch (err) {
       // a state file that cannot be written: say so once per interval, not once per service
       const now = performance.now();
