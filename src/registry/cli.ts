@@ -30,12 +30,12 @@ export function main(argv: string[], name = 'infini-svc registry'): Promise<void
     const stateFile = settings.bool('no-persist') ? undefined : new StateFile(resolve(settings.str('state-file')), log);
     const store = new EmbeddedStore({ heartbeatTimeoutMs, maxHoldMs: staleTimeoutMs, stateFile, log });
     const restored = await store.open();
-    const prober = new HealthProber(store, healthIntervalMs, healthTimeoutMs, log);
+    const prober = new HealthProber(store, healthIntervalMs, healthTimeoutMs, log, settings.num('health-concurrency'));
     const reaper = new StaleReaper(store, { cleanupIntervalMs, staleTimeoutMs, healthCheckEveryMs: Math.min(1000, heartbeatTimeoutMs / 4) }, log);
     const api = new RegistryServer({ store, prober, authToken, log });
 
     const bound = await listen(api.server, port, host, name);
-    prober.start();
+    await prober.start();
     reaper.start();
     log.info({ port: bound, host, state_file: stateFile?.path ?? null, restored, auth: Boolean(authToken), config_file: settings.file ?? null }, 'registry listening');
 

@@ -252,6 +252,7 @@ export class RegistryServer {
       status_distribution: this.distributions.status,
       host_distribution: this.distributions.host,
       uptime: Math.floor((now - this.startedMs) / 1000),
+      probes: this.opts.prober.stats(),
       timestamp: rfc3339(now),
       process: {
         rss_bytes: process.memoryUsage.rss(),

@@ -13,6 +13,7 @@ export function registrySpec(name = 'infini-svc registry'): ServiceSpec {
       { key: 'host', type: 'string', default: '0.0.0.0', metavar: 'ADDR', help: 'bind address' },
       seconds('health-interval', 30, 'period of background health probes'),
       seconds('health-timeout', 5, 'timeout of each health probe'),
+      { key: 'health-concurrency', type: 'integer', default: 128, min: 1, max: 10_000, metavar: 'N', help: 'health probes under way at once; each service is probed once per interval, at its own point in it' },
       seconds('cleanup-interval', 60, 'period of the stale-service cleanup'),
       seconds('heartbeat-timeout', 120, 'a service without a heartbeat this long is unhealthy'),
       seconds('stale-timeout', 300, 'a service without a heartbeat this long is removed'),

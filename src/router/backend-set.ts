@@ -103,6 +103,13 @@ export class BackendSet implements BackendOwner {
     this.downListeners.push(listener);
   }
 
+  /** Called with each backend that joins (not when one already here changes). */
+  onAdded(listener: (backend: Backend) => void): void {
+    this.onMembership((backend, joined) => {
+      if (joined) listener(backend);
+    });
+  }
+
   declareDown(backend: Backend, reason: string): void {
     for (const l of this.downListeners) l(backend, reason);
   }

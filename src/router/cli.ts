@@ -54,6 +54,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const errors = new RouterErrors(errorFormat);
     const proxy = new RequestForwarder(backends, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log });
     const metrics = new RouterMetrics(backends, () => proxy.inFlight, errors.counts);
+    const checker = new HealthChecker(backends, seconds('health-interval'), seconds('health-timeout'), log, settings.num('health-concurrency'));
     const api = new RouterServer({
       backends,
       proxy,
@@ -63,9 +64,9 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       maxBodyBytes: settings.num('max-body'),
       maxBufferedBytes: settings.num('max-buffered'),
       maxConnections: settings.num('max-connections'),
+      healthChecks: () => checker.stats(),
       log,
     });
-    const checker = new HealthChecker(backends, seconds('health-interval'), seconds('health-timeout'), log);
     const watcher = registryUrl
       ? new RegistryWatcher(registryUrl, backends, {
           syncIntervalMs: seconds('registry-sync-interval'),

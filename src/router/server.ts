@@ -3,6 +3,7 @@ import { sendJson } from '../common/http-json.js';
 import type { Http1Response } from '../common/http1/response.js';
 import { Http1Server, type Http1Request } from '../common/http1/server.js';
 import type { Logger } from '../common/log.js';
+import type { ProbeStats } from '../common/probe-scheduler.js';
 import type { BackendSet } from './backend-set.js';
 import { routerError, type RouterErrors } from './errors.js';
 import type { RouterMetrics } from './metrics.js';
@@ -21,6 +22,8 @@ export interface RouterServerOptions {
   maxBodyBytes: number;
   maxBufferedBytes: number;
   maxConnections: number;
+  /** Counters of the health checker, for /stats. */
+  healthChecks?: () => ProbeStats;
   log: Logger;
 }
 
@@ -106,6 +109,7 @@ export class RouterServer {
       healthy_services: list.filter((s) => s.healthy).length,
       registry_url: this.opts.registryUrl,
       in_flight: this.opts.proxy.inFlight,
+      ...(this.opts.healthChecks ? { health_checks: this.opts.healthChecks() } : {}),
       ...(workerId !== undefined ? { worker: workerId, pid: process.pid } : {}),
       memory_mb: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1e5) / 10])),
       services: list,

@@ -21,6 +21,7 @@ export function routerSpec(name = 'infini-svc router'): ServiceSpec {
       { key: 'static-services', type: 'string', metavar: 'FILE', help: 'JSON file of static backends' },
       seconds('health-interval', 30, "period of the router's own backend checks"),
       seconds('health-timeout', 5, 'timeout of one check'),
+      { key: 'health-concurrency', type: 'integer', default: 128, min: 1, max: 10_000, metavar: 'N', help: 'health checks under way at once; each backend is checked once per interval, at its own point in it' },
       { key: 'max-errors', type: 'integer', default: 3, min: 1, max: 1000, metavar: 'N', help: 'consecutive failed attempts that eject a backend (30 s, doubling to 5 min)' },
       seconds('registry-sync-interval', 10, 'poll period for a registry without a change feed'),
       seconds('service-removal-grace-period', 60, 'how long a backend missing from the registry is kept'),
