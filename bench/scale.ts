@@ -20,9 +20,9 @@
  * a missed target is reported, not an exit code (errors are).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
@@ -377,7 +377,12 @@ async function registryPhase(n: number, fakes: Fakes, result: SizeResult): Promi
   sampler.stop();
   let finalStateBytes: number | null = null;
   try {
-    finalStateBytes = statSync(statePath).size;
+    // the state on disk: the snapshot and the journal(s) beside it, where the registry keeps one
+    const dir = dirname(statePath);
+    const journals = readdirSync(dir).filter((f) => f.startsWith(`${basename(statePath)}.journal`));
+    const files = [...(existsSync(statePath) ? [statePath] : []), ...journals.map((f) => join(dir, f))];
+    if (files.length > 0) finalStateBytes = files.reduce((sum, f) => sum + statSync(f).size, 0);
+    else result.notes.push('no state file at the end of the registry phase');
   } catch {
     result.notes.push('no state file at the end of the registry phase');
   }
