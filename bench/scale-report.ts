@@ -71,6 +71,13 @@ export interface RouterFigures {
   /** All CPU of the window (probe rounds included) / requests. */
   gross_cpu_us_per_request: number | null;
   baseline_gross_cpu_us_per_request: number | null;
+  /** CPU (cores) with no requests, after the stream: health checks and discovery. */
+  idle_cores: number | null;
+  baseline_idle_cores: number | null;
+  /** (CPU of the stream - idle CPU over the same time) / requests: a request's own cost. */
+  net_cpu_us_per_request: number | null;
+  baseline_net_cpu_us_per_request: number | null;
+  net_cpu_ratio: number | null;
   requests: Latency & { errors: number; skipped: number; first_error?: string };
   baseline_requests: Latency & { errors: number };
   routable_end: number | null;
@@ -123,6 +130,10 @@ export const FIGURES: Figure[] = [
   { key: 'baseline_cpu_us', label: 'baseline router (10 backends) CPU per request (µs)', get: (s) => s.router?.baseline_cpu_us_per_request, digits: 0 },
   { key: 'router_cpu_ratio', label: 'router CPU per request / baseline (x)', get: (s) => s.router?.cpu_ratio, digits: 2 },
   { key: 'router_gross_us', label: 'router CPU per request, all CPU of the window (µs)', get: (s) => s.router?.gross_cpu_us_per_request, digits: 0 },
+  { key: 'router_idle_cores', label: 'router CPU without requests (cores: checks, discovery)', get: (s) => s.router?.idle_cores, digits: 3 },
+  { key: 'router_net_us', label: 'router CPU per request, idle CPU subtracted (µs)', get: (s) => s.router?.net_cpu_us_per_request, digits: 0 },
+  { key: 'baseline_net_us', label: 'baseline router CPU per request, idle subtracted (µs)', get: (s) => s.router?.baseline_net_cpu_us_per_request, digits: 0 },
+  { key: 'router_net_ratio', label: 'router / baseline CPU per request, idle subtracted (x)', get: (s) => s.router?.net_cpu_ratio, digits: 2 },
   { key: 'router_p99', label: 'router request p99 (ms)', get: (s) => s.router?.requests.p99_ms, digits: 1 },
   { key: 'router_max', label: 'router request max (ms)', get: (s) => s.router?.requests.max_ms, digits: 0 },
   { key: 'router_errors', label: 'router request errors', get: (s) => (s.router ? s.router.requests.errors : undefined), digits: 0 },
@@ -190,7 +201,7 @@ export function scaleChecks(sizes: readonly SizeResult[], routing: RoutingRows |
     check('50k: registry open fds peak below the limit (no exhaustion)', v(s50?.registry?.fds.peak), '<=', fdLimit().soft - 100),
     check('50k: records probed healthy / N', s50?.registry ? (s50.registry.probed.healthy ?? 0) / s50.n : undefined, '>=', 1, 'x'),
     check('10k: router lists all N within (s of its start)', v(s10?.router?.listed_s), '<=', 3, ' s'),
-    check('10k: router CPU per request / baseline of 10 backends', v(s10?.router?.cpu_ratio), '<=', 1.1, 'x'),
+    check('10k: router CPU per request / baseline of 10 backends (idle CPU subtracted)', v(s10?.router?.net_cpu_ratio), '<=', 1.1, 'x'),
     check('10k: router request max (health-check rounds included)', v(s10?.router?.requests.max_ms), '<=', 250, ' ms'),
     check('10k: router routable at the end / records held', s10?.router?.routable_end != null ? s10.router.routable_end / s10.router.expected : undefined, '>=', 1, 'x'),
   ];

@@ -94,6 +94,7 @@ const S = {
   burstCapS: Number(opts['burst-cap']),
   listingCapS: Number(opts['listing-cap']),
   warmupS: quick ? 0.5 : 2,
+  idleS: quick ? 1 : 10,
   routing: opts.routing ?? !quick,
 };
 const HEARTBEAT_MS = 10_000;
@@ -494,7 +495,7 @@ async function routerPhase(n: number, registryUrl: string, fakes: Fakes, result:
   const router = start([...NODE_FLAGS, CLI, 'router', '--router-port', String(routerPort), '--host', '127.0.0.1', '--registry-url', registryUrl, '--log-level', 'warn', ...checkArgs]);
   const fakePids = fakes.procs.map((p) => p.pid);
   const sampler = new Sampler([router.pid, base.pid, ...fakePids]).start();
-  const capS = Math.max(5, Math.min(S.listingCapS, remainingS() - S.routerSeconds - 20));
+  const capS = Math.max(5, Math.min(S.listingCapS, remainingS() - S.routerSeconds - S.idleS - 20));
   const listed = await untilListed(routerUrl, n, since, capS);
   result.phases_s['router listing'] = (now() - since) / 1000;
   if (listed.s === null) result.notes.push(`the router listed ${listed.listed} of ${n} within ${capS.toFixed(0)} s; measured with those`);
@@ -509,6 +510,10 @@ async function routerPhase(n: number, registryUrl: string, fakes: Fakes, result:
   const [rr, br] = await Promise.all([stopRouter(), stopBase()]);
   const streamEnd = now();
   result.phases_s['router stream'] = (streamEnd - streamStart) / 1000;
+  // then both routers idle: what they spend without requests (health checks spread over the
+  // interval, discovery) is subtracted from the stream's CPU, so a request's own cost shows
+  await sleep(S.idleS * 1000);
+  const idleEnd = now();
   const health = await getJson(`${routerUrl}/health`, 30_000);
   const routable = Number(String(health?.healthy_services ?? '').split('/')[0]);
   const stats = await getJson(`${routerUrl}/stats`, 60_000);
@@ -539,12 +544,17 @@ async function routerPhase(n: number, registryUrl: string, fakes: Fakes, result:
       const end = r.records[i]! + r.records[i + 1]!;
       if (end >= span.from && end < span.to) answered++;
     }
+    const idle = sampler.span(pid, streamEnd + 500, idleEnd);
+    const idleCores = idle && idle.to > idle.from ? idle.cpuS / ((idle.to - idle.from) / 1000) : null;
+    const net = span && answered > 0 && idleCores !== null ? (span.cpuS - idleCores * ((span.to - span.from) / 1000)) / answered : null;
     return {
       lat,
       errors,
       ok,
       perOp: medianPerOp(sampler.cpuBySecond(pid, measureFrom, streamEnd), done, Math.max(1, S.rate / 4)),
       gross: span && answered > 0 ? round((span.cpuS * 1e6) / answered, 1) : null,
+      idleCores: idleCores === null ? null : round(idleCores, 4),
+      net: net === null ? null : round(net * 1e6, 1),
     };
   };
   const a = analyse(rr, router.pid);
@@ -561,6 +571,11 @@ async function routerPhase(n: number, registryUrl: string, fakes: Fakes, result:
     cpu_ratio: a.perOp !== null && b.perOp ? round(a.perOp / b.perOp) : null,
     gross_cpu_us_per_request: a.gross,
     baseline_gross_cpu_us_per_request: b.gross,
+    idle_cores: a.idleCores,
+    baseline_idle_cores: b.idleCores,
+    net_cpu_us_per_request: a.net,
+    baseline_net_cpu_us_per_request: b.net,
+    net_cpu_ratio: a.net !== null && b.net ? round(a.net / b.net) : null,
     requests: { ...summarise(a.lat), errors: a.errors, skipped: rr.skipped, ...(rr.firstError ? { first_error: rr.firstError } : {}) },
     baseline_requests: { ...summarise(b.lat), errors: b.errors },
     routable_end: Number.isFinite(routable) ? routable : null,
@@ -638,7 +653,7 @@ async function main(): Promise<void> {
     const began = now();
     const reg = await registryPhase(n, fakes, result);
     result.registry = reg.figures;
-    if (remainingS() < S.routerSeconds + 15) result.notes.push(`router phase skipped: the time budget (${S.budgetS} s) ran out`);
+    if (remainingS() < S.routerSeconds + S.idleS + 15) result.notes.push(`router phase skipped: the time budget (${S.budgetS} s) ran out`);
     else result.router = await routerPhase(reg.held, reg.url, fakes, result);
     await stop(reg.proc);
     result.phases_s.total = (now() - began) / 1000;
