@@ -57,6 +57,8 @@ const { values: opts } = parseArgs({
     'burst-cap': { type: 'string', default: '180' },
     'listing-cap': { type: 'string', default: '90' },
     routing: { type: 'boolean' },
+    // Node 20's parseArgs has no negated booleans
+    'no-routing': { type: 'boolean', default: false },
     'routing-listing-max': { type: 'string', default: '10000' },
     'state-dir': { type: 'string', default: tmpdir() },
     out: { type: 'string', default: join(ROOT, 'bench', 'results') },
@@ -69,7 +71,7 @@ if (opts.help) {
         [--disk-window S (20)] [--quiet-window S (10)] [--churn-window S (10)] [--churn PER_S (10)]
         [--probe-interval S (10)]
         [--router-seconds S (35)] [--router-check-interval S (router default)] [--rate REQ_PER_S (100)]
-        [--burst-cap S (180)] [--listing-cap S (90)] [--[no-]routing] [--routing-listing-max N (10000)]
+        [--burst-cap S (180)] [--listing-cap S (90)] [--routing | --no-routing] [--routing-listing-max N (10000)]
         [--state-dir DIR] [--out DIR] [--readme]
 Simulated fleets against a real registry and router on 127.0.0.0/8; reports per size and growth
 ratios to DIR/scale-latest.{json,md}. --quick: small sizes and short phases (a smoke run).
@@ -95,7 +97,7 @@ const S = {
   listingCapS: Number(opts['listing-cap']),
   warmupS: quick ? 0.5 : 2,
   idleS: quick ? 1 : 10,
-  routing: opts.routing ?? !quick,
+  routing: opts['no-routing'] ? false : (opts.routing ?? !quick),
 };
 const HEARTBEAT_MS = 10_000;
 const LOADED_MODELS = 10;
