@@ -26,6 +26,8 @@ export class ChangeFeed {
   private readonly history: ChangeEvent[] = [];
   private readonly listeners = new Set<ChangeListener>();
   private current: number;
+  /** Events appended by this run, by type (for metrics). */
+  readonly appended: Record<ChangeType, number> = { put: 0, delete: 0, health: 0 };
 
   constructor(
     startIndex = 0,
@@ -40,6 +42,7 @@ export class ChangeFeed {
 
   append(type: ChangeType, service: ServiceView): ChangeEvent {
     const event: ChangeEvent = { index: ++this.current, type, service };
+    this.appended[type]++;
     this.history.push(event);
     // Trimmed in halves, not one event at a time (a splice moves the whole backlog).
     if (this.history.length >= 2 * this.capacity) this.history.splice(0, this.history.length - this.capacity);

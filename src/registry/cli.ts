@@ -6,6 +6,7 @@ import { resolveSettings } from '../common/settings.js';
 import { onShutdownSignal } from '../common/shutdown.js';
 import { EmbeddedStore } from './embedded-store.js';
 import { HealthProber } from './health-prober.js';
+import { newRegistryCounters } from './metrics.js';
 import { RegistryServer } from './server.js';
 import { registrySpec } from './spec.js';
 import { StaleReaper } from './stale-reaper.js';
@@ -31,8 +32,9 @@ export function main(argv: string[], name = 'infini-svc registry'): Promise<void
     const store = new EmbeddedStore({ heartbeatTimeoutMs, maxHoldMs: staleTimeoutMs, stateFile, log });
     const restored = await store.open();
     const prober = new HealthProber(store, healthIntervalMs, healthTimeoutMs, log, settings.num('health-concurrency'));
-    const reaper = new StaleReaper(store, { cleanupIntervalMs, staleTimeoutMs, healthCheckEveryMs: Math.min(1000, heartbeatTimeoutMs / 4) }, log);
-    const api = new RegistryServer({ store, prober, authToken, log });
+    const counters = newRegistryCounters();
+    const reaper = new StaleReaper(store, { cleanupIntervalMs, staleTimeoutMs, healthCheckEveryMs: Math.min(1000, heartbeatTimeoutMs / 4) }, log, counters);
+    const api = new RegistryServer({ store, prober, authToken, log, counters, stateFile });
 
     const bound = await listen(api.server, port, host, name);
     await prober.start();

@@ -1,5 +1,5 @@
 import type { Logger } from '../common/log.js';
-import { ChangeFeed, type ChangeListener } from './change-feed.js';
+import { ChangeFeed, type ChangeListener, type ChangeType } from './change-feed.js';
 import { GroupCommit } from './group-commit.js';
 import { LivenessClock } from './liveness-clock.js';
 import { isHealthy, newRecord, toView, type Registration, type ServicePatch, type ServiceRecord, type ServiceView } from './record.js';
@@ -70,9 +70,11 @@ type Job = (draft: Draft) => unknown;
 export class EmbeddedStore implements ServiceStore {
   private readonly records = new Map<string, ServiceRecord>();
   private readonly order: HeartbeatOrder;
-  /** is_healthy last announced per record, so flips can be emitted as `health` events. */
-  private readonly announcedHealthy = new Map<string, boolean>();
+  /** is_healthy last announced per record (and the type it was counted under), so flips can be emitted as `health` events. */
+  private readonly announcedHealthy = new Map<string, { healthy: boolean; type: string }>();
   private healthyCount = 0;
+  /** Records and healthy ones per metadata.type, kept with the announcements (metrics read them, O(types)). */
+  private readonly byType = new Map<string, { total: number; healthy: number }>();
   /** Counts changes of the set of names (registrations of new names, deletions). */
   private members = 0;
   private feed = new ChangeFeed();
@@ -102,7 +104,7 @@ export class EmbeddedStore implements ServiceStore {
     for (const rec of state.services) {
       this.records.set(rec.name, rec);
       this.order.heard(rec);
-      this.setAnnounced(rec.name, this.isHealthy(rec));
+      this.setAnnounced(rec, this.isHealthy(rec));
     }
     return state.services.length;
   }
@@ -126,6 +128,16 @@ export class EmbeddedStore implements ServiceStore {
   /** Records and healthy records, as of the last health evaluation (run one first for now). */
   counts(): { total: number; healthy: number } {
     return { total: this.records.size, healthy: this.healthyCount };
+  }
+
+  /** counts() per metadata.type ("unknown" when absent or not a string). */
+  countsByType(): ReadonlyMap<string, { total: number; healthy: number }> {
+    return this.byType;
+  }
+
+  /** Feed events appended since start, by type. */
+  feedEvents(): Readonly<Record<ChangeType, number>> {
+    return this.feed.appended;
   }
 
   put(reg: Registration): Promise<ServiceRecord> {
@@ -301,8 +313,8 @@ export class EmbeddedStore implements ServiceStore {
     }
     for (const [name, rec] of draft.changes) this.apply(name, rec);
     for (const { type, rec } of draft.events) {
-      if (type === 'put') this.setAnnounced(rec.name, this.isHealthy(rec));
-      else this.setAnnounced(rec.name, undefined);
+      if (type === 'put') this.setAnnounced(rec, this.isHealthy(rec));
+      else this.setAnnounced(rec, undefined);
       this.feed.append(type, this.view(rec));
     }
     if (file?.wantsCompaction && !this.compacting) await this.startCompaction(file);
@@ -353,21 +365,32 @@ export class EmbeddedStore implements ServiceStore {
       .finally(() => (this.compacting = undefined));
   }
 
-  private setAnnounced(name: string, healthy: boolean | undefined): void {
-    const was = this.announcedHealthy.get(name);
-    if (was === true) this.healthyCount--;
-    if (healthy === undefined) this.announcedHealthy.delete(name);
+  private setAnnounced(rec: ServiceRecord, healthy: boolean | undefined): void {
+    const was = this.announcedHealthy.get(rec.name);
+    if (was) {
+      if (was.healthy) this.healthyCount--;
+      const t = this.byType.get(was.type)!;
+      t.total--;
+      if (was.healthy) t.healthy--;
+      if (t.total === 0) this.byType.delete(was.type);
+    }
+    if (healthy === undefined) this.announcedHealthy.delete(rec.name);
     else {
-      this.announcedHealthy.set(name, healthy);
+      const type = typeof rec.metadata.type === 'string' ? rec.metadata.type : 'unknown';
+      this.announcedHealthy.set(rec.name, { healthy, type });
       if (healthy) this.healthyCount++;
+      let t = this.byType.get(type);
+      if (!t) this.byType.set(type, (t = { total: 0, healthy: 0 }));
+      t.total++;
+      if (healthy) t.healthy++;
     }
   }
 
   /** Emits a `health` event if is_healthy flipped; returns the new value, or undefined if unchanged. */
   private announceHealth(rec: ServiceRecord): boolean | undefined {
     const now = this.isHealthy(rec);
-    if (this.announcedHealthy.get(rec.name) === now) return undefined;
-    this.setAnnounced(rec.name, now);
+    if (this.announcedHealthy.get(rec.name)?.healthy === now) return undefined;
+    this.setAnnounced(rec, now);
     this.feed.append('health', this.view(rec));
     return now;
   }

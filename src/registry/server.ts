@@ -7,8 +7,9 @@ import { rfc3339 } from '../common/time.js';
 import { sseFrame, type ChangeEvent } from './change-feed.js';
 import type { HealthProber } from './health-prober.js';
 import { ListingCache } from './listing-cache.js';
+import { newRegistryCounters, RegistryMetrics, type RegistryCounters } from './metrics.js';
 import { validateRegistration, validateUpdate, type ServiceRecord } from './record.js';
-import { StateWriteError } from './state-file.js';
+import { StateWriteError, type StateFile } from './state-file.js';
 import type { ServiceStore } from './store.js';
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -22,6 +23,10 @@ export interface RegistryServerOptions {
   authToken?: string;
   log: Logger;
   now?: () => number;
+  /** Event counts shared with the stale reaper (evictions); fresh ones by default. */
+  counters?: RegistryCounters;
+  /** Its state file, for the write-duration histogram. */
+  stateFile?: StateFile;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, name: string, query: URLSearchParams) => Promise<void>;
@@ -34,6 +39,8 @@ export class RegistryServer {
   private readonly streams = new Set<ServerResponse>();
   private readonly now: () => number;
   private readonly listings: ListingCache;
+  private readonly counters: RegistryCounters;
+  private readonly metrics: RegistryMetrics;
   /** Event-loop delay since start, for /stats (10 ms resolution: stalls, not scheduling noise). */
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
   /** /stats distributions, recomputed when the feed index moves. */
@@ -43,6 +50,8 @@ export class RegistryServer {
     this.now = opts.now ?? Date.now;
     this.startedMs = this.now();
     this.listings = new ListingCache(opts.store, this.now);
+    this.counters = opts.counters ?? newRegistryCounters();
+    this.metrics = new RegistryMetrics({ store: opts.store, prober: opts.prober, counters: this.counters, subscribers: () => this.streams.size, stateFile: opts.stateFile });
     this.loopDelay.enable();
     this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => void this.handle(req, res));
   }
@@ -92,6 +101,8 @@ export class RegistryServer {
         return [{ GET: this.stats }, ''];
       case '/events':
         return [{ GET: this.events }, ''];
+      case '/metrics':
+        return [{ GET: this.metricsText }, ''];
     }
     const m = /^\/services\/([^/]+)(\/health|\/heartbeat)?$/.exec(path);
     if (!m) return [undefined, ''];
@@ -164,6 +175,7 @@ export class RegistryServer {
     const checked = validateRegistration(body.value);
     if (!checked.ok) return sendError(res, 400, checked.error);
     const rec = await this.opts.store.put(checked.value);
+    this.counters.registrations++;
     this.opts.log.info({ service: rec.name, url: rec.url, type: rec.metadata.type }, 'service registered');
     sendJson(res, 201, { message: `Service '${rec.name}' registered successfully`, service: this.view(rec) });
   };
@@ -192,6 +204,7 @@ export class RegistryServer {
     if (!this.authorized(req, res)) return;
     const rec = await this.opts.store.delete(name);
     if (!rec) return this.notFound(res, name);
+    this.counters.deregistrations++;
     this.opts.log.info({ service: name }, 'service unregistered');
     sendJson(res, 200, { message: `Service '${name}' unregistered successfully` });
   };
@@ -225,7 +238,15 @@ export class RegistryServer {
     }
     const rec = await this.opts.store.touch(name, status);
     if (!rec) return this.notFound(res, name);
+    this.counters.heartbeats++;
     sendJson(res, 200, { message: 'Heartbeat received', timestamp: rfc3339(this.now()) });
+  };
+
+  /** Prometheus text format (metrics.ts). */
+  private metricsText: Handler = async (_req, res) => {
+    const body = await this.metrics.registry.metrics();
+    res.writeHead(200, { 'content-type': this.metrics.registry.contentType, 'content-length': Buffer.byteLength(body) });
+    res.end(body);
   };
 
   private stats: Handler = async (_req, res) => {

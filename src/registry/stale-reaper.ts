@@ -16,6 +16,8 @@ export class StaleReaper {
     private readonly store: ServiceStore,
     private readonly opts: { cleanupIntervalMs: number; staleTimeoutMs: number; healthCheckEveryMs: number },
     private readonly log: Logger,
+    /** Counts evictions for metrics. */
+    private readonly counters?: { evictions: number },
   ) {}
 
   start(): void {
@@ -37,6 +39,7 @@ export class StaleReaper {
     this.sweeping = run.catch(() => undefined);
     try {
       const expired = await run;
+      if (this.counters) this.counters.evictions += expired.length;
       for (const { rec, silentMs } of expired) this.log.info({ service: rec.name, silent_s: Math.round(silentMs / 1000) }, 'removed stale service');
       return expired.map((e) => e.rec.name);
     } catch (err) {

@@ -59,6 +59,8 @@ export class StateWriteError extends Error {
  */
 export class StateFile {
   readonly counters: StateFileCounters = { writes: 0, bytes_written: 0, compactions: 0 };
+  /** Told the duration (seconds) of every finished write, journal append or snapshot (metrics). */
+  onWrite: ((seconds: number) => void) | undefined;
   /** Bytes appended to journals since start (part of counters.bytes_written). */
   appendedBytes = 0;
   private journal: FileHandle | undefined;
@@ -167,6 +169,7 @@ export class StateFile {
   /** Appends one commit group's changes and returns once they are on disk; throws StateWriteError. */
   async append(entry: JournalEntry): Promise<void> {
     const line = Buffer.from(encodeEntry(entry));
+    const started = performance.now();
     try {
       const fh = await this.openJournal();
       // A failed append may have left part of a line: cut it off before the next one.
@@ -183,6 +186,7 @@ export class StateFile {
     this.counters.writes++;
     this.counters.bytes_written += line.length;
     this.appendedBytes += line.length;
+    this.onWrite?.((performance.now() - started) / 1000);
   }
 
   /** Whether the journal has outgrown the snapshot, so rewriting the snapshot is worth its bytes. */
@@ -224,6 +228,7 @@ export class StateFile {
     const tmp = this.tempPath;
     const dir = dirname(this.path);
     let bytes = 0;
+    const started = performance.now();
     await mkdir(dir, { recursive: true });
     try {
       const fh = await open(tmp, 'w');
@@ -254,6 +259,7 @@ export class StateFile {
     this.counters.writes++;
     this.counters.bytes_written += bytes;
     this.counters.compactions++;
+    this.onWrite?.((performance.now() - started) / 1000);
     for (const file of await this.journalFiles()) {
       const rotatedAt = Number(file.slice(this.journalPath.length + 1));
       const covered = file === this.journalPath ? opts.removeJournal === true : rotatedAt <= index;

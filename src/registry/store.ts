@@ -1,4 +1,4 @@
-import type { ChangeEvent, ChangeListener } from './change-feed.js';
+import type { ChangeEvent, ChangeListener, ChangeType } from './change-feed.js';
 import type { Registration, ServicePatch, ServiceRecord, ServiceView } from './record.js';
 import type { StateFileCounters } from './state-file.js';
 
@@ -27,6 +27,10 @@ export interface ServiceStore {
   all(): ReadonlyMap<string, ServiceRecord>;
   /** Records, and healthy ones as of the last evaluateHealth() (call it first for now). */
   counts(): { total: number; healthy: number };
+  /** counts() per metadata.type ("unknown" when absent), as of the last evaluateHealth(); cheap (no walk). */
+  countsByType(): ReadonlyMap<string, { total: number; healthy: number }>;
+  /** Change-feed events since start, by type. */
+  feedEvents(): Readonly<Record<ChangeType, number>>;
   /** What the state file wrote since start; undefined without one. */
   stateCounters(): StateFileCounters | undefined;
   /** Registers or replaces a record; the heartbeat is set to now. */
