@@ -11,12 +11,16 @@ async function series(base: string, line: string): Promise<number | undefined> {
   return hit === undefined ? undefined : Number(hit.split(' ').pop());
 }
 
-/** Waits for a fake backend other than `previous` to write its pid, then lets it listen (LISTEN_ON_SIGUSR2). */
-async function letListen(out: string, previous?: number): Promise<number> {
-  const pid = await waitFor(async () => {
-    const written = await readFile(out, 'utf8').then((t) => JSON.parse(t).pid as number, () => undefined);
-    return written !== previous ? written : undefined;
-  }, 'the backend started');
+/**
+ * Lets the `nth` fake backend of this babysitter listen (LISTEN_ON_SIGUSR2) once it says it waits for
+ * the signal (before that, SIGUSR2 would kill it): its pid is the one it wrote to `out`.
+ */
+async function letListen(base: string, out: string, nth: number): Promise<number> {
+  await waitFor(async () => {
+    const lines: string[] = (await http('GET', `${base}/info`)).body.recent_logs;
+    return lines.filter((l) => l === '[stdout] fake backend waiting for SIGUSR2').length >= nth;
+  }, `backend ${nth} waiting`);
+  const pid = JSON.parse(await readFile(out, 'utf8')).pid as number;
   process.kill(pid, 'SIGUSR2');
   return pid;
 }
@@ -45,7 +49,7 @@ describe('babysitter: Prometheus /metrics', () => {
     await waitFor(async () => (await series(base, 'infini_babysitter_backend_state{state="starting",name="metered"}')) === 1, 'starting in the metrics');
     assert.equal(await metric(base, 'infini_babysitter_backend_state'), 1, 'exactly one state is 1');
     assert.equal(await series(base, 'infini_babysitter_time_to_ready_seconds_count{name="metered"}'), 0);
-    const firstPid = await letListen(out);
+    await letListen(base, out, 1);
     await waitFor(async () => (await series(base, 'infini_babysitter_backend_state{state="ready",name="metered"}')) === 1, 'ready in the metrics');
     assert.equal(await metric(base, 'infini_babysitter_backend_state'), 1, 'exactly one state is 1');
     assert.equal(await series(base, 'infini_babysitter_backend_state{state="starting",name="metered"}'), 0);
@@ -59,7 +63,7 @@ describe('babysitter: Prometheus /metrics', () => {
     const pid = (await http('GET', `${base}/info`)).body.pid as number;
     process.kill(pid, 'SIGKILL');
     await waitFor(async () => (await series(base, 'infini_babysitter_restarts_total{reason="signal",name="metered"}')) === 1, 'a restart after the signal');
-    await letListen(out, firstPid);
+    await letListen(base, out, 2);
     await waitFor(async () => (await series(base, 'infini_babysitter_time_to_ready_seconds_count{name="metered"}')) === 2, 'ready again');
     assert.equal(await metric(base, 'infini_babysitter_restarts_total'), 1, 'no other reason counted');
     assert.equal(await series(base, 'infini_babysitter_last_exit_code{name="metered"}'), -1, 'killed by a signal');
