@@ -11,6 +11,7 @@ import { http, waitFor } from './helpers/services.js';
 import { PeriodicTask } from '../src/common/periodic.js';
 import type { Logger } from '../src/common/log.js';
 import { BabysitterServer } from '../src/babysitter/server.js';
+import { BabysitterMetrics } from '../src/babysitter/metrics.js';
 import type { BabysitterConfig } from '../src/babysitter/config.js';
 import type { Supervisor } from '../src/babysitter/supervisor.js';
 import { MockServer } from '../src/mock/server.js';
@@ -83,11 +84,12 @@ describe('failures are logged, not swallowed', () => {
       },
     } as unknown as Supervisor;
     const cfg = { name: 'sitter', port: 1, host: '127.0.0.1', backend: { type: 'mock' }, metadata: {} } as unknown as BabysitterConfig;
-    const api = new BabysitterServer(cfg, { program: 'x', args: [] }, supervisor);
+    const api = new BabysitterServer(cfg, { program: 'x', args: [] }, supervisor, new BabysitterMetrics('sitter', supervisor));
     const url = await listenLocal(api.server);
     try {
       assert.equal((await http('GET', `${url}/health`)).status, 500);
       assert.equal(assertLoggedError(lines, 'babysitter endpoint failed', 'state unreadable').path, '/health');
+      assert.equal((await http('GET', `${url}/metrics`)).status, 500);
     } finally {
       api.server.closeAllConnections();
       api.server.close();

@@ -10,6 +10,7 @@ import { onShutdownSignal } from '../common/shutdown.js';
 import { buildCommandLine } from './command-line.js';
 import { BACKEND_TYPES, babysitterConfig, type BabysitterConfig } from './config.js';
 import type { ModelObject } from './probes.js';
+import { BabysitterMetrics } from './metrics.js';
 import { BabysitterServer } from './server.js';
 import { babysitterSpec } from './spec.js';
 import { Supervisor } from './supervisor.js';
@@ -64,7 +65,7 @@ export function main(argv: string[], name = 'infini-svc babysitter'): Promise<vo
       // nothing may route to a backend that is down: its record goes at once
       onDown: () => void keeper?.remove(serverName),
     });
-    const api = new BabysitterServer(cfg, cmd, supervisor);
+    const api = new BabysitterServer(cfg, cmd, supervisor, new BabysitterMetrics(cfg.name, supervisor, keeper));
     const port = await listen(api.server, cfg.port + 1, cfg.bind, name);
     log.info({ port, backend_port: cfg.port, type: cfg.backend.type, registry_url: cfg.registryUrl ?? null }, 'babysitter listening');
 

@@ -4,11 +4,12 @@ import { sendError, sendJson } from '../common/http-json.js';
 import type { CommandLine } from './command-line.js';
 import { BACKEND_TYPES, type BabysitterConfig } from './config.js';
 import { fetchModels } from './probes.js';
+import type { BabysitterMetrics } from './metrics.js';
 import type { Supervisor } from './supervisor.js';
 
 const MODELS_TIMEOUT_MS = 5_000;
 
-/** The babysitter's own endpoints on port+1: /health (200 only while the backend is ready), /models, /info. */
+/** The babysitter's own endpoints on port+1: /health (200 only while the backend is ready), /models, /info, /metrics. */
 export class BabysitterServer {
   readonly server: Server;
   private readonly startedAt = Date.now();
@@ -17,6 +18,7 @@ export class BabysitterServer {
     private readonly cfg: BabysitterConfig,
     private readonly cmd: CommandLine,
     private readonly supervisor: Supervisor,
+    private readonly metrics: BabysitterMetrics,
   ) {
     this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => void this.handle(req, res));
   }
@@ -29,6 +31,7 @@ export class BabysitterServer {
       '/models': () => this.models(res),
       '/v1/models': () => this.models(res),
       '/info': () => this.info(res),
+      '/metrics': () => this.prometheus(res),
     };
     const route = routes[path!];
     if (!route) return sendError(res, 404, `no such endpoint: ${req.method} ${path}`);
@@ -67,6 +70,12 @@ export class BabysitterServer {
     const list = await fetchModels(this.cfg.backendUrl, MODELS_TIMEOUT_MS);
     if (!list) return sendError(res, 503, `backend on port ${this.cfg.port} is not serving a models list (state: ${this.supervisor.state})`);
     sendJson(res, 200, { object: 'list', data: list });
+  }
+
+  private async prometheus(res: ServerResponse): Promise<void> {
+    const body = await this.metrics.registry.metrics();
+    res.writeHead(200, { 'content-type': this.metrics.registry.contentType, 'content-length': Buffer.byteLength(body) });
+    res.end(body);
   }
 
   private info(res: ServerResponse): void {

@@ -58,6 +58,6 @@ export function babysitterSpec(name = 'infini-svc babysitter'): ServiceSpec {
       { key: 'ndev', type: 'string', unused: true, help: 'accepted for compatibility, unused' },
       { key: 'max-batch', type: 'string', unused: true, help: 'accepted for compatibility, unused' },
     ],
-    epilog: 'Endpoints on port+1: GET /health (200 only while the backend is ready, else 503), /models, /info.',
+    epilog: 'Endpoints on port+1: GET /health (200 only while the backend is ready, else 503), /models, /info, /metrics (Prometheus).',
   };
 }

@@ -12,6 +12,9 @@ import { healthProblem, probeLive, probeReady, type ModelObject } from './probes
 /** `not-ready`: running and once ready, but its last readiness probe failed (not routable). */
 export type BackendState = 'starting' | 'ready' | 'not-ready' | 'backoff' | 'failed' | 'stopping' | 'stopped';
 
+/** Why the backend was (re)started again, as counted in the metrics. */
+export type RestartReason = 'exit' | 'crash' | 'signal' | 'hang' | 'startup_timeout' | 'spawn_failed' | 'port_in_use';
+
 export interface SupervisorHooks {
   /** A start became ready: register it. */
   onReady(models: ModelObject[]): void;
@@ -51,12 +54,22 @@ export class Supervisor {
   /** Whether backends run under the parent-death watch (a POSIX shell is needed). */
   readonly watched = watchAvailable();
   readonly pidFile: string;
+  /** When the current backend process was spawned (undefined while none runs). */
+  spawnedAt: number | undefined;
+  /** Restarts done, by the reason the backend went down before them (metrics). */
+  readonly restartsByReason = new Map<RestartReason, number>();
+  /** Failed probes while running, by probe (metrics). */
+  readonly probeFailures = { readiness: 0, liveness: 0 };
+  /** Told each start's time to ready in seconds (the metrics' histogram). */
+  onStartupTime: ((seconds: number) => void) | undefined;
 
   private child: ChildProcess | undefined;
   private generation = 0;
   private consecutiveFailures = 0;
   /** Whether the hooks heard that the current start is down. */
   private downNotified = false;
+  /** Why the backend went down last: the label of the restart that follows. */
+  private downKind: RestartReason = 'exit';
   private timers = new Set<NodeJS.Timeout>();
 
   constructor(
@@ -127,6 +140,7 @@ export class Supervisor {
       this.remember(`[babysitter] ${reason}`);
       this.lastExitCode = null;
       this.lastExitSignal = null;
+      this.downKind = 'port_in_use';
       this.failed(reason);
       return;
     }
@@ -146,6 +160,7 @@ export class Supervisor {
     }
     this.child = child;
     this.pid = child.pid;
+    this.spawnedAt = Date.now();
     // our end of the watch socket: end-of-file when the group is gone, nothing else is expected
     child.stdio[3]?.on('error', () => undefined);
     if (child.pid !== undefined) writeGroupRecord(this.pidFile, child.pid, this.cfg.port, this.cmd.program, this.log);
@@ -161,6 +176,7 @@ export class Supervisor {
       this.release(child);
       this.child = undefined;
       this.pid = undefined;
+      this.spawnedAt = undefined;
       this.spawnFailed(err.message);
     });
     child.on('exit', (code, signal) => {
@@ -174,9 +190,11 @@ export class Supervisor {
       if (execFailed) this.log.error({ code, program: this.cmd.program, err: `exit ${code} before ready: a command was ${code === 127 ? 'not found' : 'not executable'} (see the output)` }, 'backend failed to start');
       else this.log.warn({ code, signal, state: this.state }, 'backend exited');
       const reason = execFailed ? 'spawn failed' : code === 0 ? 'exited' : 'crashed';
+      this.downKind = execFailed ? 'spawn_failed' : signal !== null ? 'signal' : code === 0 ? 'exit' : 'crash';
       const pgid = child.pid!;
       this.child = undefined;
       this.pid = undefined;
+      this.spawnedAt = undefined;
       this.goingDown(reason);
       // the rest of its group (workers holding GPU memory, the watcher) goes before any restart
       void stopGroup(pgid, 2_000).then(() => {
@@ -192,6 +210,7 @@ export class Supervisor {
     this.remember(`[babysitter] ${message}`);
     this.lastExitCode = null;
     this.lastExitSignal = null;
+    this.downKind = 'spawn_failed';
     this.failed('spawn failed');
   }
 
@@ -217,7 +236,9 @@ export class Supervisor {
         this.readySince = Date.now();
         this.models = models;
         this.notReadyReason = null;
-        this.log.info({ port: this.cfg.port, models: models.map((m) => m.id), startup_s: (Date.now() - startedAt) / 1000 }, 'backend ready');
+        const startupS = (Date.now() - startedAt) / 1000;
+        this.log.info({ port: this.cfg.port, models: models.map((m) => m.id), startup_s: startupS }, 'backend ready');
+        this.onStartupTime?.(startupS);
         this.hooks.onReady(models);
         this.watchReadiness(gen);
         this.watchLiveness(gen);
@@ -230,7 +251,7 @@ export class Supervisor {
       }
       if (Date.now() - startedAt > this.cfg.startupTimeoutMs) {
         this.log.error({ timeout_s: this.cfg.startupTimeoutMs / 1000 }, 'backend not ready within the startup timeout');
-        await this.restartGroup(gen, 'startup timeout');
+        await this.restartGroup(gen, 'startup timeout', 'startup_timeout');
         return;
       }
       await new Promise((r) => this.later(delay, () => r(undefined)));
@@ -257,6 +278,7 @@ export class Supervisor {
         }
       } else {
         this.readinessFailures++;
+        this.probeFailures.readiness++;
         if (this.state === 'ready') {
           this.state = 'not-ready';
           this.notReadyReason = problem;
@@ -276,10 +298,11 @@ export class Supervisor {
       const alive = await probeLive(this.cfg.backendUrl, this.cfg.livenessTimeoutMs);
       if (!this.running(gen)) return;
       failures = alive ? 0 : failures + 1;
+      if (!alive) this.probeFailures.liveness++;
       if (!alive) this.log.warn({ failures, of: this.cfg.livenessFailures }, 'backend liveness probe failed');
       if (failures >= this.cfg.livenessFailures) {
         this.log.error('backend hung: restarting it');
-        await this.restartGroup(gen, 'hung');
+        await this.restartGroup(gen, 'hung', 'hang');
         return;
       }
       this.later(this.cfg.livenessIntervalMs, () => void probe());
@@ -288,8 +311,9 @@ export class Supervisor {
   }
 
   /** Stops the group ourselves (hang, startup timeout), then restarts with back-off. */
-  private async restartGroup(gen: number, reason: string): Promise<void> {
+  private async restartGroup(gen: number, reason: string, kind: RestartReason): Promise<void> {
     if (gen !== this.generation) return;
+    this.downKind = kind;
     const child = this.child;
     const own = ++this.generation;
     // nothing may route to it during the stop grace (its requests can be retried elsewhere now)
@@ -299,6 +323,7 @@ export class Supervisor {
     if (own !== this.generation) return;
     this.child = undefined;
     this.pid = undefined;
+    this.spawnedAt = undefined;
     this.failed(reason);
   }
 
@@ -329,9 +354,11 @@ export class Supervisor {
     this.nextStartAt = Date.now() + delay;
     this.log.warn({ reason, was_ready: wasReady, delay_s: delay / 1000, restart: this.restartCount + 1 }, 'restarting backend after delay');
     const gen = this.generation;
+    const kind = this.downKind;
     this.later(delay, () => {
       if (gen !== this.generation || this.state !== 'backoff') return;
       this.restartCount++;
+      this.restartsByReason.set(kind, (this.restartsByReason.get(kind) ?? 0) + 1);
       void this.launch();
     });
   }
@@ -353,6 +380,7 @@ export class Supervisor {
     }
     this.child = undefined;
     this.pid = undefined;
+    this.spawnedAt = undefined;
     this.state = 'stopped';
   }
 }

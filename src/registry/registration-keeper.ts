@@ -24,6 +24,10 @@ export class RegistrationKeeper {
   /** Back-off of registration retries while the registry is unreachable, per record. */
   private retryDelay = new Map<string, number>();
   private retryTimers = new Map<string, NodeJS.Timeout>();
+  /** Successful registrations (first ones and re-registrations), for metrics. */
+  registrations = 0;
+  /** Heartbeats and registrations the registry did not answer (or answered with an error), for metrics. */
+  failures = 0;
 
   constructor(
     private readonly client: RegistryClient,
@@ -96,12 +100,14 @@ export class RegistrationKeeper {
   private async registerOne(reg: Registration): Promise<boolean> {
     try {
       await this.client.register(reg);
+      this.registrations++;
       this.pending.delete(reg.name);
       if (this.records.get(reg.name)?.status === reg.status) this.statusUnsent.delete(reg.name);
       this.clearRetry(reg.name);
       this.log.info({ service: reg.name, registry: this.client.baseUrl, status: reg.status }, 'registered with registry');
       return true;
     } catch (err) {
+      this.failures++;
       if (!this.pending.has(reg.name)) this.log.warn({ service: reg.name, registry: this.client.baseUrl, err: (err as Error).message }, 'registration failed; will retry');
       this.pending.add(reg.name);
       this.scheduleRetry(reg.name);
@@ -154,6 +160,7 @@ export class RegistrationKeeper {
       this.log.info({ service: name }, 'registry forgot us; re-registering');
       await this.registerOne(this.records.get(name)!);
     } else if (result === 'error') {
+      this.failures++;
       this.log.debug({ service: name }, 'heartbeat failed');
     }
   }
