@@ -6,6 +6,16 @@
  */
 import { connect, type Socket } from 'node:net';
 import { alive, cpuSeconds, rssMb } from './processes.js';
+import { cpuNs } from './proc-counters.js';
+
+/**
+ * CPU seconds of a process for short windows: schedstat (nanoseconds) where readable, as ticks
+ * (10 ms) are too coarse for a few hundred small requests; /proc/PID/stat otherwise.
+ */
+function preciseCpuS(pid: number): number {
+  const ns = cpuNs(pid);
+  return Number.isFinite(ns) && ns > 0 ? ns / 1e9 : cpuSeconds(pid);
+}
 import { connectionQueues, ioCounters } from './proc-counters.js';
 import { RawClient, rawGet } from './raw-client.js';
 import type { Outcome } from './abuse-report.js';
@@ -281,7 +291,7 @@ export async function headByteAtATime(s: Server, head: Buffer, timeoutMs: number
   const c = await open(s.port);
   const answer = firstBytes(c);
   const reads = () => ioCounters(s.pid)?.syscr ?? Infinity;
-  const cpu0 = cpuSeconds(s.pid);
+  const cpu0 = preciseCpuS(s.pid);
   const reads0 = reads();
   let seen = reads0;
   for (let i = 0; i < head.length && !c.destroyed; i++) {
@@ -291,7 +301,7 @@ export async function headByteAtATime(s: Server, head: Buffer, timeoutMs: number
     }
   }
   await until(() => answer().length >= 12 || c.destroyed, () => false, timeoutMs, 5);
-  const cpu1 = cpuSeconds(s.pid);
+  const cpu1 = preciseCpuS(s.pid);
   const reads1 = reads();
   c.destroy();
   return { cpuMs: (cpu1 - cpu0) * 1000, reads: Number.isFinite(reads1 - reads0) ? reads1 - reads0 : undefined, status: Number(answer().slice(9, 12)) };
@@ -301,11 +311,11 @@ export async function headByteAtATime(s: Server, head: Buffer, timeoutMs: number
 export async function smallRequests(s: Server, n: number): Promise<{ cpuUsPerRequest: number; non200: number }> {
   const c = await RawClient.open(s.port);
   let non200 = 0;
-  const cpu0 = cpuSeconds(s.pid);
+  const cpu0 = preciseCpuS(s.pid);
   try {
     for (let i = 0; i < n; i++) if ((await c.get('/health')).status !== 200) non200++;
   } finally {
     c.close();
   }
-  return { cpuUsPerRequest: ((cpuSeconds(s.pid) - cpu0) * 1e6) / n, non200 };
+  return { cpuUsPerRequest: ((preciseCpuS(s.pid) - cpu0) * 1e6) / n, non200 };
 }

@@ -10,7 +10,8 @@ function service(name: string, extra: Record<string, unknown> = {}) {
   return { name, host: '127.0.0.1', port: 9000, hostname: '127.0.0.1', url: 'http://127.0.0.1:9000', status: 'running', ...extra };
 }
 
-const registryArgs = (stateFile: string) => ['registry', '--port', '0', '--host', '127.0.0.1', '--state-file', stateFile];
+// no background probe: its health_status write would race the tests' own control of the state files
+const registryArgs = (stateFile: string) => ['registry', '--port', '0', '--host', '127.0.0.1', '--state-file', stateFile, '--health-interval', '3600'];
 /** Names in the state on disk (snapshot plus journal), read as the registry reads it, writing nothing. */
 const savedNames = async (stateFile: string) => (await new StateFile(stateFile, createLogger('test', 'silent')).read(Date.now())).services.map((s) => s.name).sort();
 const names = async (reg: RunningService) => ((await http('GET', `${reg.url}/services`)).body.services as any[]).map((s) => s.name).sort();
