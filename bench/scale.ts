@@ -99,6 +99,12 @@ const S = {
   idleS: quick ? 1 : 10,
   routing: opts['no-routing'] ? false : (opts.routing ?? !quick),
 };
+// Heartbeats stop during the router phase (the router's cost is measured alone): past the registry's
+// heartbeat timeout (120 s) the silent records would turn unhealthy under the router's feet.
+if (S.routerSeconds + S.idleS + S.warmupS > 100) {
+  process.stderr.write(`bench:scale: --router-seconds ${S.routerSeconds}: the router phase (stream, ${S.idleS} s idle) must end within the registry's heartbeat timeout (120 s) of the last heartbeat; at most ${100 - S.idleS - S.warmupS}\n`);
+  process.exit(2);
+}
 const HEARTBEAT_MS = 10_000;
 const LOADED_MODELS = 10;
 
