@@ -8,6 +8,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ main: (a
   router: { summary: 'OpenAI-compatible router (compatible with infini-router)', load: () => import('./router/cli.js') },
   babysitter: { summary: 'supervisor of one inference server (compatible with infini-babysitter)', load: () => import('./babysitter/cli.js') },
   mock: { summary: 'OpenAI-compatible simulated inference engine', load: () => import('./mock/cli.js') },
+  status: { summary: 'show every service of a local cluster: state, PID, uptime, restarts, models, in-flight requests', load: () => import('./status/cli.js') },
   config: { summary: 'check a cluster or service config file, or print the settings a service would run with', load: () => import('./config/cli.js') },
 };
 
