@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { babysitterSpec } from '../src/babysitter/spec.js';
 import { mockSpec } from '../src/mock/spec.js';
+import { statusSpec } from '../src/status/spec.js';
 import { registrySpec } from '../src/registry/spec.js';
 import { routerSpec } from '../src/router/spec.js';
 import { configFlagOf, defaultText, type ServiceSpec } from '../src/common/settings.js';
@@ -19,7 +20,7 @@ const escape = (s: string) => s.replace(/\|/g, '\\|');
 
 /** Every command's spec, in the order of the reference. */
 export function allSpecs(): ServiceSpec[] {
-  return [upSpec(), registrySpec(), routerSpec(), babysitterSpec(), mockSpec()];
+  return [upSpec(), registrySpec(), routerSpec(), babysitterSpec(), mockSpec(), statusSpec()];
 }
 
 function table(spec: ServiceSpec): string {
