@@ -34,7 +34,10 @@ describe('infini-svc status', () => {
     const [registry, routerRow, sitterRow] = rows;
     assert.equal(registry.state, 'ready');
     assert.equal(typeof registry.uptime_s, 'number');
+    assert.equal(registry.pid, reg.proc.pid, 'the registry reports its pid');
     assert.equal(routerRow.state, 'ready');
+    assert.equal(routerRow.pid, router.proc.pid, 'the router reports its pid');
+    assert.equal(typeof routerRow.uptime_s, 'number');
     assert.deepEqual(routerRow.models, ['model-s']);
     assert.equal(routerRow.in_flight, 0);
     assert.equal(sitterRow.state, 'ready');

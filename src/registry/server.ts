@@ -273,6 +273,7 @@ export class RegistryServer {
       status_distribution: this.distributions.status,
       host_distribution: this.distributions.host,
       uptime: Math.floor((now - this.startedMs) / 1000),
+      pid: process.pid,
       probes: this.opts.prober.stats(),
       timestamp: rfc3339(now),
       process: {

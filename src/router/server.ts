@@ -110,7 +110,9 @@ export class RouterServer {
       registry_url: this.opts.registryUrl,
       in_flight: this.opts.proxy.inFlight,
       ...(this.opts.healthChecks ? { health_checks: this.opts.healthChecks() } : {}),
-      ...(workerId !== undefined ? { worker: workerId, pid: process.pid } : {}),
+      pid: process.pid,
+      uptime: Math.floor(process.uptime()),
+      ...(workerId !== undefined ? { worker: workerId } : {}),
       memory_mb: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1e5) / 10])),
       services: list,
     });

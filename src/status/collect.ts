@@ -60,12 +60,12 @@ export async function collectStatus(t: StatusTargets, timeoutMs = 2000): Promise
   ]);
   const rows: StatusRow[] = [];
   const regUp = regHealth?.status === 200;
-  rows.push({ service: 'registry', kind: 'registry', state: regUp ? 'ready' : 'down', pid: null, uptime_s: regUp ? num(regStats?.body?.uptime) : null, restarts: null, models: [], in_flight: null, url: reg, up: regUp });
+  rows.push({ service: 'registry', kind: 'registry', state: regUp ? 'ready' : 'down', pid: regUp ? num(regStats?.body?.pid) : null, uptime_s: regUp ? num(regStats?.body?.uptime) : null, restarts: null, models: [], in_flight: null, url: reg, up: regUp });
 
   const rtrUp = rtrHealth?.status === 200;
   const backends: Array<Record<string, unknown>> = rtrUp && Array.isArray(rtrStats?.body?.services) ? rtrStats!.body.services.filter((s: unknown) => typeof s === 'object' && s !== null) : [];
   const routerModels = [...new Set(backends.flatMap((b) => strings(b.models)))].sort();
-  rows.push({ service: 'router', kind: 'router', state: rtrUp ? 'ready' : 'down', pid: rtrUp ? num(rtrStats?.body?.pid) : null, uptime_s: null, restarts: null, models: routerModels, in_flight: rtrUp ? num(rtrStats?.body?.in_flight) : null, url: rtr, up: rtrUp });
+  rows.push({ service: 'router', kind: 'router', state: rtrUp ? 'ready' : 'down', pid: rtrUp ? num(rtrStats?.body?.pid) : null, uptime_s: rtrUp ? num(rtrStats?.body?.uptime) : null, restarts: null, models: routerModels, in_flight: rtrUp ? num(rtrStats?.body?.in_flight) : null, url: rtr, up: rtrUp });
 
   // the registry's records first, then any the cluster file names that the registry does not know
   const sitters = new Map<string, string>();
