@@ -14,24 +14,13 @@ import { createPolicy } from '../src/router/policies/index.js';
 import { LeastLoad, load } from '../src/router/policies/least-load.js';
 import { PowerOfTwo } from '../src/router/policies/power-of-two.js';
 import type { RequestInfo } from '../src/router/request-info.js';
+import { seededRandom } from './helpers/seeded-mutations.js';
 
 const POOL = { connectTimeoutMs: 1000, headersTimeoutMs: 1000, idleTimeoutMs: 1000 };
 const THRESHOLD = 100;
 const MODELS = ['m0', 'm1', 'm2', 'm3', 'm4', 'm5'];
 const NAMES = Array.from({ length: 40 }, (_, i) => `b${((i * 37) % 40).toString().padStart(2, '0')}`);
 const CACHE_TYPES = [undefined, undefined, 'paged', 'static', 'static', 'other'];
-
-/** mulberry32: a small seeded generator, so that a failure can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---- the reference: the policies as they were before the incremental index (array candidates) ----
 
@@ -289,7 +278,7 @@ describe('router index: incremental updates equal a rebuild', () => {
     ['power-of-two', 4],
   ] as const) {
     it(`${policy}, seed ${seed}: every per-model list and class sub-pool after each of 1,500 random changes`, () => {
-      const w = new World(prng(seed));
+      const w = new World(seededRandom(seed));
       w.set.setPolicy(createPolicy(policy, { sizeThresholdBytes: THRESHOLD }));
       for (let i = 0; i < 1500; i++) {
         w.step();
@@ -304,7 +293,7 @@ describe('router index: incremental updates equal a rebuild', () => {
   }
 
   it('a policy set after the backends joined sees them all', () => {
-    const w = new World(prng(9));
+    const w = new World(seededRandom(9));
     for (let i = 0; i < 300; i++) w.step();
     w.set.setPolicy(createPolicy('least-load', { sizeThresholdBytes: THRESHOLD }));
     assertIndexMatchesRebuild(w.set, w.now, 'late policy');
@@ -314,7 +303,7 @@ describe('router index: incremental updates equal a rebuild', () => {
 describe('router index: choices equal the array-based policies', () => {
   for (const seed of [11, 12, 13, 14, 15]) {
     it(`round robin, affinity and size classes, seed ${seed}: same backend for 6,000 requests amid random changes`, () => {
-      const w = new World(prng(seed));
+      const w = new World(seededRandom(seed));
       w.set.setPolicy(createPolicy('round-robin', { sizeThresholdBytes: THRESHOLD }));
       const ref = new RefSizeClassFilter(THRESHOLD, new RefSessionAffinity(new RefWeightedRoundRobin()));
       let routed = 0;
@@ -333,9 +322,9 @@ describe('router index: choices equal the array-based policies', () => {
   }
 
   it('power of two, seed 21: same samples as on the candidate array', () => {
-    const w = new World(prng(21));
-    const draws = prng(99);
-    const again = prng(99);
+    const w = new World(seededRandom(21));
+    const draws = seededRandom(99);
+    const again = seededRandom(99);
     w.set.setPolicy(new PowerOfTwo(draws));
     const ref = new RefPowerOfTwo(again);
     for (let i = 0; i < 3000; i++) {
@@ -347,7 +336,7 @@ describe('router index: choices equal the array-based policies', () => {
   });
 
   it('least load, seed 31: always a least-loaded candidate, ties spread', () => {
-    const w = new World(prng(31));
+    const w = new World(seededRandom(31));
     w.set.setPolicy(new LeastLoad());
     for (let i = 0; i < 3000; i++) {
       if (w.rnd() < 0.3) w.step();

@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import { procStat, type ProcStat } from '../common/proc-stat.js';
+import { processes, type ProcStat } from '../common/proc-stat.js';
 
 /**
  * Whether a process still runs. A zombie has finished, except the leader of a multi-threaded
@@ -19,19 +19,7 @@ function running(p: ProcStat): boolean {
 
 /** Running members of a process group (see running), from /proc; undefined where /proc is unavailable. */
 export function groupProcesses(pgid: number): ProcStat[] | undefined {
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return undefined;
-  }
-  const out: ProcStat[] = [];
-  for (const e of entries) {
-    if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue;
-    const p = procStat(Number(e));
-    if (p && p.pgrp === pgid && running(p)) out.push(p);
-  }
-  return out;
+  return processes((p) => p.pgrp === pgid && running(p));
 }
 
 /** Whether any process of the group is still running (see running). */

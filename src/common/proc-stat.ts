@@ -35,8 +35,8 @@ export function procStat(pid: number): ProcStat | undefined {
   }
 }
 
-/** Every live (non-zombie) process visible in /proc; undefined where /proc is unavailable. */
-export function allProcesses(): ProcStat[] | undefined {
+/** The processes visible in /proc that `keep` accepts; undefined where /proc is unavailable. */
+export function processes(keep: (p: ProcStat) => boolean): ProcStat[] | undefined {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
@@ -48,7 +48,12 @@ export function allProcesses(): ProcStat[] | undefined {
     if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue;
     // the process may go away while we look: then it is simply not listed
     const s = procStat(Number(e));
-    if (s && s.state !== 'Z') out.push(s);
+    if (s && keep(s)) out.push(s);
   }
   return out;
+}
+
+/** Every live (non-zombie) process visible in /proc; undefined where /proc is unavailable. */
+export function allProcesses(): ProcStat[] | undefined {
+  return processes((s) => s.state !== 'Z');
 }
