@@ -11,15 +11,25 @@ export interface IoCounters {
   syscr: number;
 }
 
-export function ioCounters(pid: number): IoCounters | undefined {
+/** Fields of /proc/PID/io, each a number; undefined when the file or one of them cannot be read. */
+function ioFields<K extends string>(pid: number, names: readonly K[]): Record<K, number> | undefined {
+  let text: string;
   try {
-    const text = readFileSync(`/proc/${pid}/io`, 'latin1');
-    const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
-    const io = { rchar: field('rchar'), syscr: field('syscr') };
-    return Number.isFinite(io.rchar) && Number.isFinite(io.syscr) ? io : undefined;
+    text = readFileSync(`/proc/${pid}/io`, 'latin1');
   } catch {
     return undefined;
   }
+  const out = {} as Record<K, number>;
+  for (const name of names) {
+    const v = Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
+    if (!Number.isFinite(v)) return undefined;
+    out[name] = v;
+  }
+  return out;
+}
+
+export function ioCounters(pid: number): IoCounters | undefined {
+  return ioFields(pid, ['rchar', 'syscr'] as const);
 }
 
 export interface WriteCounters {
@@ -30,14 +40,8 @@ export interface WriteCounters {
 }
 
 export function writeCounters(pid: number): WriteCounters | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/io`, 'latin1');
-    const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
-    const io = { writeBytes: field('write_bytes'), wchar: field('wchar') };
-    return Number.isFinite(io.writeBytes) && Number.isFinite(io.wchar) ? io : undefined;
-  } catch {
-    return undefined;
-  }
+  const io = ioFields(pid, ['write_bytes', 'wchar'] as const);
+  return io && { writeBytes: io.write_bytes, wchar: io.wchar };
 }
 
 /**
