@@ -1,10 +1,12 @@
 /**
  * What `infini-svc status` shows: one row per service, gathered from the services' own endpoints
- * (registry /health, /stats and /services; router /health and /stats; each babysitter's /info).
- * Nothing here throws for a service that does not answer: its row says `down`.
+ * (registry /health, /stats and /services; router /health, /stats and /dashboard/api/traffic; each
+ * babysitter's /info). Nothing here throws for a service that does not answer: its row says `down`.
  */
-import { describeState, toSitterInfo } from '../up/backend-watch.js';
 import { getJson } from '../up/http.js';
+import { babysitterRecords, fetchSitters, parentOf, trimSlash, uniqueTargets, type SitterTarget } from './cluster-view.js';
+
+export { babysitterRecords };
 
 export interface StatusRow {
   service: string;
@@ -17,6 +19,10 @@ export interface StatusRow {
   restarts: number | null;
   models: string[];
   in_flight: number | null;
+  /** Requests per second over the router's last minute: the backend's, or the whole router's. */
+  req_s: number | null;
+  /** Median time to first token over the router's last minute (ms); null without requests. */
+  ttft_p50_ms: number | null;
   url: string;
   /** False when the service did not answer. */
   up: boolean;
@@ -26,66 +32,69 @@ export interface StatusRow {
 export interface StatusTargets {
   registryUrl: string;
   routerUrl: string;
-  babysitters: Array<{ name: string; url: string }>;
+  babysitters: SitterTarget[];
 }
 
-const base = (url: string) => url.replace(/\/+$/, '');
+/** Babysitters asked at once. */
+const CONCURRENCY = 32;
+
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const strings = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
-
-/** The babysitters' own records (port+1) among a registry listing; the backends' records name a parent_service. */
-export function babysitterRecords(listing: unknown): Array<{ name: string; url: string }> {
-  const list: unknown[] = Array.isArray(listing) ? listing : Array.isArray((listing as any)?.services) ? (listing as any).services : [];
-  const out: Array<{ name: string; url: string }> = [];
-  for (const r of list) {
-    if (typeof r !== 'object' || r === null) continue;
-    const rec = r as Record<string, any>;
-    const meta = (typeof rec.metadata === 'object' && rec.metadata) || {};
-    if (meta.babysitter === undefined || meta.parent_service !== undefined) continue;
-    if (typeof rec.name !== 'string' || typeof rec.url !== 'string') continue;
-    out.push({ name: rec.name, url: rec.url });
-  }
-  return out;
-}
+const record = (v: unknown): Record<string, any> => (typeof v === 'object' && v !== null ? (v as Record<string, any>) : {});
 
 export async function collectStatus(t: StatusTargets, timeoutMs = 2000): Promise<StatusRow[]> {
-  const reg = base(t.registryUrl);
-  const rtr = base(t.routerUrl);
-  const [regHealth, regStats, listing, rtrHealth, rtrStats] = await Promise.all([
+  const reg = trimSlash(t.registryUrl);
+  const rtr = trimSlash(t.routerUrl);
+  const [regHealth, regStats, listing, rtrHealth, rtrStats, rtrTraffic] = await Promise.all([
     getJson(`${reg}/health`, timeoutMs),
     getJson(`${reg}/stats`, timeoutMs),
     getJson(`${reg}/services`, timeoutMs),
     getJson(`${rtr}/health`, timeoutMs),
     getJson(`${rtr}/stats`, timeoutMs),
+    getJson(`${rtr}/dashboard/api/traffic`, timeoutMs),
   ]);
   const rows: StatusRow[] = [];
   const regUp = regHealth?.status === 200;
-  rows.push({ service: 'registry', kind: 'registry', state: regUp ? 'ready' : 'down', pid: regUp ? num(regStats?.body?.pid) : null, uptime_s: regUp ? num(regStats?.body?.uptime) : null, restarts: null, models: [], in_flight: null, url: reg, up: regUp });
+  rows.push({ service: 'registry', kind: 'registry', state: regUp ? 'ready' : 'down', pid: regUp ? num(regStats?.body?.pid) : null, uptime_s: regUp ? num(regStats?.body?.uptime) : null, restarts: null, models: [], in_flight: null, req_s: null, ttft_p50_ms: null, url: reg, up: regUp });
 
   const rtrUp = rtrHealth?.status === 200;
   const backends: Array<Record<string, unknown>> = rtrUp && Array.isArray(rtrStats?.body?.services) ? rtrStats!.body.services.filter((s: unknown) => typeof s === 'object' && s !== null) : [];
   const routerModels = [...new Set(backends.flatMap((b) => strings(b.models)))].sort();
-  rows.push({ service: 'router', kind: 'router', state: rtrUp ? 'ready' : 'down', pid: rtrUp ? num(rtrStats?.body?.pid) : null, uptime_s: rtrUp ? num(rtrStats?.body?.uptime) : null, restarts: null, models: routerModels, in_flight: rtrUp ? num(rtrStats?.body?.in_flight) : null, url: rtr, up: rtrUp });
+  // a router without the dashboard (an older one) leaves these columns empty
+  const traffic = rtrUp && rtrTraffic?.status === 200 ? record(rtrTraffic.body) : {};
+  const figures = new Map<string, Record<string, unknown>>();
+  for (const f of Array.isArray(traffic.backends) ? traffic.backends : []) if (typeof f?.backend === 'string') figures.set(f.backend, f);
+  const total = record(traffic.total);
+  rows.push({ service: 'router', kind: 'router', state: rtrUp ? 'ready' : 'down', pid: rtrUp ? num(rtrStats?.body?.pid) : null, uptime_s: rtrUp ? num(rtrStats?.body?.uptime) : null, restarts: null, models: routerModels, in_flight: rtrUp ? num(rtrStats?.body?.in_flight) : null, req_s: num(total.req_s), ttft_p50_ms: num(total.ttft_p50_ms), url: rtr, up: rtrUp });
 
+  // the router knows a babysitter's backend as `<babysitter>-server` (its record's parent_service is the babysitter)
+  const backendOf = new Map<string, Record<string, unknown>>();
+  for (const b of backends) {
+    const parent = parentOf(b.metadata);
+    if (parent !== undefined && !backendOf.has(parent)) backendOf.set(parent, b);
+  }
+  for (const b of backends) {
+    const sitter = typeof b.name === 'string' && b.name.endsWith('-server') ? b.name.slice(0, -'-server'.length) : undefined;
+    if (sitter !== undefined && !backendOf.has(sitter)) backendOf.set(sitter, b);
+  }
   // the registry's records first, then any the cluster file names that the registry does not know
-  const sitters = new Map<string, string>();
-  for (const s of [...(regUp ? babysitterRecords(listing?.body) : []), ...t.babysitters]) if (!sitters.has(s.name)) sitters.set(s.name, base(s.url));
-  const infos = await Promise.all([...sitters].map(async ([name, url]) => ({ name, url, body: (await getJson(`${url}/info`, timeoutMs))?.body })));
-  for (const { name, url, body } of infos.sort((a, b) => a.name.localeCompare(b.name))) {
-    const info = toSitterInfo(body);
-    // the router knows the backend as `<babysitter>-server` (its record's parent_service is the babysitter)
-    const backend = backends.find((b) => (b.metadata as any)?.parent_service === name || b.name === `${name}-server`);
+  const sitters = await fetchSitters(uniqueTargets(regUp ? babysitterRecords(listing?.body) : [], t.babysitters), { timeoutMs, concurrency: CONCURRENCY });
+  for (const s of sitters.sort((a, b) => a.name.localeCompare(b.name))) {
+    const backend = backendOf.get(s.name);
+    const f = figures.get(typeof backend?.name === 'string' ? backend.name : `${s.name}-server`);
     rows.push({
-      service: name,
+      service: s.name,
       kind: 'babysitter',
-      state: info ? describeState(info) : 'down',
-      pid: info ? num((body as any).pid) : null,
-      uptime_s: info ? num((body as any).uptime) : null,
-      restarts: info ? info.restart_count : null,
-      models: info?.models ?? [],
+      state: s.state,
+      pid: s.pid,
+      uptime_s: s.uptime_s,
+      restarts: s.restarts,
+      models: s.models,
       in_flight: backend ? num(backend.in_flight) : null,
-      url,
-      up: info !== undefined,
+      req_s: f ? num(f.req_s) : null,
+      ttft_p50_ms: f ? num(f.ttft_p50_ms) : null,
+      url: s.url,
+      up: s.up,
     });
   }
   return rows;

@@ -10,7 +10,24 @@ export function formatUptime(seconds: number | null): string {
   return `${Math.floor(s / 86_400)}d ${Math.floor((s % 86_400) / 3600)}h`;
 }
 
-const COLUMNS = ['SERVICE', 'STATE', 'PID', 'UPTIME', 'RESTARTS', 'MODELS', 'IN-FLIGHT', 'URL'] as const;
+/** `12.3`, `0.25`, `1200`: a rate with the digits that matter at its size. */
+export function formatRate(perSecond: number | null): string {
+  if (perSecond === null) return '-';
+  if (perSecond === 0) return '0';
+  if (perSecond >= 100) return String(Math.round(perSecond));
+  if (perSecond >= 10) return perSecond.toFixed(1);
+  return perSecond.toFixed(2);
+}
+
+/** `850ms`, `1.25s`, `42s`: a latency given in milliseconds. */
+export function formatMs(ms: number | null): string {
+  if (ms === null) return '-';
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  if (ms < 10_000) return `${(ms / 1000).toFixed(2)}s`;
+  return `${Math.round(ms / 1000)}s`;
+}
+
+const COLUMNS = ['SERVICE', 'STATE', 'PID', 'UPTIME', 'RESTARTS', 'MODELS', 'IN-FLIGHT', 'REQ/S', 'TTFT P50', 'URL'] as const;
 
 const cells = (r: StatusRow): string[] => [
   r.service,
@@ -20,6 +37,8 @@ const cells = (r: StatusRow): string[] => [
   r.restarts === null ? '-' : String(r.restarts),
   r.models.length ? r.models.join(', ') : '-',
   r.in_flight === null ? '-' : String(r.in_flight),
+  formatRate(r.req_s),
+  formatMs(r.ttft_p50_ms),
   r.url,
 ];
 
