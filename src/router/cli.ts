@@ -13,6 +13,7 @@ import { RequestForwarder } from './request-forwarder.js';
 import { RegistryWatcher } from './registry-watcher.js';
 import { RouterServer } from './server.js';
 import { routerSpec } from './spec.js';
+import { TrafficStats } from './traffic-stats.js';
 import { loadStaticServices } from './static-services.js';
 import { onPrimaryStop, runPrimary } from './workers.js';
 
@@ -65,6 +66,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       maxBufferedBytes: settings.num('max-buffered'),
       maxConnections: settings.num('max-connections'),
       healthChecks: () => checker.stats(),
+      traffic: new TrafficStats(),
       log,
     });
     const watcher = registryUrl

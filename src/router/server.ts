@@ -5,11 +5,14 @@ import { Http1Server, type Http1Request } from '../common/http1/server.js';
 import type { Logger } from '../common/log.js';
 import type { ProbeStats } from '../common/probe-scheduler.js';
 import type { BackendSet } from './backend-set.js';
+import { Dashboard } from './dashboard.js';
 import { routerError, type RouterErrors } from './errors.js';
 import type { RouterMetrics } from './metrics.js';
 import { aggregateModels } from './model-catalog.js';
+import { RecentErrors } from './recent-errors.js';
 import type { RequestForwarder } from './request-forwarder.js';
 import { extractInto, sessionKey, type RequestInfo } from './request-info.js';
+import { TrafficStats } from './traffic-stats.js';
 import { clusterMetrics, isWorker, workerId } from './workers.js';
 
 export interface RouterServerOptions {
@@ -24,6 +27,10 @@ export interface RouterServerOptions {
   maxConnections: number;
   /** Counters of the health checker, for /stats. */
   healthChecks?: () => ProbeStats;
+  /** The traffic cells the request path fills; the dashboard samples them (an empty set without). */
+  traffic?: TrafficStats;
+  /** The failed requests the request path reports, for the dashboard's list. */
+  recentErrors?: RecentErrors;
   log: Logger;
 }
 
@@ -34,6 +41,7 @@ export class RouterServer {
   readonly http: Http1Server;
   private readonly local: Map<string, LocalHandler>;
   private readonly startedSeconds = Math.floor(Date.now() / 1000);
+  readonly dashboard: Dashboard;
 
   constructor(private readonly opts: RouterServerOptions) {
     this.http = new Http1Server((req, res) => this.handle(req, res), {
@@ -44,6 +52,13 @@ export class RouterServer {
       onError: (status) => opts.errors.count(status),
     });
     this.http.server.maxConnections = opts.maxConnections;
+    this.dashboard = new Dashboard({
+      backends: opts.backends,
+      traffic: opts.traffic ?? new TrafficStats(),
+      recentErrors: opts.recentErrors ?? new RecentErrors(),
+      registryUrl: opts.registryUrl,
+      log: opts.log,
+    });
     const health: LocalHandler = (res) => this.health(res);
     const models: LocalHandler = (res) => sendJson(res, 200, { object: 'list', data: aggregateModels(opts.backends.all, Date.now(), this.startedSeconds) });
     // a Map: a fresh path string is looked up without being interned as a property name
@@ -55,6 +70,7 @@ export class RouterServer {
       ['/models', models],
       ['/v1/models', models],
       ['/metrics', (res) => this.metrics(res)],
+      ...this.dashboard.routes(),
     ]);
   }
 
@@ -131,6 +147,7 @@ export class RouterServer {
 
   /** Stops accepting and waits for in-flight requests up to `drainMs`, then cuts what is left. */
   close(drainMs: number): Promise<void> {
+    this.dashboard.close();
     return this.http.close(drainMs);
   }
 }

@@ -6,6 +6,21 @@ import { onStopSignals } from '../common/shutdown.js';
 /** IPC messages between the primary and its router workers. */
 const METRICS = 'infini-router:metrics';
 const STOP = 'infini-router:stop';
+/** A worker asks the primary to collect a part from every worker (the dashboard's snapshot). */
+const GATHER = 'infini-router:gather';
+const GATHER_ASK = 'infini-router:gather-ask';
+const GATHER_PART = 'infini-router:gather-part';
+const GATHER_DONE = 'infini-router:gather-done';
+/** How long the primary waits for the workers' parts; one that is late is left out. */
+const GATHER_WAIT_MS = 3000;
+
+interface GatherMessage {
+  type: typeof GATHER | typeof GATHER_ASK | typeof GATHER_PART | typeof GATHER_DONE;
+  id: number;
+  kind?: string;
+  value?: unknown;
+  parts?: unknown[];
+}
 
 interface MetricsMessage {
   type: typeof METRICS;
@@ -45,6 +60,32 @@ export function runPrimary(workers: number, log: Logger, opts: { drainMs: number
     setTimeout(() => {
       if (!stopping) fork();
     }, delay);
+  });
+
+  // gathers under way: the requesting worker, the parts so far, the workers still to answer
+  let nextGather = 0;
+  const gathers = new Map<number, { from: Worker; id: number; parts: unknown[]; left: Set<number>; timer: NodeJS.Timeout }>();
+  const finishGather = (gid: number) => {
+    const g = gathers.get(gid);
+    if (g === undefined) return;
+    gathers.delete(gid);
+    clearTimeout(g.timer);
+    if (g.from.isConnected()) g.from.send({ type: GATHER_DONE, id: g.id, parts: g.parts });
+  };
+  cluster.on('message', (worker, message: GatherMessage) => {
+    if (message?.type === GATHER) {
+      const gid = ++nextGather;
+      const askable = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && listening.has(w.id) && w.isConnected());
+      const timer = setTimeout(() => finishGather(gid), GATHER_WAIT_MS);
+      gathers.set(gid, { from: worker, id: message.id, parts: [], left: new Set(askable.map((w) => w.id)), timer });
+      for (const w of askable) w.send({ type: GATHER_ASK, id: gid, kind: message.kind });
+      if (askable.length === 0) finishGather(gid);
+    } else if (message?.type === GATHER_PART) {
+      const g = gathers.get(message.id);
+      if (g === undefined || !g.left.delete(worker.id)) return;
+      if (message.value !== undefined) g.parts.push(message.value);
+      if (g.left.size === 0) finishGather(message.id);
+    }
   });
 
   cluster.on('message', (worker, message: MetricsMessage) => {
@@ -133,3 +174,53 @@ export function clusterMetrics(timeoutMs = 5000): Promise<string> {
 
 export const isWorker = cluster.isWorker;
 export const workerId = cluster.worker?.id;
+
+/** What this worker answers to the primary's gather requests, by kind. */
+const answerers = new Map<string, () => unknown>();
+let gatherListening = false;
+let nextGatherId = 0;
+const gatherWaiting = new Map<number, (parts: unknown[]) => void>();
+
+function listenForGathers(): void {
+  if (gatherListening) return;
+  gatherListening = true;
+  process.on('message', (m: GatherMessage) => {
+    if (m?.type === GATHER_ASK) {
+      const answer = answerers.get(m.kind ?? '');
+      // a part that cannot be made is left out rather than holding up the others
+      let value: unknown;
+      try {
+        value = answer?.();
+      } catch {
+        value = undefined;
+      }
+      process.send?.({ type: GATHER_PART, id: m.id, value });
+    } else if (m?.type === GATHER_DONE) {
+      gatherWaiting.get(m.id)?.(Array.isArray(m.parts) ? m.parts : []);
+    }
+  });
+}
+
+/** In a worker: answer the primary's requests for a part of this `kind` with `part()`. */
+export function answerGathers(kind: string, part: () => unknown): void {
+  listenForGathers();
+  answerers.set(kind, part);
+}
+
+/** In a worker: every worker's part of this `kind` (this one's included), collected by the primary. */
+export function gatherFromWorkers(kind: string, timeoutMs = GATHER_WAIT_MS + 2000): Promise<unknown[]> {
+  listenForGathers();
+  const id = ++nextGatherId;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      gatherWaiting.delete(id);
+      reject(new Error('the router primary did not gather the workers in time'));
+    }, timeoutMs);
+    gatherWaiting.set(id, (parts) => {
+      clearTimeout(timer);
+      gatherWaiting.delete(id);
+      resolve(parts);
+    });
+    process.send!({ type: GATHER, id, kind });
+  });
+}
