@@ -9,11 +9,12 @@ import { RouterErrors, type ErrorFormat } from './errors.js';
 import { HealthChecker } from './health-checker.js';
 import { RouterMetrics } from './metrics.js';
 import { createPolicy } from './policies/index.js';
+import { RecentErrors } from './recent-errors.js';
 import { RequestForwarder } from './request-forwarder.js';
+import { RequestLog } from './request-log.js';
 import { RegistryWatcher } from './registry-watcher.js';
 import { RouterServer } from './server.js';
 import { routerSpec } from './spec.js';
-import { TrafficStats } from './traffic-stats.js';
 import { loadStaticServices } from './static-services.js';
 import { onPrimaryStop, runPrimary } from './workers.js';
 
@@ -53,20 +54,22 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const policy = createPolicy(policyName, { sizeThresholdBytes });
     backends.setPolicy(policy);
     const errors = new RouterErrors(errorFormat);
-    const proxy = new RequestForwarder(backends, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log });
-    const metrics = new RouterMetrics(backends, () => proxy.inFlight, errors.counts);
+    const requestLogTarget = settings.str('request-log');
+    const requestLog =
+      requestLogTarget === 'off' ? undefined : new RequestLog(requestLogTarget, (err) => log.error({ err: err.message, target: requestLogTarget }, 'request log write failed'));
+    const recentErrors = new RecentErrors();
+    const proxy = new RequestForwarder(backends, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log, requestLog, onFailedRequest: recentErrors.onFailedRequest });
     const checker = new HealthChecker(backends, seconds('health-interval'), seconds('health-timeout'), log, settings.num('health-concurrency'));
     const api = new RouterServer({
       backends,
       proxy,
       errors,
-      metrics,
       registryUrl,
       maxBodyBytes: settings.num('max-body'),
       maxBufferedBytes: settings.num('max-buffered'),
       maxConnections: settings.num('max-connections'),
       healthChecks: () => checker.stats(),
-      traffic: new TrafficStats(),
+      recentErrors,
       log,
     });
     const watcher = registryUrl
@@ -78,6 +81,12 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
         })
       : undefined;
 
+    const metrics = new RouterMetrics({ backends, inFlight: () => proxy.inFlight, routerErrors: errors.counts, policy, feedState: watcher && (() => watcher.state) });
+    api.setMetrics(metrics);
+    // counters of backends gone for a while leave /metrics
+    const forget = setInterval(() => backends.traffic.forgetGone(Date.now()), 60_000);
+    forget.unref();
+
     const bound = await listen(api.server, port, host, name);
     // stoppable from here on, also while the first registry listing is still under way
     const drainMs = seconds('drain-timeout');
@@ -86,6 +95,8 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       await checker.stop();
       await api.close(drainMs);
       proxy.close();
+      clearInterval(forget);
+      requestLog?.flush();
       await backends.closeAll();
       log.info('router stopped');
     });

@@ -1,3 +1,5 @@
+import type { RequestRecord } from './request-log.js';
+
 /**
  * The last few failed requests, for the dashboard's "recent errors" list: a fixed ring, so that a
  * storm of errors costs the same memory as a quiet day and adding one is a few stores.
@@ -14,18 +16,13 @@ export interface RecentError {
   backend: string;
   /** The status the client got; 0 when it got none (gone first, or cut mid-answer). */
   status: number;
-  /** Why it ended: `upstream error`, `timeout`, `client gone`, `no backend`, ... */
+  /** Why it ended (the request log's `end`): `upstream_error`, `timeout`, `client_gone`, `no_backend`. */
   reason: string;
 }
 
 export const RECENT_ERRORS = 50;
 /** Longest id, model, backend or reason kept (a client picks its request id and model name). */
 const MAX_FIELD = 200;
-
-/** Whether a finished request belongs in the list: any 4xx/5xx, no status at all, or an end other than `completed`. */
-export function isErrorOutcome(status: number, reason: string): boolean {
-  return status >= 400 || status === 0 || reason !== 'completed';
-}
 
 const clip = (s: string) => (s.length > MAX_FIELD ? s.slice(0, MAX_FIELD) : s);
 
@@ -39,7 +36,12 @@ export class RecentErrors {
     this.ring = new Array<RecentError | undefined>(capacity);
   }
 
-  /** Records a failed request (the caller decides what failed; isErrorOutcome is the usual test). */
+  /** The request forwarder's onFailedRequest: it calls this for a request that ended with a 5xx or did not complete. */
+  readonly onFailedRequest = (r: RequestRecord): void => {
+    this.add({ time: Date.now(), requestId: r.requestId, model: r.model ?? '', backend: r.backend ?? '', status: r.status, reason: r.end });
+  };
+
+  /** Records a failed request (the caller decides what failed). */
   add(e: RecentError): void {
     this.ring[this.next] = { time: e.time, requestId: clip(e.requestId), model: clip(e.model), backend: clip(e.backend), status: e.status, reason: clip(e.reason) };
     this.next = (this.next + 1) % this.capacity;

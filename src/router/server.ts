@@ -12,7 +12,6 @@ import { aggregateModels } from './model-catalog.js';
 import { RecentErrors } from './recent-errors.js';
 import type { RequestForwarder } from './request-forwarder.js';
 import { extractInto, sessionKey, type RequestInfo } from './request-info.js';
-import { TrafficStats } from './traffic-stats.js';
 import { clusterMetrics, isWorker, workerId } from './workers.js';
 
 export interface RouterServerOptions {
@@ -20,16 +19,13 @@ export interface RouterServerOptions {
   /** Forwards every inference request to a backend (the router's data path). */
   proxy: RequestForwarder;
   errors: RouterErrors;
-  metrics: RouterMetrics;
   registryUrl: string | null;
   maxBodyBytes: number;
   maxBufferedBytes: number;
   maxConnections: number;
   /** Counters of the health checker, for /stats. */
   healthChecks?: () => ProbeStats;
-  /** The traffic cells the request path fills; the dashboard samples them (an empty set without). */
-  traffic?: TrafficStats;
-  /** The failed requests the request path reports, for the dashboard's list. */
+  /** The failed requests the request path reports (its onFailedRequest), for the dashboard's list. */
   recentErrors?: RecentErrors;
   log: Logger;
 }
@@ -41,6 +37,7 @@ export class RouterServer {
   readonly http: Http1Server;
   private readonly local: Map<string, LocalHandler>;
   private readonly startedSeconds = Math.floor(Date.now() / 1000);
+  private metricsSource: RouterMetrics | undefined;
   readonly dashboard: Dashboard;
 
   constructor(private readonly opts: RouterServerOptions) {
@@ -54,7 +51,7 @@ export class RouterServer {
     this.http.server.maxConnections = opts.maxConnections;
     this.dashboard = new Dashboard({
       backends: opts.backends,
-      traffic: opts.traffic ?? new TrafficStats(),
+      traffic: opts.backends.traffic,
       recentErrors: opts.recentErrors ?? new RecentErrors(),
       registryUrl: opts.registryUrl,
       log: opts.log,
@@ -74,6 +71,11 @@ export class RouterServer {
     ]);
   }
 
+  /** The metrics /metrics serves (made after the server: they read discovery's state). */
+  setMetrics(metrics: RouterMetrics): void {
+    this.metricsSource = metrics;
+  }
+
   get server(): Server {
     return this.http.server;
   }
@@ -85,7 +87,8 @@ export class RouterServer {
     const local = this.local.get(path);
     if (local !== undefined) {
       if (req.method === 'GET' || req.method === 'HEAD') return local(res);
-      return this.opts.errors.send(res, routerError.methodNotAllowed(req.method, path), { allow: 'GET, HEAD' });
+      this.opts.errors.send(res, routerError.methodNotAllowed(req.method, path), { allow: 'GET, HEAD' });
+      return;
     }
     this.opts.proxy.handle(req, res, this.routingInfo(req));
   }
@@ -135,10 +138,15 @@ export class RouterServer {
   }
 
   private metrics(res: Http1Response): void {
-    const text = isWorker ? clusterMetrics() : this.opts.metrics.registry.metrics();
+    const source = this.metricsSource;
+    if (source === undefined) {
+      this.opts.errors.send(res, routerError.metricsUnavailable('starting'));
+      return;
+    }
+    const text = isWorker ? clusterMetrics() : source.registry.metrics();
     text.then(
       (body) => {
-        res.writeHead(200, { 'content-type': this.opts.metrics.registry.contentType, 'content-length': Buffer.byteLength(body) });
+        res.writeHead(200, { 'content-type': source.registry.contentType, 'content-length': Buffer.byteLength(body) });
         res.end(body);
       },
       (err: Error) => this.opts.errors.send(res, routerError.metricsUnavailable(err.message)),
