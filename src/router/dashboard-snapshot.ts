@@ -5,7 +5,7 @@
  */
 import type { ClusterView } from './cluster-watch.js';
 import type { RecentError } from './recent-errors.js';
-import { V_ERR, V_LEN, V_REQ, V_TOK, V_TTFT, type TrafficPart } from './traffic-sampler.js';
+import { V_4XX, V_ERR, V_LEN, V_REQ, V_TOK, V_TTFT, type TrafficPart } from './traffic-sampler.js';
 import { bucketQuantile, LATENCY_BUCKETS } from './traffic-stats.js';
 
 /** A backend as one router process sees it. */
@@ -147,6 +147,8 @@ export interface ModelSeries {
   errors: number;
   req_s: number[];
   err_s: number[];
+  /** Answers with a 4xx (the clients' errors: unknown model, bad request, rate limited). */
+  client_err_s: number[];
   tokens_s: number[];
   ttft_p50_ms: Array<number | null>;
   ttft_p99_ms: Array<number | null>;
@@ -167,13 +169,14 @@ export function historyJson(m: Merged, slots: number): HistoryJson {
   const from = Math.max(m.firstSlot, m.lastSlot - slots + 1);
   for (let s = from; s <= m.lastSlot; s++) out.t.push(((s + 1) * m.sampleMs) / 1000);
   for (const [model, h] of m.history) {
-    const series: ModelSeries = { model, requests: 0, errors: 0, req_s: [], err_s: [], tokens_s: [], ttft_p50_ms: [], ttft_p99_ms: [] };
+    const series: ModelSeries = { model, requests: 0, errors: 0, req_s: [], err_s: [], client_err_s: [], tokens_s: [], ttft_p50_ms: [], ttft_p99_ms: [] };
     for (let s = from; s <= m.lastSlot; s++) {
       const v = h.get(s);
       series.requests += v?.[V_REQ] ?? 0;
       series.errors += v?.[V_ERR] ?? 0;
       series.req_s.push(v ? round(v[V_REQ]! / sample, 3) : 0);
       series.err_s.push(v ? round(v[V_ERR]! / sample, 3) : 0);
+      series.client_err_s.push(v ? round(v[V_4XX]! / sample, 3) : 0);
       series.tokens_s.push(v ? round(v[V_TOK]! / sample, 1) : 0);
       series.ttft_p50_ms.push(v ? quantileMs(v, 0.5) : null);
       series.ttft_p99_ms.push(v ? quantileMs(v, 0.99) : null);

@@ -1,7 +1,7 @@
 /**
  * The dashboard's view of the traffic cells over time, kept off the request path: every SAMPLE_MS a
  * timer reads every cell once (O(cells)) and keeps
- * - per model, the last 10 minutes in SAMPLE_MS slots (requests, 5xx, output tokens, TTFT buckets),
+ * - per model, the last 10 minutes in SAMPLE_MS slots (requests, 5xx, 4xx, output tokens, TTFT buckets),
  *   for at most HISTORY_MODELS models (the rest add up under `other`), so a page opened now shows
  *   minutes at once;
  * - per backend, its cumulative figures at the last few WINDOW_STEP_MS boundaries, so "the last
@@ -25,15 +25,18 @@ const ALIGN_MS = 40;
 /** What is kept per cell, slot or backend, as one vector: the counts below, then TTFT bucket counts. */
 export const V_REQ = 0;
 export const V_ERR = 1;
-export const V_TOK = 2;
-export const V_TTFT = 3;
+export const V_4XX = 2;
+export const V_TOK = 3;
+export const V_TTFT = 4;
 export const V_LEN = V_TTFT + LATENCY_BUCKETS.length + 1;
-/** Status class index of 5xx (STATUS_CLASSES): an error is an answer the client got as 5xx. */
-const ERROR_CLASS = 4;
+/** Status class indexes (STATUS_CLASSES): an error is an answer the client got as 5xx; 4xx are the clients' own. */
+const CLASS_5XX = 4;
+const CLASS_4XX = 3;
 
 function readCell(c: TrafficCell, out: Float64Array): void {
   out[V_REQ] = c.totalRequests;
-  out[V_ERR] = c.requestsOfClass(ERROR_CLASS);
+  out[V_ERR] = c.requestsOfClass(CLASS_5XX);
+  out[V_4XX] = c.requestsOfClass(CLASS_4XX);
   out[V_TOK] = c.outputTokens;
   out.set(c.ttft.counts, V_TTFT);
 }

@@ -4,7 +4,6 @@
   const POLL_MS = 2000;
   const MAX_ROWS = 300;
   const MAX_MODELS = 12;
-  const COLORS = ['#2563eb', '#dc2626', '#059669', '#d97706'];
   const $ = (id) => document.getElementById(id);
   /** model -> { el, plots: [{ u, pick }] } */
   const charts = new Map();
@@ -63,9 +62,9 @@
   }
 
   const PLOTS = [
-    { title: 'requests/s', series: [['req/s', 'req_s']] },
-    { title: 'TTFT (ms)', series: [['p50', 'ttft_p50_ms'], ['p99', 'ttft_p99_ms']] },
-    { title: 'errors/s (5xx)', series: [['errors/s', 'err_s']] },
+    { title: 'requests/s', series: [['req/s', 'req_s', '#2563eb']] },
+    { title: 'TTFT (ms)', series: [['p50', 'ttft_p50_ms', '#2563eb'], ['p99', 'ttft_p99_ms', '#7c3aed']] },
+    { title: 'errors/s', series: [['5xx', 'err_s', '#dc2626'], ['4xx', 'client_err_s', '#d97706']] },
   ];
 
   function plotWidth() {
@@ -112,10 +111,10 @@
             title: p.title,
             width,
             height: 150,
-            legend: { show: true },
+            legend: { live: false },
             scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, hi > 0 ? hi * 1.1 : 1] } },
             axes: [{}, { size: 56 }],
-            series: [{}, ...p.series.map(([label], k) => ({ label, stroke: COLORS[k], width: 1.5, spanGaps: false }))],
+            series: [{}, ...p.series.map(([label, , stroke]) => ({ label, stroke, width: 1.5, spanGaps: false }))],
           };
           return new uPlot(opts, dataOf(h, m, p), box);
         });
