@@ -39,7 +39,7 @@ const backendPart = (name: string, over: Partial<DashboardPart['backends'][numbe
 describe('dashboard aggregation', () => {
   it('history: each sample adds what changed since the last one to its time slot; rates, 5xx, 4xx and TTFT quantiles per slot', () => {
     const stats = new TrafficStats();
-    const s = new TrafficSampler(stats);
+    const s = new TrafficSampler(stats, SAMPLE_MS, T0);
     traffic(stats, 'b1', 'm', 10, 200, 0.1);
     s.sample(T0);
     traffic(stats, 'b1', 'm', 4, 503, 0.5);
@@ -71,7 +71,7 @@ describe('dashboard aggregation', () => {
 
   it('windows: a backend\'s last minute, its rates and error rate; older traffic leaves it', () => {
     const stats = new TrafficStats();
-    const s = new TrafficSampler(stats);
+    const s = new TrafficSampler(stats, SAMPLE_MS, T0);
     s.sample(T0);
     traffic(stats, 'b1', 'm', 30, 200, 0.05, 20);
     traffic(stats, 'b1', 'm', 10, 500, 0.05, 0);
@@ -90,13 +90,21 @@ describe('dashboard aggregation', () => {
     traffic(stats, 'b1', 'm', 6);
     w = trafficJson(mergeParts([part(s, now, [backendPart('b1')])]));
     assert.ok(w.backends[0]!.req_s > 0);
+
+    // traffic before a fresh router's first sample is in its first minute (the start is the baseline)
+    const fresh = new TrafficStats();
+    const f = new TrafficSampler(fresh, SAMPLE_MS, T0);
+    traffic(fresh, 'b1', 'm', 3);
+    f.sample(T0 + 1500);
+    f.sample(T0 + WINDOW_STEP_MS + 40);
+    assert.equal(trafficJson(mergeParts([part(f, T0 + WINDOW_STEP_MS + 1000, [backendPart('b1')])])).backends[0]!.req_s, Math.round((3 / (WINDOW_STEP_MS + 1000)) * 1e6) / 1000);
   });
 
   it('workers: parts add up slot by slot and backend by backend; in-flight sums, a worker that cannot route wins, errors newest first', () => {
     const a = new TrafficStats();
     const b = new TrafficStats();
-    const sa = new TrafficSampler(a);
-    const sb = new TrafficSampler(b);
+    const sa = new TrafficSampler(a, SAMPLE_MS, T0);
+    const sb = new TrafficSampler(b, SAMPLE_MS, T0 + 15);
     // the two workers' timers fire at slightly different times within the same slots
     sa.sample(T0);
     sb.sample(T0 + 15);
@@ -133,7 +141,7 @@ describe('dashboard aggregation', () => {
 
   it('memory stays bounded: models past HISTORY_MODELS share `other`; a model quiet for 10 minutes is dropped', () => {
     const stats = new TrafficStats();
-    const s = new TrafficSampler(stats);
+    const s = new TrafficSampler(stats, SAMPLE_MS, T0);
     for (let i = 0; i < HISTORY_MODELS + 8; i++) traffic(stats, `b${i % 3}`, `model-${String(i).padStart(2, '0')}`, 1);
     s.sample(T0);
     let models = snapshotJson(mergeParts([part(s, T0)]), undefined, null, HISTORY_SLOTS).history.models;
@@ -149,7 +157,7 @@ describe('dashboard aggregation', () => {
 
   it('rows: backends by their babysitter\'s name, with its state; a babysitter whose backend left shows down', () => {
     const stats = new TrafficStats();
-    const s = new TrafficSampler(stats);
+    const s = new TrafficSampler(stats, SAMPLE_MS, T0);
     traffic(stats, 'gone-server', 'm', 3);
     const merged = mergeParts([
       part(s, T0, [backendPart('a-server', { sitter: 'a', sitterUrl: 'http://h:2' }), backendPart('plain', { health: 'check failing' }), backendPart('c-server', { sitter: 'c', sitterUrl: 'http://h:6' })]),

@@ -5,7 +5,7 @@ import { describe, it } from './helpers/test.js';
 import { freePortPair, http, spawnCli, startRegistry, startService, tempDir, waitFor, type RunningService } from './helpers/services.js';
 import { babysitterRecords } from '../src/status/collect.js';
 import { withWatchValue } from '../src/status/cli.js';
-import { formatUptime } from '../src/status/table.js';
+import { formatMs, formatRate, formatUptime } from '../src/status/table.js';
 
 /** Runs `infini-svc status ARGS` to its end. */
 async function status(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -47,12 +47,24 @@ describe('infini-svc status', () => {
     assert.deepEqual(sitterRow.models, ['model-s']);
     assert.equal(sitterRow.in_flight, 0);
     assert.equal(sitterRow.url, `http://127.0.0.1:${port + 1}`);
+    assert.equal(sitterRow.req_s, 0, 'no requests yet');
+    assert.equal(sitterRow.ttft_p50_ms, null);
+    assert.equal(registry.req_s, null);
+
+    // traffic through the router shows in REQ/S and TTFT P50, the backend's and the router's
+    for (let i = 0; i < 3; i++) assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: { model: 'model-s', messages: [{ role: 'user', content: 'hi' }] } })).status, 200);
+    const busy = JSON.parse((await status([...flags, '--json'])).stdout) as any[];
+    for (const row of [busy[1], busy[2]]) {
+      assert.ok(row.req_s > 0, `${row.service} req/s ${row.req_s}`);
+      assert.ok(typeof row.ttft_p50_ms === 'number' && row.ttft_p50_ms > 0, `${row.service} ttft ${row.ttft_p50_ms}`);
+    }
 
     const table = await status(flags);
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trimEnd().split('\n');
-    assert.match(lines[0]!, /^SERVICE\s+STATE\s+PID\s+UPTIME\s+RESTARTS\s+MODELS\s+IN-FLIGHT\s+URL$/);
-    assert.match(lines.find((l) => l.startsWith('sitter-s'))!, /^sitter-s\s+ready\s+\d+\s+\d+s\s+0\s+model-s\s+0\s+http:\/\/127\.0\.0\.1:/);
+    assert.match(lines[0]!, /^SERVICE\s+STATE\s+PID\s+UPTIME\s+RESTARTS\s+MODELS\s+IN-FLIGHT\s+REQ\/S\s+TTFT P50\s+URL$/);
+    assert.match(lines.find((l) => l.startsWith('sitter-s'))!, /^sitter-s\s+ready\s+\d+\s+\d+s\s+0\s+model-s\s+0\s+\d+\.\d+\s+\d+(\.\d+)?m?s\s+http:\/\/127\.0\.0\.1:/);
+    assert.match(lines.find((l) => l.startsWith('registry'))!, /\s-\s+-\s+-\s+http:/, 'no in-flight, req/s or TTFT for the registry');
 
     // --watch redraws until Ctrl-C
     const watching = spawnCli(['status', ...flags, '--watch', '0.1']);
@@ -67,6 +79,7 @@ describe('infini-svc status', () => {
     assert.equal(after.find((r) => r.service === 'router').state, 'down');
     assert.equal(after.find((r) => r.service === 'sitter-s').state, 'ready');
     assert.equal(after.find((r) => r.service === 'sitter-s').in_flight, null);
+    assert.equal(after.find((r) => r.service === 'sitter-s').req_s, null, 'no router, no figures');
     const plain = await status(flags);
     assert.equal(plain.code, 1);
     assert.match(plain.stdout, /^router\s+down\s/m);
@@ -101,6 +114,8 @@ describe('infini-svc status', () => {
     assert.deepEqual(babysitterRecords({ services: listing }), [{ name: 'a', url: 'http://h:8101' }]);
     assert.deepEqual(babysitterRecords('nonsense'), []);
     assert.deepEqual([formatUptime(null), formatUptime(42), formatUptime(303), formatUptime(7800), formatUptime(273_600)], ['-', '42s', '5m 3s', '2h 10m', '3d 4h']);
+    assert.deepEqual([formatRate(null), formatRate(0), formatRate(0.254), formatRate(12.34), formatRate(1234.5)], ['-', '0', '0.25', '12.3', '1235']);
+    assert.deepEqual([formatMs(null), formatMs(12.4), formatMs(1250), formatMs(42_000)], ['-', '12ms', '1.25s', '42s']);
     assert.deepEqual(withWatchValue(['--watch']), ['--watch=2']);
     assert.deepEqual(withWatchValue(['--watch', '--json']), ['--watch=2', '--json']);
     assert.deepEqual(withWatchValue(['--watch', '5']), ['--watch', '5']);

@@ -94,10 +94,17 @@ export class TrafficSampler {
   private readonly cur = new Float64Array(V_LEN);
   private readonly delta = new Float64Array(V_LEN);
 
+  /** `stats` must be empty at `start` (the router's are: nothing is proxied before it listens). */
   constructor(
     readonly stats: TrafficStats,
     readonly sampleMs = SAMPLE_MS,
-  ) {}
+    start = Date.now(),
+  ) {
+    // the first snapshot is the start itself, with every count zero: traffic before the first sample counts
+    this.snapshotTimes[0] = start;
+    this.snapshotCount = 1;
+    this.lastStep = Math.floor(start / WINDOW_STEP_MS);
+  }
 
   /** Samples just after every slot boundary until stop(); the timer does not keep the process alive. */
   start(): void {
@@ -192,7 +199,7 @@ export class TrafficSampler {
     }
     const windows: TrafficPart['windows'] = [];
     const oldest = this.snapshotCount < WINDOW_SNAPSHOTS ? 0 : this.snapshotCount % WINDOW_SNAPSHOTS;
-    const since = this.snapshotCount > 0 ? this.snapshotTimes[oldest]! : now;
+    const since = this.snapshotTimes[oldest]!;
     const sum = new Float64Array(V_LEN);
     for (const bt of this.stats.all()) {
       sum.fill(0);
