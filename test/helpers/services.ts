@@ -16,8 +16,11 @@ export const CLI = join(ROOT, 'dist', 'src', 'cli.js');
 /**
  * Tests run the compiled services: a test file started on its own after a source change would
  * test yesterday's code and pass or fail for the wrong reason. Every source file's build must be
- * at least as new as the source (npm test builds first; `npm run build` does it by hand).
+ * at least as new as the source (npm test builds first; `npm run build` does it by hand), and so
+ * must the copies of the dashboard's static files.
  */
+const ASSET = /^src\/router\/dashboard\/[^/]+\.(html|js|css)$/;
+
 function assertBuildFresh(): void {
   const stale: string[] = [];
   const walk = (dir: string): void => {
@@ -30,8 +33,9 @@ function assertBuildFresh(): void {
     for (const e of entries) {
       const rel = join(dir, e.name);
       if (e.isDirectory()) walk(rel);
-      else if (e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) {
-        const built = join(ROOT, 'dist', rel.replace(/\.ts$/, '.js'));
+      else if ((e.name.endsWith('.ts') && !e.name.endsWith('.d.ts')) || ASSET.test(rel)) {
+        // the dashboard's files are copied as they are
+        const built = join(ROOT, 'dist', ASSET.test(rel) ? rel : rel.replace(/\.ts$/, '.js'));
         let builtMs = 0;
         try {
           builtMs = statSync(built).mtimeMs;
