@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from './helpers/test.js';
 import { backendRows, mergeParts, snapshotJson, trafficJson, type DashboardPart } from '../src/router/dashboard-snapshot.js';
 import type { ClusterView } from '../src/router/cluster-watch.js';
+import { rowQuery } from '../src/router/dashboard.js';
 import { RecentErrors } from '../src/router/recent-errors.js';
 import { HISTORY_MODELS, HISTORY_SLOTS, SAMPLE_MS, TrafficSampler, WINDOW_STEP_MS } from '../src/router/traffic-sampler.js';
 import { bucketQuantile, LATENCY_BUCKETS, OTHER_MODEL, TrafficStats } from '../src/router/traffic-stats.js';
@@ -185,7 +186,13 @@ describe('dashboard aggregation', () => {
     assert.deepEqual(backendRows(merged, undefined).map((r) => r.state), ['unknown', 'unknown', 'unhealthy']);
     const snap = snapshotJson(merged, cluster, 'http://reg', HISTORY_SLOTS);
     assert.equal(snap.cluster_age_s, 1);
-    assert.deepEqual([snap.totals.backends, snap.totals.up], [4, 1]);
+    assert.deepEqual([snap.totals.backends, snap.totals.up, snap.matched], [4, 1, 4]);
+    // the page asks for a few rows, filtered: the totals stay the whole cluster's
+    const some = snapshotJson(merged, cluster, 'http://reg', HISTORY_SLOTS, rowQuery('/dashboard/api/snapshot?filter=DOWN&limit=1'));
+    assert.deepEqual([some.backends.map((r) => r.name), some.matched, some.totals.backends], [['gone'], 1, 4]);
+    assert.deepEqual(snapshotJson(merged, cluster, null, HISTORY_SLOTS, rowQuery('/x?limit=2')).backends.map((r) => r.name), ['a', 'c']);
+    assert.deepEqual(rowQuery('/x'), { filter: '', limit: 500 });
+    assert.deepEqual(rowQuery('/x?limit=-3&filter=' + 'y'.repeat(300)), { filter: 'y'.repeat(200), limit: 500 });
   });
 
   it('recent errors: a bounded ring, newest first, long fields clipped; fed by the forwarder\'s record', () => {

@@ -100,6 +100,12 @@ describe('dashboard in a browser', () => {
     assert.equal(miss.status, 404);
     await page.waitForFunction((rid) => [...document.querySelectorAll('#errors td')].some((td) => td.textContent === rid), id, { timeout: 10_000 });
 
+    // the filter asks the router for the matching rows only
+    await page.fill('#filter', 'model-b');
+    await waitFor(async () => (await page.locator('#backends tbody tr').count()) === 1 && (await page.locator('#backends tbody tr').getAttribute('data-backend')) === 'dash-b', 'filtered to dash-b');
+    await page.fill('#filter', '');
+    await waitFor(async () => (await page.locator('#backends tbody tr').count()) === 2, 'both rows again');
+
     // a killed babysitter (its engine follows it) shows as down within seconds
     process.kill(b.sitter.proc.pid!, 'SIGKILL');
     await b.sitter.exited;

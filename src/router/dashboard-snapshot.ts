@@ -252,6 +252,23 @@ export function backendRows(m: Merged, cluster: ClusterView | undefined): Backen
   return rows.sort((a, b) => a.name.localeCompare(b.name) || (a.backend ?? '').localeCompare(b.backend ?? ''));
 }
 
+/** Which rows a snapshot carries: those whose name, state, health or a model contains `filter` (any case), the first `limit` by name. */
+export interface RowQuery {
+  filter: string;
+  limit: number;
+}
+
+export function selectRows(rows: readonly BackendRow[], q: RowQuery): BackendRow[] {
+  const f = q.filter.toLowerCase();
+  const match = (r: BackendRow) => r.name.toLowerCase().includes(f) || r.state.toLowerCase().includes(f) || r.health.toLowerCase().includes(f) || r.models.some((m) => m.toLowerCase().includes(f));
+  const out: BackendRow[] = [];
+  for (const r of rows) {
+    if (out.length >= q.limit) break;
+    if (f === '' || match(r)) out.push(r);
+  }
+  return out;
+}
+
 export interface Snapshot {
   time: number;
   workers: number;
@@ -261,6 +278,8 @@ export interface Snapshot {
   /** Age of the babysitters' /info answers (s); null before the first round. */
   cluster_age_s: number | null;
   totals: Figures & { in_flight: number; backends: number; up: number };
+  /** Rows matching the query's filter (`backends` holds the first `limit` of them). */
+  matched: number;
   /** Requests the router answered itself (no such model, nothing routable). */
   unrouted: Figures;
   backends: BackendRow[];
@@ -268,8 +287,10 @@ export interface Snapshot {
   recent_errors: Array<{ time: number; request_id: string; model: string; backend: string; status: number; reason: string }>;
 }
 
-export function snapshotJson(m: Merged, cluster: ClusterView | undefined, registryUrl: string | null, historySlots: number): Snapshot {
+export function snapshotJson(m: Merged, cluster: ClusterView | undefined, registryUrl: string | null, historySlots: number, query: RowQuery = { filter: '', limit: Infinity }): Snapshot {
   const rows = backendRows(m, cluster);
+  const shown = selectRows(rows, query);
+  const matched = query.filter === '' ? rows.length : selectRows(rows, { filter: query.filter, limit: Infinity }).length;
   let inFlight = 0;
   for (const b of m.backends.values()) inFlight += b.inFlight;
   return {
@@ -279,8 +300,9 @@ export function snapshotJson(m: Merged, cluster: ClusterView | undefined, regist
     registry: { url: registryUrl, up: cluster?.registryUp ?? null },
     cluster_age_s: cluster ? round((m.time - cluster.fetchedAt) / 1000, 1) : null,
     totals: { ...figuresOf(totalWindow(m)), in_flight: inFlight, backends: rows.length, up: rows.filter((r) => r.up).length },
+    matched,
     unrouted: figuresOf(m.windows.get('')),
-    backends: rows,
+    backends: shown,
     history: historyJson(m, historySlots),
     recent_errors: m.errors.map((e) => ({ time: e.time, request_id: e.requestId, model: e.model, backend: e.backend, status: e.status, reason: e.reason })),
   };

@@ -9,12 +9,13 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { sendJson } from '../common/http-json.js';
 import type { Http1Response } from '../common/http1/response.js';
+import type { Http1Request } from '../common/http1/server.js';
 import type { Logger } from '../common/log.js';
 import { parentOf, type SitterTarget } from '../status/cluster-view.js';
 import type { Backend } from './backend.js';
 import type { BackendSet } from './backend-set.js';
 import { ClusterWatch } from './cluster-watch.js';
-import { mergeParts, snapshotJson, trafficJson, type BackendPart, type DashboardPart } from './dashboard-snapshot.js';
+import { mergeParts, snapshotJson, trafficJson, type BackendPart, type DashboardPart, type RowQuery } from './dashboard-snapshot.js';
 import type { RecentErrors } from './recent-errors.js';
 import { HISTORY_SLOTS, TrafficSampler } from './traffic-sampler.js';
 import type { TrafficStats } from './traffic-stats.js';
@@ -29,6 +30,9 @@ export interface DashboardOptions {
 }
 
 const GATHER_KIND = 'dashboard';
+/** Backend rows in a snapshot unless asked otherwise, and at most: 10,000 rows are megabytes of JSON every poll. */
+const DEFAULT_ROWS = 500;
+const MAX_ROWS = 100_000;
 /** The first snapshot after a quiet spell waits this long for the babysitters' answers. */
 const FIRST_CLUSTER_WAIT_MS = 1000;
 
@@ -50,6 +54,14 @@ const ASSETS: ReadonlyArray<[string, () => string, string]> = [
   ['/dashboard/uPlot.iife.min.js', () => fromPackage('uplot/dist/uPlot.iife.min.js'), JS],
   ['/dashboard/uPlot.min.css', () => fromPackage('uplot/dist/uPlot.min.css'), CSS],
 ];
+
+/** `?filter=TEXT&limit=N` of a snapshot request: which backend rows it gets (the page shows a few hundred). */
+export function rowQuery(url: string): RowQuery {
+  const q = url.indexOf('?');
+  const params = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
+  const limit = Number(params.get('limit') ?? DEFAULT_ROWS);
+  return { filter: (params.get('filter') ?? '').slice(0, 200), limit: Number.isInteger(limit) && limit >= 0 ? Math.min(limit, MAX_ROWS) : DEFAULT_ROWS };
+}
 
 function healthOf(b: Backend, now: number): string {
   if (b.routable(now)) return 'ok';
@@ -73,10 +85,10 @@ export class Dashboard {
   }
 
   /** The dashboard's paths for the router's table of local endpoints. */
-  routes(): Array<[string, (res: Http1Response) => void]> {
+  routes(): Array<[string, (res: Http1Response, req: Http1Request) => void]> {
     return [
       ...ASSETS.map(([path, file, type]): [string, (res: Http1Response) => void] => [path, (res) => this.asset(res, path, file, type)]),
-      ['/dashboard/api/snapshot', (res) => this.snapshot(res)],
+      ['/dashboard/api/snapshot', (res, req) => this.snapshot(res, rowQuery(req.url))],
       ['/dashboard/api/traffic', (res) => this.traffic(res)],
     ];
   }
@@ -110,11 +122,11 @@ export class Dashboard {
     return (await gatherFromWorkers(GATHER_KIND)) as DashboardPart[];
   }
 
-  private snapshot(res: Http1Response): void {
+  private snapshot(res: Http1Response, rows: RowQuery): void {
     this.cluster.touch();
     const answer = async () => {
       const [parts, cluster] = await Promise.all([this.parts(), this.cluster.current(FIRST_CLUSTER_WAIT_MS)]);
-      return snapshotJson(mergeParts(parts), cluster, this.opts.registryUrl, HISTORY_SLOTS);
+      return snapshotJson(mergeParts(parts), cluster, this.opts.registryUrl, HISTORY_SLOTS, rows);
     };
     this.json(res, answer());
   }

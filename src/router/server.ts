@@ -30,7 +30,8 @@ export interface RouterServerOptions {
   log: Logger;
 }
 
-type LocalHandler = (res: Http1Response) => void;
+/** A local endpoint; the request's URL is there for the few that read a query (the dashboard's snapshot). */
+type LocalHandler = (res: Http1Response, req: Http1Request) => void;
 
 /** The router's HTTP front: a few local endpoints; everything else is proxied. */
 export class RouterServer {
@@ -86,7 +87,7 @@ export class RouterServer {
     const path = q === -1 ? url : url.slice(0, q);
     const local = this.local.get(path);
     if (local !== undefined) {
-      if (req.method === 'GET' || req.method === 'HEAD') return local(res);
+      if (req.method === 'GET' || req.method === 'HEAD') return local(res, req);
       this.opts.errors.send(res, routerError.methodNotAllowed(req.method, path), { allow: 'GET, HEAD' });
       return;
     }

@@ -79,8 +79,12 @@ class ModelHistory {
   }
 }
 
+/** After a cell's vector in `prev`: its duration and TTFT observation counts, to see cheaply that it did not change. */
+const P_DURATIONS = V_LEN;
+const P_TTFTS = V_LEN + 1;
+
 export class TrafficSampler {
-  /** Each cell's vector at the last sample; cells of a forgotten backend go with it. */
+  /** Each cell's vector at the last sample (and P_* counts); cells of a forgotten backend go with it. */
   private readonly prev = new WeakMap<TrafficCell, Float64Array>();
   /** Each backend's cumulative vectors at the last WINDOW_SNAPSHOTS step boundaries. */
   private readonly snapshots = new WeakMap<BackendTraffic, Float64Array>();
@@ -143,13 +147,19 @@ export class TrafficSampler {
         ring.fill(0, pos * V_LEN, (pos + 1) * V_LEN);
       }
       for (const cell of bt.distinctCells()) {
-        readCell(cell, cur);
-        if (ring !== undefined) for (let i = 0; i < V_LEN; i++) ring[pos * V_LEN + i]! += cur[i]!;
         let p = this.prev.get(cell);
         if (p === undefined) {
-          p = new Float64Array(V_LEN);
+          p = new Float64Array(V_LEN + 2);
           this.prev.set(cell, p);
+        } else if (p[P_DURATIONS] === cell.duration.count && p[P_TTFTS] === cell.ttft.count && p[V_TOK] === cell.outputTokens) {
+          // every finished request is timed: no new duration, TTFT or tokens, nothing new (the common case of 10,000 backends)
+          if (ring !== undefined) for (let i = 0; i < V_LEN; i++) ring[pos * V_LEN + i]! += p[i]!;
+          continue;
         }
+        readCell(cell, cur);
+        if (ring !== undefined) for (let i = 0; i < V_LEN; i++) ring[pos * V_LEN + i]! += cur[i]!;
+        p[P_DURATIONS] = cell.duration.count;
+        p[P_TTFTS] = cell.ttft.count;
         let changed = false;
         for (let i = 0; i < V_LEN; i++) {
           const d = cur[i]! - p[i]!;

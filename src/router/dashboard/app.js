@@ -7,7 +7,6 @@
   const $ = (id) => document.getElementById(id);
   /** model -> { el, plots: [{ u, pick }] } */
   const charts = new Map();
-  let snap;
 
   const dash = '–';
   const rate = (v) => (v == null ? dash : v === 0 ? '0' : v >= 100 ? String(Math.round(v)) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
@@ -32,12 +31,10 @@
     $('window').textContent = `last ${s.window_s} s`;
   }
 
+  // the router filters and caps the rows (10,000 backends would be megabytes every poll)
   function renderBackends(s) {
-    const q = $('filter').value.trim().toLowerCase();
-    const match = (b) => !q || b.name.toLowerCase().includes(q) || b.state.toLowerCase().includes(q) || b.models.some((m) => m.toLowerCase().includes(q));
-    const rows = s.backends.filter(match);
     const body = document.createDocumentFragment();
-    for (const b of rows.slice(0, MAX_ROWS)) {
+    for (const b of s.backends) {
       const tr = document.createElement('tr');
       tr.dataset.backend = b.name;
       if (!b.up) tr.className = 'down';
@@ -58,7 +55,8 @@
       body.append(tr);
     }
     $('backends').tBodies[0].replaceChildren(body);
-    $('more').textContent = rows.length > MAX_ROWS ? `${rows.length - MAX_ROWS} more: filter to see them` : s.backends.length === 0 ? 'no backends' : '';
+    const more = s.matched - s.backends.length;
+    $('more').textContent = more > 0 ? `${more} more: filter to see them` : s.matched === 0 ? ($('filter').value ? 'no backend matches' : 'no backends') : '';
   }
 
   const PLOTS = [
@@ -148,7 +146,6 @@
   }
 
   function render(s) {
-    snap = s;
     renderSummary(s);
     renderBackends(s);
     renderCharts(s);
@@ -158,21 +155,31 @@
     upd.textContent = `updated ${new Date(s.time).toLocaleTimeString()}`;
   }
 
+  let timer;
+  let asked = 0;
   async function poll() {
+    clearTimeout(timer);
+    const mine = ++asked;
     try {
-      const res = await fetch('/dashboard/api/snapshot', { cache: 'no-store' });
+      const res = await fetch(`/dashboard/api/snapshot?limit=${MAX_ROWS}&filter=${encodeURIComponent($('filter').value.trim())}`, { cache: 'no-store' });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      render(await res.json());
+      const s = await res.json();
+      // an answer overtaken by a newer poll (the filter changed meanwhile) is dropped
+      if (mine === asked) render(s);
     } catch (err) {
       const upd = $('updated');
       upd.className = 'stale';
       upd.textContent = `router not answering (${err.message}); retrying`;
     } finally {
-      setTimeout(poll, POLL_MS);
+      if (mine === asked) timer = setTimeout(poll, POLL_MS);
     }
   }
 
-  $('filter').addEventListener('input', () => snap && renderBackends(snap));
+  let typing;
+  $('filter').addEventListener('input', () => {
+    clearTimeout(typing);
+    typing = setTimeout(poll, 250);
+  });
   window.addEventListener('resize', () => {
     const width = plotWidth();
     for (const c of charts.values()) for (const u of c.plots) u.setSize({ width, height: 150 });
