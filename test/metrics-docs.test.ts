@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from './helpers/test.js';
-import { freePortPair, ROOT, startRegistry, startService, waitFor } from './helpers/services.js';
+import { freePortPair, http, ROOT, startMocks, startRegistry, startService, waitFor, writeStaticServices } from './helpers/services.js';
 
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 
@@ -40,6 +40,20 @@ describe('README metric tables match /metrics', () => {
   it('registry', async () => {
     const reg = await startRegistry();
     compare('infini_registry_', documented('infini_registry_'), await served(reg.url));
+  });
+
+  it('router (after traffic of every kind, so that every family has series)', async () => {
+    const [mock] = await startMocks([{ models: 'm' }]);
+    const file = await writeStaticServices([{ name: 'mock-a', port: mock!.port, models: ['m'] }]);
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', file]);
+    await http('POST', `${router.url}/v1/chat/completions`, { body: { model: 'm', messages: [{ role: 'user', content: 'hi' }], stream: true, stream_options: { include_usage: true } } });
+    const live = await served(router.url);
+    // the registry feed state exists only with a registry
+    live.add('infini_router_registry_feed_state');
+    compare('infini_router_', documented('infini_router_'), live);
+    const reg = await startRegistry();
+    const watching = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--registry-url', reg.url]);
+    assert.ok((await served(watching.url)).has('infini_router_registry_feed_state'));
   });
 
   it('babysitter (registered, so the registry series exist)', async () => {

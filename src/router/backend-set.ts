@@ -3,6 +3,7 @@ import { ClassPool, insertByName, Member, ModelPool, removeByName } from './back
 import { IndexedHeap } from './indexed-heap.js';
 import type { Policy } from './policies/policy.js';
 import type { RequestInfo } from './request-info.js';
+import { TrafficStats } from './traffic-stats.js';
 
 /**
  * How long a model whose last backend left still counts as existing: an engine being restarted
@@ -64,6 +65,8 @@ export class BackendSet implements BackendOwner {
    * that never reached its registry cannot say that a model does not exist).
    */
   complete = true;
+  /** Traffic counters of every backend by name, kept across a backend's leaving and return. */
+  readonly traffic = new TrafficStats();
 
   constructor(
     private readonly poolOptions: PoolOptions,
@@ -132,6 +135,7 @@ export class BackendSet implements BackendOwner {
       return existing;
     }
     const backend = new Backend(spec, this.poolOptions);
+    backend.traffic = this.traffic.forBackend(spec.name);
     this.byName.set(spec.name, backend);
     insertByName(this.ordered, backend);
     this.snapshot = undefined;
@@ -148,6 +152,7 @@ export class BackendSet implements BackendOwner {
     const backend = this.byName.get(name);
     if (!backend) return undefined;
     this.byName.delete(name);
+    this.traffic.backendGone(name, this.clock());
     backend.owner = undefined;
     this.ejections.remove(backend);
     if (backend.attached) this.detachAll(backend);

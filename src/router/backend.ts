@@ -1,6 +1,7 @@
 import { httpUrl } from '../common/address.js';
 import { fnv1a } from '../common/hash.js';
 import type { Member } from './backend-pool.js';
+import { BackendTraffic } from './traffic-stats.js';
 import { UpstreamPool } from './upstream/pool.js';
 
 /** What a backend is, as described by a static entry or a registry record. */
@@ -132,6 +133,8 @@ export class Backend {
 
   requestCount = 0;
   errorCount = 0;
+  /** Its traffic counters (metrics, dashboard); the set holding it gives it the ones kept under its name. */
+  traffic: BackendTraffic;
   /** Seconds taken by the last health check (compatible `response_time`). */
   checkSeconds = 0;
   lastResponseMs = 0;
@@ -142,6 +145,7 @@ export class Backend {
   ) {
     this.name = spec.name;
     this.nameHash = fnv1a(spec.name);
+    this.traffic = new BackendTraffic(spec.name);
     this.apply(spec);
   }
 
@@ -199,6 +203,7 @@ export class Backend {
     if (this.consecutiveFailures >= maxErrors && this.ejectedUntil <= now) {
       const ms = Math.min(EJECT_MAX_MS, EJECT_BASE_MS * 2 ** Math.min(this.ejections, 10));
       this.ejections++;
+      this.traffic.ejections++;
       this.ejectedUntil = now + ms;
       this.consecutiveFailures = 0;
       return true;

@@ -10,6 +10,7 @@ import { HealthChecker } from './health-checker.js';
 import { RouterMetrics } from './metrics.js';
 import { createPolicy } from './policies/index.js';
 import { RequestForwarder } from './request-forwarder.js';
+import { RequestLog } from './request-log.js';
 import { RegistryWatcher } from './registry-watcher.js';
 import { RouterServer } from './server.js';
 import { routerSpec } from './spec.js';
@@ -52,14 +53,15 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const policy = createPolicy(policyName, { sizeThresholdBytes });
     backends.setPolicy(policy);
     const errors = new RouterErrors(errorFormat);
-    const proxy = new RequestForwarder(backends, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log });
-    const metrics = new RouterMetrics(backends, () => proxy.inFlight, errors.counts);
+    const requestLogTarget = settings.str('request-log');
+    const requestLog =
+      requestLogTarget === 'off' ? undefined : new RequestLog(requestLogTarget, (err) => log.error({ err: err.message, target: requestLogTarget }, 'request log write failed'));
+    const proxy = new RequestForwarder(backends, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log, requestLog });
     const checker = new HealthChecker(backends, seconds('health-interval'), seconds('health-timeout'), log, settings.num('health-concurrency'));
     const api = new RouterServer({
       backends,
       proxy,
       errors,
-      metrics,
       registryUrl,
       maxBodyBytes: settings.num('max-body'),
       maxBufferedBytes: settings.num('max-buffered'),
@@ -76,6 +78,12 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
         })
       : undefined;
 
+    const metrics = new RouterMetrics({ backends, inFlight: () => proxy.inFlight, routerErrors: errors.counts, policy, feedState: watcher && (() => watcher.state) });
+    api.setMetrics(metrics);
+    // counters of backends gone for a while leave /metrics
+    const forget = setInterval(() => backends.traffic.forgetGone(Date.now()), 60_000);
+    forget.unref();
+
     const bound = await listen(api.server, port, host, name);
     // stoppable from here on, also while the first registry listing is still under way
     const drainMs = seconds('drain-timeout');
@@ -84,6 +92,8 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       await checker.stop();
       await api.close(drainMs);
       proxy.close();
+      clearInterval(forget);
+      requestLog?.flush();
       await backends.closeAll();
       log.info('router stopped');
     });

@@ -56,15 +56,18 @@ export class RouterErrors {
 
   constructor(readonly format: ErrorFormat) {}
 
-  send(res: JsonResponder, err: RouterError, headers: Record<string, string> = {}): void {
+  /** Sends `err`; returns the status sent. */
+  send(res: JsonResponder, err: RouterError, headers: Record<string, string> = {}): number {
     if (this.format === 'original') {
       const status = err.originalStatus ?? err.status;
       this.count(status);
-      return sendError(res, status, err.message, headers);
+      sendError(res, status, err.message, headers);
+      return status;
     }
     this.count(err.status);
     const retry: Record<string, string> = err.retryAfterS !== undefined ? { 'retry-after': String(err.retryAfterS) } : {};
     sendOpenAIError(res, { status: err.status, message: err.message, type: errorType(err.status), code: err.code, param: err.param ?? null }, { ...headers, ...retry });
+    return err.status;
   }
 
   count(status: number): void {

@@ -3,6 +3,12 @@ import type { Logger } from '../common/log.js';
 import { ProbeScheduler, type ProbeOutcome, type ProbeStats } from '../common/probe-scheduler.js';
 import type { Backend } from './backend.js';
 import type { BackendSet } from './backend-set.js';
+import { CHECK_RESULTS } from './traffic-stats.js';
+
+const OK = CHECK_RESULTS.indexOf('ok');
+const NOT_READY = CHECK_RESULTS.indexOf('not_ready');
+const UNANSWERED = CHECK_RESULTS.indexOf('unanswered');
+const INCONCLUSIVE = CHECK_RESULTS.indexOf('inconclusive');
 
 /** Rechecks of a failing backend: after 1 s, doubling per further failure, at most every 5 s. */
 const RECHECK_FIRST_MS = 1_000;
@@ -73,6 +79,7 @@ export class HealthChecker {
       if (!is2xx(status) && status !== 'inconclusive') status = await checkHttp(`${base}/v1/models`, this.timeoutMs);
     }
     if (status === 'inconclusive') {
+      b.traffic.checks[INCONCLUSIVE]!++;
       this.log.debug({ backend: b.name, timeout_ms: this.timeoutMs }, 'backend check inconclusive (the router was too busy to time it); checking again soon');
       return 'inconclusive';
     }
@@ -86,6 +93,7 @@ export class HealthChecker {
     // No HTTP answer at all, from the babysitter nor the backend: dead, not merely "not ready"
     // (503). Nothing listening is certain at once; a timeout may be a blip, so only a run of them.
     b.unansweredChecks = typeof status === 'number' ? 0 : b.unansweredChecks + 1;
+    b.traffic.checks[ok ? OK : typeof status === 'number' ? NOT_READY : UNANSWERED]!++;
     const dead = status === 'refused' || b.unansweredChecks >= DEAD_AFTER_UNANSWERED;
     if (dead) this.backends.declareDown(b, status === 'refused' ? 'nothing listens' : `no answer to ${b.unansweredChecks} health checks`);
     return ok ? 'ok' : 'failed';

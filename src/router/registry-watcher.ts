@@ -57,6 +57,10 @@ function toSpec(r: RecordLike): BackendSpec | undefined {
   return { name: r.name, host: r.host, port: r.port as number, url: r.url, weight, metadata: meta as Record<string, unknown>, isStatic: false };
 }
 
+/** Discovery's state, as infini_router_registry_feed_state and /stats show it. */
+export const FEED_STATES = ['connecting', 'connected', 'polling', 'stale'] as const;
+export type FeedState = (typeof FEED_STATES)[number];
+
 /**
  * Discovery from the registry. Follows the change feed (`GET /services` for a snapshot with its
  * index, then `GET /events?since=index`); a registry without one (the original) is detected once and
@@ -73,6 +77,8 @@ function toSpec(r: RecordLike): BackendSpec | undefined {
  */
 export class RegistryWatcher {
   mode: 'feed' | 'poll' | 'unknown' = 'unknown';
+  /** A change feed answered and is being read. */
+  private following = false;
   /** Whether the last contact with the registry succeeded, so an outage is logged once. */
   private reachable: boolean | undefined = undefined;
   private stopped = false;
@@ -94,6 +100,17 @@ export class RegistryWatcher {
   ) {
     this.baseUrl = baseUrl.replace(/\/+$/, '');
     backends.complete = false;
+  }
+
+  /**
+   * Where discovery stands: `connected` (following the change feed), `polling` (a registry without a
+   * feed, reachable), `stale` (unreachable: the last known list serves) or `connecting`.
+   */
+  get state(): FeedState {
+    if (this.reachable === false) return 'stale';
+    if (this.mode === 'poll' && this.reachable) return 'polling';
+    if (this.following) return 'connected';
+    return 'connecting';
   }
 
   /** Starts discovery; resolves after the first listing attempt so start-up can route at once. */
@@ -275,6 +292,7 @@ export class RegistryWatcher {
     try {
       await this.read(since, abort, quiet);
     } finally {
+      this.following = false;
       clearTimeout(idle);
     }
   }
@@ -289,6 +307,7 @@ export class RegistryWatcher {
       return;
     }
     if (!res.ok || !res.body) throw new Error(`registry answered ${res.status} to GET /events`);
+    this.following = true;
     this.opts.log.debug({ registry: this.baseUrl, since }, 'following the registry change feed');
     const decoder = new TextDecoder();
     let buffer = '';

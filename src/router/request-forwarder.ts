@@ -10,6 +10,9 @@ import { downstreamResponseHeaders, upstreamHeaderLines } from './headers.js';
 import type { RequestInfo } from './request-info.js';
 import type { UpstreamConnection, UpstreamHandler } from './upstream/connection.js';
 import type { ResponseHead } from './upstream/response-parser.js';
+import type { EndReason, RequestLog, RequestRecord } from './request-log.js';
+import { FAILURE_KINDS, NO_MODEL, routeIndex, type FailureLabel, type TrafficCell } from './traffic-stats.js';
+import { ANSWER_TAIL_BYTES, completionTokens } from './usage-scan.js';
 
 export interface ForwarderOptions {
   maxErrors: number;
@@ -19,6 +22,10 @@ export interface ForwarderOptions {
   totalTimeoutMs: number;
   errors: RouterErrors;
   log: Logger;
+  /** One line per finished request, when enabled (--request-log). */
+  requestLog?: RequestLog;
+  /** Told of every request that did not end well (an error status, or not completed): the dashboard's recent errors. */
+  onFailedRequest?: (r: RequestRecord) => void;
 }
 
 /** Request ids: a random per-process prefix and a counter (unique, and far cheaper than a UUID each). */
@@ -67,6 +74,12 @@ class BackendDownError extends Error {
   }
 }
 
+const FAILURE_LABEL: Record<FailureKind, FailureLabel> = { connect: 'connect', timeout: 'timeout', down: 'down', other: 'reset' };
+const FAILURE_INDEX = (label: FailureLabel) => FAILURE_KINDS.indexOf(label);
+const MALFORMED = FAILURE_INDEX('malformed');
+const STATUS_502 = FAILURE_INDEX('status_502');
+const STATUS_503 = FAILURE_INDEX('status_503');
+
 /** Per-request state shared by its attempts. */
 interface Exchange {
   req: Http1Request;
@@ -80,6 +93,19 @@ interface Exchange {
   clientGone: boolean;
   /** Set while an upstream attempt is running. */
   current: Attempt | undefined;
+  /** What is measured for metrics and the request log (times from performance.now()). */
+  startedAt: number;
+  firstByteAt: number;
+  lastDataAt: number;
+  /** Status the client got (0 while none). */
+  status: number;
+  bytesOut: number;
+  /** usage.completion_tokens of the answer, -1 while unknown. */
+  outputTokens: number;
+  /** The backend of the last attempt. */
+  backend: Backend | undefined;
+  route: number;
+  ended: boolean;
 }
 
 /**
@@ -120,11 +146,21 @@ export class RequestForwarder {
       tried: undefined,
       clientGone: false,
       current: undefined,
+      startedAt: performance.now(),
+      firstByteAt: 0,
+      lastDataAt: 0,
+      status: 0,
+      bytesOut: 0,
+      outputTokens: -1,
+      backend: undefined,
+      route: routeIndex(req.url),
+      ended: false,
     };
     // a client gone early aborts the upstream
     res.onClose = () => {
       ex.clientGone = true;
       ex.current?.abort();
+      this.end(ex, 'client_gone');
     };
     this.attempt(ex, undefined);
   }
@@ -135,13 +171,15 @@ export class RequestForwarder {
     const now = Date.now();
     const backend = ex.attempts < this.opts.maxAttempts ? this.backends.pick(ex.info, now, ex.tried) : undefined;
     if (!backend) {
-      if (lastFailure !== undefined) return this.fail(ex.res, FAILURE_ERRORS[lastFailure](ex.info.model));
+      if (lastFailure !== undefined) return this.failExchange(ex, FAILURE_ERRORS[lastFailure](ex.info.model), lastFailure === 'timeout' ? 'timeout' : 'upstream_error');
       const model = ex.info.model;
+      ex.backend = undefined;
       // no backend lists the model, nor did lately: it does not exist here (404); else none is routable now (503)
-      if (model !== undefined && this.backends.presence(model, now) === 'unknown') return this.fail(ex.res, routerError.modelNotFound(model));
-      return this.fail(ex.res, routerError.noHealthyBackend(model));
+      if (model !== undefined && this.backends.presence(model, now) === 'unknown') return this.failExchange(ex, routerError.modelNotFound(model), 'no_backend');
+      return this.failExchange(ex, routerError.noHealthyBackend(model), 'no_backend');
     }
     ex.attempts++;
+    ex.backend = backend;
     backend.requestCount++;
     backend.inFlight++;
     const attempt = new Attempt(this, ex, backend);
@@ -161,23 +199,76 @@ export class RequestForwarder {
     if (failure === undefined || ex.clientGone) return;
     // a backend already declared dead is not judged again by this attempt
     if (failure !== 'down') this.recordFailure(backend);
+    if (!attempt.malformed) backend.traffic.failures[FAILURE_INDEX(FAILURE_LABEL[failure])]!++;
     if (retry) {
+      backend.traffic.retries++;
       (ex.tried ??= new Set()).add(backend);
       this.opts.log.debug({ backend: backend.name, failure, attempt: ex.attempts }, 'retrying on another backend');
       this.attempt(ex, failure);
       return;
     }
+    const reason: EndReason = failure === 'timeout' ? 'timeout' : 'upstream_error';
     // a head stored but not written yet (the body failed in the same read) can still become a 502
     if (!ex.res.headersSent || ex.res.retractHead()) {
-      this.fail(ex.res, FAILURE_ERRORS[failure](ex.info.model));
+      this.failExchange(ex, FAILURE_ERRORS[failure](ex.info.model), reason);
     } else {
       // The answer had started: cut the client off so it sees an incomplete body, never a clean end.
+      this.end(ex, reason);
       ex.res.destroy();
     }
   }
 
-  fail(res: Http1Response, err: RouterError): void {
-    this.opts.errors.send(res, err);
+  /** Answers with the router's own error and ends the exchange. */
+  private failExchange(ex: Exchange, err: RouterError, reason: EndReason): void {
+    ex.status = this.opts.errors.send(ex.res, err);
+    this.end(ex, reason);
+  }
+
+  /**
+   * Counts a finished request once, however it ended: its backend's (or the router's) cell for its
+   * model, the request log, the recent errors.
+   */
+  end(ex: Exchange, reason: EndReason): void {
+    if (ex.ended) return;
+    ex.ended = true;
+    const now = performance.now();
+    const ms = now - ex.startedAt;
+    const backend = ex.backend;
+    const model = ex.info.model;
+    const cell = (backend === undefined ? this.backends.traffic.unrouted : backend.traffic).cell(model ?? NO_MODEL);
+    const status = reason === 'client_gone' && !ex.res.headersSent ? 0 : ex.status;
+    cell.countRequest(ex.route, status);
+    cell.duration.observe(ms / 1000);
+    const ttftMs = ex.firstByteAt > 0 ? ex.firstByteAt - ex.startedAt : undefined;
+    if (ttftMs !== undefined && backend !== undefined) cell.ttft.observe(ttftMs / 1000);
+    const tokens = ex.outputTokens;
+    if (tokens > 0) {
+      cell.outputTokens += tokens;
+      // a stream's decode speed (tokens after the first, over the time after it); a whole answer's tokens over its duration
+      const decodeMs = ex.lastDataAt - ex.firstByteAt;
+      if (ex.info.stream && tokens > 1 && ex.firstByteAt > 0 && decodeMs > 0) cell.tokenRate.observe(((tokens - 1) * 1000) / decodeMs);
+      else if (ms > 0) cell.tokenRate.observe((tokens * 1000) / ms);
+    }
+    const log = this.opts.requestLog;
+    const failed = reason !== 'completed' || status >= 500;
+    if (log === undefined && !(failed && this.opts.onFailedRequest)) return;
+    const record: RequestRecord = {
+      requestId: ex.requestId,
+      model,
+      backend: backend?.name,
+      status,
+      attempts: ex.attempts,
+      bytesIn: ex.req.body?.length ?? 0,
+      bytesOut: ex.bytesOut,
+      ttftMs,
+      durationMs: ms,
+      outputTokens: tokens >= 0 ? tokens : undefined,
+      stream: ex.info.stream,
+      client: ex.req.remoteAddress,
+      end: reason,
+    };
+    log?.write(record);
+    if (failed) this.opts.onFailedRequest?.(record);
   }
 
   /** Counts a failed attempt; enough consecutive ones eject the backend for a while. */
@@ -229,6 +320,10 @@ class Attempt implements UpstreamHandler {
   conn: UpstreamConnection | undefined;
   private responded = false;
   private done = false;
+  /** The attempt failed on a malformed answer (counted as such, not by its error class). */
+  malformed = false;
+  /** The backend's cell for the request's model, found at the first stream event that needs it. */
+  private cell: TrafficCell | undefined;
   private blocked = false;
 
   constructor(
@@ -251,8 +346,10 @@ class Attempt implements UpstreamHandler {
     const status = head.status;
     this.responded = true;
     backend.lastResponseMs = Date.now() - this.startedAt;
-    if (status === 502 || status === 503) this.forwarder.recordFailure(backend);
-    else backend.recordSuccess();
+    if (status === 502 || status === 503) {
+      this.forwarder.recordFailure(backend);
+      backend.traffic.failures[status === 502 ? STATUS_502 : STATUS_503]!++;
+    } else backend.recordSuccess();
     if (ex.clientGone) return this.abort();
     const headers = downstreamResponseHeaders(head.headers, ex.req.headers['x-request-id'] === undefined ? ex.requestId : undefined, head.framing !== 'chunked' && head.framing !== 'close');
     const res = ex.res;
@@ -260,12 +357,22 @@ class Attempt implements UpstreamHandler {
     const passFraming = head.framing === 'chunked' && ex.req.httpVersionMinor === 1;
     if (passFraming) headers.push('transfer-encoding', 'chunked');
     res.writeHead(status, headers, passFraming);
+    ex.status = status;
     if (passFraming) conn.rawChunked = true;
   }
 
   onData(data: Buffer, start: number, end: number): boolean {
+    const ex = this.ex;
+    // the first answer byte leaves with the held head: time to first token as the client sees it
+    const now = performance.now();
+    if (ex.firstByteAt === 0) ex.firstByteAt = now;
+    else if (ex.info.stream) (this.cell ??= this.backend.traffic.cell(ex.info.model ?? NO_MODEL)).itl.observe((now - ex.lastDataAt) / 1000);
+    ex.lastDataAt = now;
+    ex.bytesOut += end - start;
+    const tokens = completionTokens(data, ex.info.stream ? start : Math.max(start, end - ANSWER_TAIL_BYTES), end);
+    if (tokens >= 0) ex.outputTokens = tokens;
     // the data lives in the connection's read buffer: writeFrom copies it
-    const res = this.ex.res;
+    const res = ex.res;
     if (!res.writeFrom(data, start, end) && !this.blocked) {
       this.blocked = true;
       res.onDrain(() => {
@@ -278,7 +385,10 @@ class Attempt implements UpstreamHandler {
 
   onComplete(): void {
     this.done = true;
-    this.ex.res.end();
+    const ex = this.ex;
+    if (ex.firstByteAt === 0) ex.firstByteAt = ex.lastDataAt = performance.now();
+    ex.res.end();
+    this.forwarder.end(ex, 'completed');
     this.forwarder.finished(this, undefined, false);
   }
 
@@ -292,7 +402,11 @@ class Attempt implements UpstreamHandler {
     const kind = classify(err);
     // A malformed answer is an answer: the backend may have run the request, so it is not retried.
     const malformed = (err as NodeJS.ErrnoException).code === 'UPSTREAM_PROTOCOL';
-    if (malformed) this.forwarder.opts.log.warn({ backend: this.backend.name, err: err.message }, 'backend sent a malformed response');
+    if (malformed) {
+      this.malformed = true;
+      this.backend.traffic.failures[MALFORMED]!++;
+      this.forwarder.opts.log.warn({ backend: this.backend.name, err: err.message }, 'backend sent a malformed response');
+    }
     // Retry only when nothing of the answer arrived and the failure was not a timeout.
     const retry = !this.responded && kind !== 'timeout' && !malformed;
     this.forwarder.finished(this, kind, retry);

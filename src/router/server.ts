@@ -17,7 +17,6 @@ export interface RouterServerOptions {
   /** Forwards every inference request to a backend (the router's data path). */
   proxy: RequestForwarder;
   errors: RouterErrors;
-  metrics: RouterMetrics;
   registryUrl: string | null;
   maxBodyBytes: number;
   maxBufferedBytes: number;
@@ -34,6 +33,7 @@ export class RouterServer {
   readonly http: Http1Server;
   private readonly local: Map<string, LocalHandler>;
   private readonly startedSeconds = Math.floor(Date.now() / 1000);
+  private metricsSource: RouterMetrics | undefined;
 
   constructor(private readonly opts: RouterServerOptions) {
     this.http = new Http1Server((req, res) => this.handle(req, res), {
@@ -58,6 +58,11 @@ export class RouterServer {
     ]);
   }
 
+  /** The metrics /metrics serves (made after the server: they read discovery's state). */
+  setMetrics(metrics: RouterMetrics): void {
+    this.metricsSource = metrics;
+  }
+
   get server(): Server {
     return this.http.server;
   }
@@ -69,7 +74,8 @@ export class RouterServer {
     const local = this.local.get(path);
     if (local !== undefined) {
       if (req.method === 'GET' || req.method === 'HEAD') return local(res);
-      return this.opts.errors.send(res, routerError.methodNotAllowed(req.method, path), { allow: 'GET, HEAD' });
+      this.opts.errors.send(res, routerError.methodNotAllowed(req.method, path), { allow: 'GET, HEAD' });
+      return;
     }
     this.opts.proxy.handle(req, res, this.routingInfo(req));
   }
@@ -119,10 +125,15 @@ export class RouterServer {
   }
 
   private metrics(res: Http1Response): void {
-    const text = isWorker ? clusterMetrics() : this.opts.metrics.registry.metrics();
+    const source = this.metricsSource;
+    if (source === undefined) {
+      this.opts.errors.send(res, routerError.metricsUnavailable('starting'));
+      return;
+    }
+    const text = isWorker ? clusterMetrics() : source.registry.metrics();
     text.then(
       (body) => {
-        res.writeHead(200, { 'content-type': this.opts.metrics.registry.contentType, 'content-length': Buffer.byteLength(body) });
+        res.writeHead(200, { 'content-type': source.registry.contentType, 'content-length': Buffer.byteLength(body) });
         res.end(body);
       },
       (err: Error) => this.opts.errors.send(res, routerError.metricsUnavailable(err.message)),

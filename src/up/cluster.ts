@@ -96,6 +96,8 @@ export function launchPlan(plan: ClusterPlan, dataDir: string, heartbeatSeconds:
   if (plan.router.enabled) {
     const flags = { ...plan.router.flags };
     if (flags['registry-url'] === undefined) flags['registry-url'] = registryUrl;
+    // a local cluster logs every request (in the router's log file) unless told otherwise
+    if (flags['request-log'] === undefined && process.env.ROUTER_REQUEST_LOG === undefined) flags['request-log'] = 'stdout';
     launch.router = flagsToArgs(flags);
   }
   for (const b of plan.babysitters) {

@@ -16,6 +16,8 @@ export interface Policy {
   attach?(m: Member): void;
   detach?(m: Member): void;
   loadChanged?(m: Member): void;
+  /** Reports its decisions so far by branch, and those of the policy it wraps (metrics). */
+  decisions?(report: (policy: string, branch: string, count: number) => void): void;
 }
 
 /** Copies `inner`'s incremental hooks onto a decorator (absent ones stay absent: no calls for nothing). */
@@ -24,4 +26,30 @@ export function forwardHooks(decorator: Policy, inner: Policy): void {
   if (inner.attach) d.attach = (m) => inner.attach!(m);
   if (inner.detach) d.detach = (m) => inner.detach!(m);
   if (inner.loadChanged) d.loadChanged = (m) => inner.loadChanged!(m);
+}
+
+/** Counters of a decorator's branches, reported with the wrapped policy's. */
+export class BranchCounts<B extends string> {
+  private readonly counts: Float64Array;
+
+  constructor(
+    private readonly policy: string,
+    private readonly branches: readonly B[],
+  ) {
+    this.counts = new Float64Array(branches.length);
+  }
+
+  /** Index of a branch, resolved once by the decorator. */
+  index(branch: B): number {
+    return this.branches.indexOf(branch);
+  }
+
+  inc(i: number): void {
+    this.counts[i]!++;
+  }
+
+  report(report: (policy: string, branch: string, count: number) => void, inner: Policy): void {
+    for (let i = 0; i < this.branches.length; i++) report(this.policy, this.branches[i]!, this.counts[i]!);
+    inner.decisions?.(report);
+  }
 }

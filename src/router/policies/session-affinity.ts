@@ -2,7 +2,7 @@ import { fnv1a, mix32 } from '../../common/hash.js';
 import type { Backend } from '../backend.js';
 import type { Group } from '../backend-pool.js';
 import type { RequestInfo } from '../request-info.js';
-import { forwardHooks, type Policy } from './policy.js';
+import { BranchCounts, forwardHooks, type Policy } from './policy.js';
 
 const TWO_32 = 4294967296;
 
@@ -36,8 +36,21 @@ export class SessionAffinity implements Policy {
     forwardHooks(this, inner);
   }
 
+  /** `hit`: a session key placed the request; `fallback`: none did, the balancing policy chose. */
+  private readonly branches = new BranchCounts('session-affinity', ['hit', 'fallback'] as const);
+  private readonly HIT = this.branches.index('hit');
+  private readonly FALLBACK = this.branches.index('fallback');
+
   select(group: Group, info: RequestInfo): Backend | undefined {
-    if (info.sessionKey !== undefined && group.list.length > 1) return rendezvous(group.list, info.sessionKey);
+    if (info.sessionKey !== undefined) {
+      this.branches.inc(this.HIT);
+      return group.list.length > 1 ? rendezvous(group.list, info.sessionKey) : this.inner.select(group, info);
+    }
+    this.branches.inc(this.FALLBACK);
     return this.inner.select(group, info);
+  }
+
+  decisions(report: (policy: string, branch: string, count: number) => void): void {
+    this.branches.report(report, this.inner);
   }
 }

@@ -1,7 +1,7 @@
 import type { Backend } from '../backend.js';
 import type { Group } from '../backend-pool.js';
 import type { RequestInfo } from '../request-info.js';
-import { forwardHooks, type Policy } from './policy.js';
+import { BranchCounts, forwardHooks, type Policy } from './policy.js';
 
 /**
  * Size classes: when some candidates declare `metadata.cache_type`, requests whose message text
@@ -21,12 +21,28 @@ export class SizeClassFilter implements Policy {
     forwardHooks(this, inner);
   }
 
+  /** `static`/`paged`: the request went to its size class; `fallback`: its class was empty; `untyped`: no candidate declares a cache type. */
+  private readonly branches = new BranchCounts('size-class', ['static', 'paged', 'fallback', 'untyped'] as const);
+  private readonly STATIC = this.branches.index('static');
+  private readonly PAGED = this.branches.index('paged');
+  private readonly FALLBACK = this.branches.index('fallback');
+  private readonly UNTYPED = this.branches.index('untyped');
+
   select(group: Group, info: RequestInfo): Backend | undefined {
     const pool = group.pool;
     if (pool.typedRoutable > 0) {
-      const cls = pool.byClass.get(info.size > this.thresholdBytes ? 'static' : 'paged');
-      if (cls !== undefined && cls.list.length > 0) return this.inner.select(cls, info);
-    }
+      const large = info.size > this.thresholdBytes;
+      const cls = pool.byClass.get(large ? 'static' : 'paged');
+      if (cls !== undefined && cls.list.length > 0) {
+        this.branches.inc(large ? this.STATIC : this.PAGED);
+        return this.inner.select(cls, info);
+      }
+      this.branches.inc(this.FALLBACK);
+    } else this.branches.inc(this.UNTYPED);
     return this.inner.select(pool, info);
+  }
+
+  decisions(report: (policy: string, branch: string, count: number) => void): void {
+    this.branches.report(report, this.inner);
   }
 }
