@@ -240,7 +240,7 @@ export class RequestForwarder {
     cell.countRequest(ex.route, status);
     cell.duration.observe(ms / 1000);
     const ttftMs = ex.firstByteAt > 0 ? ex.firstByteAt - ex.startedAt : undefined;
-    if (ttftMs !== undefined && backend !== undefined) cell.ttft.observe(ttftMs / 1000);
+    if (ttftMs !== undefined && backend !== undefined) (ex.info.stream ? cell.ttft : cell.ttftWhole).observe(ttftMs / 1000);
     const tokens = ex.outputTokens;
     if (tokens > 0) {
       cell.outputTokens += tokens;
