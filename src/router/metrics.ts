@@ -98,7 +98,12 @@ export class RouterMetrics {
         }),
       );
     cellHistogram('infini_router_request_duration_seconds', 'Time from the request to the end of its answer, as the client sees it', (c) => c.duration);
-    cellHistogram('infini_router_ttft_seconds', 'Time to first token as clients see it: from the request to the first answer byte (a stream\'s first event, a whole answer\'s first byte)', (c) => c.ttft);
+    add('infini_router_ttft_seconds', 'Time to first token as clients see it: from the request to the first answer byte; stream="true": a stream\'s first event, stream="false": a whole answer\'s first byte (nearly its duration)', 'histogram', (out) =>
+      eachCell((c, labels) => {
+        if (c.ttft.count > 0) histogramSamples(out, 'infini_router_ttft_seconds', c.ttft, { ...labels, stream: 'true' });
+        if (c.ttftWhole.count > 0) histogramSamples(out, 'infini_router_ttft_seconds', c.ttftWhole, { ...labels, stream: 'false' });
+      }),
+    );
     cellHistogram('infini_router_itl_seconds', 'Time between successive stream events relayed to the client (events arriving together count once)', (c) => c.itl);
     cellHistogram('infini_router_output_tokens_per_second', 'Output tokens per second of one request, from usage.completion_tokens: a stream\'s tokens after the first over the time after it; a whole answer\'s tokens over its duration', (c) => c.tokenRate);
     add('infini_router_output_tokens_total', 'Output tokens reported by the answers\' usage.completion_tokens', 'counter', (out) =>

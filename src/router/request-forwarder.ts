@@ -12,7 +12,7 @@ import type { UpstreamConnection, UpstreamHandler } from './upstream/connection.
 import type { ResponseHead } from './upstream/response-parser.js';
 import type { EndReason, RequestLog, RequestRecord } from './request-log.js';
 import { FAILURE_KINDS, NO_MODEL, routeIndex, type FailureLabel, type TrafficCell } from './traffic-stats.js';
-import { ANSWER_TAIL_BYTES, completionTokens } from './usage-scan.js';
+import { USAGE_TAIL_BYTES, completionTokens } from './usage-scan.js';
 
 export interface ForwarderOptions {
   maxErrors: number;
@@ -240,7 +240,7 @@ export class RequestForwarder {
     cell.countRequest(ex.route, status);
     cell.duration.observe(ms / 1000);
     const ttftMs = ex.firstByteAt > 0 ? ex.firstByteAt - ex.startedAt : undefined;
-    if (ttftMs !== undefined && backend !== undefined) cell.ttft.observe(ttftMs / 1000);
+    if (ttftMs !== undefined && backend !== undefined) (ex.info.stream ? cell.ttft : cell.ttftWhole).observe(ttftMs / 1000);
     const tokens = ex.outputTokens;
     if (tokens > 0) {
       cell.outputTokens += tokens;
@@ -369,7 +369,7 @@ class Attempt implements UpstreamHandler {
     else if (ex.info.stream) (this.cell ??= this.backend.traffic.cell(ex.info.model ?? NO_MODEL)).itl.observe((now - ex.lastDataAt) / 1000);
     ex.lastDataAt = now;
     ex.bytesOut += end - start;
-    const tokens = completionTokens(data, ex.info.stream ? start : Math.max(start, end - ANSWER_TAIL_BYTES), end);
+    const tokens = completionTokens(data, Math.max(start, end - USAGE_TAIL_BYTES), end);
     if (tokens >= 0) ex.outputTokens = tokens;
     // the data lives in the connection's read buffer: writeFrom copies it
     const res = ex.res;

@@ -100,7 +100,10 @@ export class TrafficCell {
   /** Requests by route and status class: `requests[route * STATUS_CLASSES.length + class]`. */
   readonly requests = new Float64Array(ROUTES.length * STATUS_CLASSES.length);
   readonly duration = new Histogram(LATENCY_BUCKETS);
+  /** Time to first token of streamed requests (the first event). */
   readonly ttft = new Histogram(LATENCY_BUCKETS);
+  /** Time to the first byte of whole (non-streamed) answers: nearly their duration, kept apart so it does not blur the streams' TTFT. */
+  readonly ttftWhole = new Histogram(LATENCY_BUCKETS);
   readonly itl = new Histogram(ITL_BUCKETS);
   readonly tokenRate = new Histogram(TOKEN_RATE_BUCKETS);
   /** Output tokens reported by `usage.completion_tokens`. */

@@ -4,8 +4,11 @@
  */
 
 const KEY = Buffer.from('"completion_tokens"', 'latin1');
-/** A whole (non-streamed) answer puts `usage` at its end: only this tail of each read is searched. */
-export const ANSWER_TAIL_BYTES = 1024;
+/**
+ * Answers and stream events put `usage` last (OpenAI, vLLM, SGLang, llama.cpp), so only this tail
+ * of each read is searched: the cost per read stays small however large the read.
+ */
+export const USAGE_TAIL_BYTES = 512;
 
 const SPACE = 0x20;
 const TAB = 0x09;

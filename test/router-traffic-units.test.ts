@@ -1,0 +1,108 @@
+/** Pure logic of the router's traffic counters: buckets, quantiles, label bounds, the usage scan. */
+import assert from 'node:assert/strict';
+import { describe, it } from './helpers/test.js';
+import { BackendTraffic, bucketQuantile, Histogram, LATENCY_BUCKETS, OTHER_MODEL, routeIndex, ROUTES, statusClassIndex, STATUS_CLASSES, TrafficStats } from '../src/router/traffic-stats.js';
+import { completionTokens } from '../src/router/usage-scan.js';
+
+describe('traffic histograms', () => {
+  it('puts a value equal to a bound in that bound\'s bucket (Prometheus `le`), larger ones above', () => {
+    const h = new Histogram([0.1, 1, 10]);
+    for (const v of [0, 0.1, 0.10001, 1, 5, 10, 11]) h.observe(v);
+    assert.deepEqual([...h.counts], [2, 2, 2, 1]);
+    assert.equal(h.count, 7);
+    assert.ok(Math.abs(h.sum - 27.20001) < 1e-9);
+  });
+
+  it('estimates quantiles as histogram_quantile does: linear inside the bucket, the top bucket answers its lower bound', () => {
+    const bounds = [1, 2, 4];
+    assert.equal(bucketQuantile(bounds, [0, 0, 0, 0], 0.5), undefined);
+    assert.equal(bucketQuantile(bounds, [10, 0, 0, 0], 0.5), 0.5);
+    assert.equal(bucketQuantile(bounds, [0, 10, 0, 0], 0.5), 1.5);
+    assert.equal(bucketQuantile(bounds, [5, 0, 5, 0], 0.99), 2 + 2 * ((9.9 - 5) / 5));
+    assert.equal(bucketQuantile(bounds, [0, 0, 0, 3], 0.5), 4);
+  });
+
+  it('has 20 latency bounds from milliseconds to minutes, increasing', () => {
+    assert.equal(LATENCY_BUCKETS.length, 20);
+    for (let i = 1; i < LATENCY_BUCKETS.length; i++) assert.ok(LATENCY_BUCKETS[i]! > LATENCY_BUCKETS[i - 1]!);
+    assert.ok(LATENCY_BUCKETS[0]! <= 0.005 && LATENCY_BUCKETS.at(-1)! >= 300);
+  });
+});
+
+describe('traffic labels', () => {
+  it('names the OpenAI routes and puts everything else under other', () => {
+    assert.equal(ROUTES[routeIndex('/v1/chat/completions')], '/v1/chat/completions');
+    assert.equal(ROUTES[routeIndex('/v1/completions?x=1')], '/v1/completions');
+    assert.equal(ROUTES[routeIndex('/v1/embeddings')], '/v1/embeddings');
+    assert.equal(ROUTES[routeIndex('/v1/anything/else')], 'other');
+    assert.equal(ROUTES[routeIndex('/v1/chat/completions/')], 'other');
+  });
+
+  it('classes statuses, and none for no status', () => {
+    assert.equal(STATUS_CLASSES[statusClassIndex(200)], '2xx');
+    assert.equal(STATUS_CLASSES[statusClassIndex(503)], '5xx');
+    assert.equal(STATUS_CLASSES[statusClassIndex(0)], 'none');
+    assert.equal(STATUS_CLASSES[statusClassIndex(999)], 'none');
+  });
+
+  it('keeps at most 64 model labels per backend; further names share `other`', () => {
+    const t = new BackendTraffic('b');
+    for (let i = 0; i < 64; i++) t.cell(`model-${i}`).countRequest(0, 200);
+    const extra = t.cell('one-too-many');
+    assert.equal(extra.model, OTHER_MODEL);
+    assert.equal(t.cell('yet-another'), extra);
+    assert.equal([...t.distinctCells()].length, 65);
+    // a flood of random names cannot grow the map without bound
+    for (let i = 0; i < 10_000; i++) t.cell(`random-${i}`);
+    assert.ok(t.cells.size <= 64 * 4);
+  });
+
+  it('forgets a backend 10 minutes after it left, and keeps counting for one that came back', () => {
+    const stats = new TrafficStats();
+    const gone = stats.forBackend('gone');
+    gone.retries = 3;
+    stats.forBackend('back').retries = 1;
+    stats.backendGone('gone', 0);
+    stats.backendGone('back', 0);
+    assert.equal(stats.forBackend('back').retries, 1, 'same counters on return');
+    stats.forgetGone(9 * 60_000);
+    assert.ok(stats.backends.has('gone'));
+    stats.forgetGone(11 * 60_000);
+    assert.ok(!stats.backends.has('gone'));
+    assert.ok(stats.backends.has('back'));
+  });
+});
+
+describe('usage scan', () => {
+  const scan = (text: string, start = 0, end?: number) => {
+    const buf = Buffer.from(text, 'latin1');
+    return completionTokens(buf, start, end ?? buf.length);
+  };
+
+  it('reads completion_tokens in compact and spaced JSON', () => {
+    assert.equal(scan('{"usage":{"prompt_tokens":5,"completion_tokens":17,"total_tokens":22}}'), 17);
+    assert.equal(scan('{"usage": {"prompt_tokens": 5, "completion_tokens": 17, "total_tokens": 22}}'), 17);
+    assert.equal(scan('data: {"choices":[],"usage":{"completion_tokens" :\n 3}}\n\n'), 3);
+  });
+
+  it('ignores completion_tokens_details and takes the last count (engines that report running totals)', () => {
+    assert.equal(scan('{"completion_tokens_details":{"reasoning_tokens":2},"completion_tokens":9}'), 9);
+    assert.equal(scan('data: {"usage":{"completion_tokens":1}}\n\ndata: {"usage":{"completion_tokens":2}}\n\n'), 2);
+    assert.equal(scan('{"completion_tokens_details":{"reasoning_tokens":2}}'), -1);
+  });
+
+  it('finds nothing without a number, or with digits cut off at the end of the read', () => {
+    assert.equal(scan('{"choices":[{"delta":{"content":"hi"}}]}'), -1);
+    assert.equal(scan('{"completion_tokens":"x"}'), -1);
+    assert.equal(scan('{"completion_tokens":12'), -1, '12 may continue in the next read');
+    assert.equal(scan('{"completion_tokens":12}'), 12);
+  });
+
+  it('searches only its window of a shared read buffer', () => {
+    const text = '{"completion_tokens":5} | {"completion_tokens":7}';
+    const cut = text.indexOf('|');
+    assert.equal(scan(text, 0, cut), 5);
+    assert.equal(scan(text, cut, text.length), 7);
+    assert.equal(scan(text, 3, cut), -1, 'a key that starts before the window is not in it');
+  });
+});
