@@ -13,7 +13,8 @@ import { after, describe, it } from './helpers/test.js';
 import { freePortPair, http, startMocks, startRegistry, startService, tempDir, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const chat = (model: string) => ({ model, messages: [{ role: 'user', content: 'hello' }], max_tokens: 8 });
+/** A streamed chat request: the dashboard's TTFT is the streams' (first event), as infini_router_ttft_seconds{stream="true"}. */
+const chat = (model: string) => ({ model, messages: [{ role: 'user', content: 'hello' }], max_tokens: 8, stream: true });
 
 async function startSitter(registryUrl: string, name: string, model: string): Promise<{ sitter: RunningService; port: number }> {
   const dir = await tempDir();

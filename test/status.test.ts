@@ -51,8 +51,8 @@ describe('infini-svc status', () => {
     assert.equal(sitterRow.ttft_p50_ms, null);
     assert.equal(registry.req_s, null);
 
-    // traffic through the router shows in REQ/S and TTFT P50, the backend's and the router's
-    for (let i = 0; i < 3; i++) assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: { model: 'model-s', messages: [{ role: 'user', content: 'hi' }] } })).status, 200);
+    // traffic through the router shows in REQ/S and TTFT P50 (streamed requests' first event), the backend's and the router's
+    for (let i = 0; i < 3; i++) assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: { model: 'model-s', stream: true, messages: [{ role: 'user', content: 'hi' }] } })).status, 200);
     const busy = JSON.parse((await status([...flags, '--json'])).stdout) as any[];
     for (const row of [busy[1], busy[2]]) {
       assert.ok(row.req_s > 0, `${row.service} req/s ${row.req_s}`);

@@ -22,7 +22,11 @@ const WINDOW_SNAPSHOTS = 5;
 /** Timers fire this long after a slot boundary, so the slot they close is unambiguous. */
 const ALIGN_MS = 40;
 
-/** What is kept per cell, slot or backend, as one vector: the counts below, then TTFT bucket counts. */
+/**
+ * What is kept per cell, slot or backend, as one vector: the counts below, then TTFT bucket counts.
+ * TTFT is the streamed requests' (first event), as infini_router_ttft_seconds{stream="true"}: a
+ * whole answer's first byte is nearly its duration and would blur it.
+ */
 export const V_REQ = 0;
 export const V_ERR = 1;
 export const V_4XX = 2;

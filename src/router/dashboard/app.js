@@ -61,7 +61,7 @@
 
   const PLOTS = [
     { title: 'requests/s', series: [['req/s', 'req_s', '#2563eb']] },
-    { title: 'TTFT (ms)', series: [['p50', 'ttft_p50_ms', '#2563eb'], ['p99', 'ttft_p99_ms', '#7c3aed']] },
+    { title: 'TTFT of streams (ms)', series: [['p50', 'ttft_p50_ms', '#2563eb'], ['p99', 'ttft_p99_ms', '#7c3aed']] },
     { title: 'errors/s', series: [['5xx', 'err_s', '#dc2626'], ['4xx', 'client_err_s', '#d97706']] },
   ];
 
