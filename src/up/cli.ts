@@ -84,6 +84,10 @@ export function main(argv: string[], name = 'infini-svc up'): Promise<void> {
         `  curl ${cluster.routerHintBase}/v1/chat/completions -H 'Content-Type: application/json' \\`,
         `    -d '{"model":"${firstModel}","messages":[{"role":"user","content":"Hello!"}],"stream":true}'`,
         '',
+        `Dashboard: ${cluster.routerHintBase}/dashboard`,
+        `Status:    npx infini-svc status${plan.source === '(default)' ? '' : ` --file ${plan.source}`}`,
+        `Requests:  ${join(dataDir, 'logs', 'router.log')} (a JSON line each)`,
+        '',
       );
     }
     lines.push('Backend changes are reported below as they happen. Press Ctrl-C to stop.', '');
