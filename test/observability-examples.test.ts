@@ -1,25 +1,22 @@
 /**
  * examples/observability stays true to the services: the Prometheus config is well formed and finds
- * the babysitters and engines through the registry, and every metric the Grafana dashboard queries
+ * the babysitters and engines through the registry's http_sd endpoint, and every metric the Grafana dashboard queries
  * is served by a running cluster (registry, a babysitter running the mock engine, a router), with
  * the labels the queries match, group by and name in legends.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { before, describe, it } from './helpers/test.js';
 import { exprNames, familyOf, labelValuesMetric, parseExposition, type Exposition } from './helpers/promql.js';
-import { freePortPair, http, readSse, ROOT, startRegistry, startService, tempDir, waitFor, type RunningService } from './helpers/services.js';
+import { freePortPair, http, readSse, ROOT, startRegistry, startService, waitFor, type RunningService } from './helpers/services.js';
 import { parseYamlSubset, type YamlValue } from './helpers/yaml-subset.js';
 import { DEFAULT_CLUSTER, parseCluster } from '../src/up/cluster-file.js';
 
 const DIR = join(ROOT, 'examples', 'observability');
 const PROMETHEUS_YML = join(DIR, 'prometheus.yml');
 const DASHBOARD = join(DIR, 'grafana', 'dashboards', 'infini-svc.json');
-const TARGETS_SCRIPT = join(DIR, 'registry-targets.mjs');
 const DS = '${DS_PROMETHEUS}';
 
 type Obj = { [key: string]: YamlValue };
@@ -29,7 +26,8 @@ const list = (v: YamlValue | undefined): YamlValue[] => (Array.isArray(v) ? v : 
 interface Job {
   job_name: string;
   static?: string[];
-  fileSd?: string[];
+  /** http_sd_configs: where Prometheus asks for targets, and how often */
+  httpSd?: Array<{ url: string; refresh: string }>;
   relabel: Obj[];
 }
 
@@ -46,7 +44,8 @@ function loadJobs(): { global: Obj; jobs: Job[] } {
     assert.equal(sd.length, 1, `${raw.job_name}: one way to find targets, got ${sd.join(', ') || 'none'}`);
     const job: Job = { job_name: raw.job_name, relabel: list(raw.relabel_configs).filter(isObj) };
     if (raw.static_configs !== undefined) job.static = list(raw.static_configs).flatMap((c) => (isObj(c) ? list(c.targets) : [])).map(String);
-    if (raw.file_sd_configs !== undefined) job.fileSd = list(raw.file_sd_configs).flatMap((c) => (isObj(c) ? list(c.files) : [])).map(String);
+    assert.ok(raw.file_sd_configs === undefined, `${raw.job_name}: discovery is the registry's http_sd, not files`);
+    if (raw.http_sd_configs !== undefined) job.httpSd = list(raw.http_sd_configs).filter(isObj).map((c) => ({ url: String(c.url), refresh: String(c.refresh_interval) }));
     assert.equal(job.relabel.length, list(raw.relabel_configs).length, `${raw.job_name}: relabel_configs are mappings`);
     jobs.push(job);
   }
@@ -104,7 +103,7 @@ describe('examples/observability', () => {
     assert.deepEqual(['h_bucket', 'h_sum', 'c_total', 'd_total', 'c_bucket', 'e'].map((x) => familyOf(x, families)), ['h', 'h', 'c', 'd_total', undefined, undefined]);
   });
 
-  it('prometheus.yml: unique job names, well-formed targets on the ports `infini-svc up` uses, discovery files where the config says', () => {
+  it('prometheus.yml: unique job names, well-formed targets on the ports `infini-svc up` uses, discovery from that registry', () => {
     const { global, jobs } = loadJobs();
     assert.match(String(global.scrape_interval), /^\d+(ms|s|m)$/);
     const names = jobs.map((j) => j.job_name);
@@ -114,8 +113,12 @@ describe('examples/observability', () => {
     const port = (job: string) => Number(jobs.find((j) => j.job_name === job)?.static?.[0]?.split(':').pop());
     assert.equal(port('infini-registry'), plan.registry.port);
     assert.equal(port('infini-router'), plan.router.port);
-    for (const j of jobs.filter((x) => x.fileSd)) {
-      for (const f of j.fileSd!) assert.ok(existsSync(join(DIR, dirname(f))), `${j.job_name}: the folder of ${f} exists (Prometheus watches it)`);
+    const registry = jobs.find((j) => j.job_name === 'infini-registry')!.static![0]!;
+    const discovering = jobs.filter((x) => x.httpSd);
+    assert.deepEqual(discovering.map((j) => j.job_name), ['infini-babysitter', 'infini-engine']);
+    for (const j of discovering) {
+      // One config for both jobs: Prometheus shares identical discovery configs (one request per refresh).
+      assert.deepEqual(j.httpSd, [{ url: `http://${registry}/prometheus/targets`, refresh: '15s' }], `${j.job_name}: asks the registry it scrapes`);
       assert.ok(j.relabel.some((r) => r.action === 'keep'), `${j.job_name} keeps only its role's targets`);
     }
   });
@@ -176,11 +179,12 @@ describe('examples/observability', () => {
       assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: { ...chat(false), model: 'no-such-model' } })).status, 404);
       await waitFor(async () => (await http('GET', `${reg.url}/services`)).body.services.length === 2, 'the babysitter and its engine registered');
 
-      // Discovery as the README says: registry-targets.mjs writes the file that file_sd reads.
-      const out = join(await tempDir(), 'infini.json');
-      await promisify(execFile)(process.execPath, [TARGETS_SCRIPT, '--registry', reg.url, '--out', out]);
-      const groups = JSON.parse(await readFile(out, 'utf8')) as Array<{ targets: string[]; labels: Record<string, string> }>;
+      // Discovery as Prometheus does it: the http_sd url's path, asked of this registry.
       const { jobs } = loadJobs();
+      const sd = await fetch(`${reg.url}${new URL(jobs.find((j) => j.httpSd)!.httpSd![0]!.url).pathname}`);
+      assert.equal(sd.status, 200);
+      assert.equal(sd.headers.get('content-type'), 'application/json', 'the content type Prometheus requires of http_sd');
+      const groups = (await sd.json()) as Array<{ targets: string[]; labels: Record<string, string> }>;
       const statics: Record<string, string> = { 'infini-registry': reg.url, 'infini-router': router.url };
       for (const job of jobs) {
         const found: Array<{ labels: Record<string, string>; url: string }> = [];
@@ -202,7 +206,7 @@ describe('examples/observability', () => {
       }
     });
 
-    it('registry-targets.mjs and the relabeling find one babysitter (port + 1) and one engine, named as the router names it', async () => {
+    it('the registry\'s http_sd and the relabeling find one babysitter (port + 1) and one engine, named as the router names it', async () => {
       const sitters = scrapes.get('infini-babysitter') ?? [];
       const engines = scrapes.get('infini-engine') ?? [];
       assert.equal(sitters.length, 1);

@@ -8,6 +8,7 @@ import { sseFrame, type ChangeEvent } from './change-feed.js';
 import type { HealthProber } from './health-prober.js';
 import { ListingCache } from './listing-cache.js';
 import { newRegistryCounters, RegistryMetrics, type RegistryCounters } from './metrics.js';
+import { PrometheusTargets } from './prometheus-targets.js';
 import { validateRegistration, validateUpdate, type ServiceRecord } from './record.js';
 import { StateWriteError, type StateFile } from './state-file.js';
 import type { ServiceStore } from './store.js';
@@ -39,6 +40,7 @@ export class RegistryServer {
   private readonly streams = new Set<ServerResponse>();
   private readonly now: () => number;
   private readonly listings: ListingCache;
+  private readonly targets: PrometheusTargets;
   private readonly counters: RegistryCounters;
   private readonly metrics: RegistryMetrics;
   /** Event-loop delay since start, for /stats (10 ms resolution: stalls, not scheduling noise). */
@@ -50,6 +52,7 @@ export class RegistryServer {
     this.now = opts.now ?? Date.now;
     this.startedMs = this.now();
     this.listings = new ListingCache(opts.store, this.now);
+    this.targets = new PrometheusTargets(opts.store);
     this.counters = opts.counters ?? newRegistryCounters();
     this.metrics = new RegistryMetrics({ store: opts.store, prober: opts.prober, counters: this.counters, subscribers: () => this.streams.size, stateFile: opts.stateFile });
     this.loopDelay.enable();
@@ -103,6 +106,8 @@ export class RegistryServer {
         return [{ GET: this.events }, ''];
       case '/metrics':
         return [{ GET: this.metricsText }, ''];
+      case '/prometheus/targets':
+        return [{ GET: this.prometheusTargets }, ''];
     }
     const m = /^\/services\/([^/]+)(\/health|\/heartbeat)?$/.exec(path);
     if (!m) return [undefined, ''];
@@ -163,6 +168,14 @@ export class RegistryServer {
     // An empty `healthy=` is ignored (the Rust original treated it as "false").
     const want = healthy !== null && healthy !== '' ? healthy.toLowerCase() === 'true' : undefined;
     const body = await this.listings.body(query.get('status'), want);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
+    for (const chunk of body.chunks) res.write(chunk);
+    res.end();
+  };
+
+  /** Prometheus http_sd (prometheus-targets.ts); open like the other reads. */
+  private prometheusTargets: Handler = async (_req, res) => {
+    const body = await this.targets.body();
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
     for (const chunk of body.chunks) res.write(chunk);
     res.end();

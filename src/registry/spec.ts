@@ -21,6 +21,6 @@ export function registrySpec(name = 'infini-svc registry'): ServiceSpec {
       { key: 'no-persist', type: 'boolean', help: 'keep registrations in memory only' },
       { key: 'auth-token', type: 'string', env: 'INFINI_REGISTRY_TOKEN', secret: true, metavar: 'TOKEN', help: 'require Authorization: Bearer TOKEN on mutating calls' },
     ],
-    epilog: 'Endpoints: GET /health, GET|POST /services, GET|PUT|DELETE /services/{name},\nGET /services/{name}/health, POST /services/{name}/heartbeat, GET /stats, GET /events?since=N, GET /metrics',
+    epilog: 'Endpoints: GET /health, GET|POST /services, GET|PUT|DELETE /services/{name},\nGET /services/{name}/health, POST /services/{name}/heartbeat, GET /stats, GET /events?since=N, GET /metrics,\nGET /prometheus/targets (Prometheus http_sd)',
   };
 }
