@@ -1,5 +1,6 @@
 // infini-svc dashboard: polls /dashboard/api/snapshot and draws it. Plain browser JavaScript, no build.
 'use strict';
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 (() => {
   const POLL_MS = 2000;
   const MAX_ROWS = 300;
@@ -122,7 +123,7 @@
         c.plots.forEach((u, k) => u.setData(dataOf(h, m, PLOTS[k])));
       }
       c.el.dataset.requests = String(m ? m.requests : 0);
-      c.el.querySelector('h3 small').textContent = m ? `${m.requests} requests, ${m.errors} errors` : 'no requests yet';
+      c.el.querySelector('h3 small').textContent = m ? `${plural(m.requests, 'request')}, ${plural(m.errors, 'server error')} in 10 min` : 'no requests yet';
       // keep the busiest first
       if ($('charts').children[i] !== c.el) $('charts').insertBefore(c.el, $('charts').children[i] || null);
     });
