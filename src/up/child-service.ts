@@ -80,7 +80,8 @@ export class ChildService {
 
   private scheduleRestart(code: number | null, signal: NodeJS.Signals | null): void {
     const delay = Math.min(30_000, 1000 * 2 ** Math.min(this.restarts, 5));
-    this.log.warn({ service: this.name, code, signal, restart_in_s: delay / 1000, log: this.logPath }, 'service exited unexpectedly; restarting it');
+    // the console line below says it to the operator; the JSON line would say it twice
+    this.log.debug({ service: this.name, code, signal, restart_in_s: delay / 1000, log: this.logPath }, 'service exited unexpectedly; restarting it');
     const last = this.lastLogLine();
     this.out.say(this.name, `${this.kind === this.name ? '' : `${this.kind} `}exited unexpectedly (${signal ?? `exit ${code}`}); restarting it in ${delay / 1000} s (log: ${this.logPath})`, last ? [last] : []);
     this.restartTimer = setTimeout(() => {
