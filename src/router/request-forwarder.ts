@@ -231,7 +231,8 @@ export class RequestForwarder {
   end(ex: Exchange, reason: EndReason): void {
     if (ex.ended) return;
     ex.ended = true;
-    const now = performance.now();
+    // a completed answer ends at its last byte (read moments ago); other ends are timed now
+    const now = reason === 'completed' && ex.lastDataAt > 0 ? ex.lastDataAt : performance.now();
     const ms = now - ex.startedAt;
     const backend = ex.backend;
     const model = ex.info.model;

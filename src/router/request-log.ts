@@ -22,11 +22,11 @@ export interface RequestRecord {
   end: EndReason;
 }
 
-/** Lines are written when this much is pending, or by the timer below. */
-const FLUSH_BYTES = 64 * 1024;
+/** Lines are encoded into buffers of this size, each written when full or by the timer below. */
+const CHUNK_BYTES = 64 * 1024;
 const FLUSH_EVERY_MS = 1000;
-/** Pending text beyond this while a write is still under way is dropped (and counted), not held. */
-const MAX_PENDING_BYTES = 8 * 1024 * 1024;
+/** Filled buffers waiting for the disk beyond this are not kept: further lines are dropped (and counted). */
+const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 
 /** Strings that need no JSON escaping: printable ASCII without `"` and `\`. */
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
@@ -61,9 +61,15 @@ export class RequestLog {
   private readonly ownsFd: boolean;
   private readonly prefix: string;
   private readonly clock = new IsoClock();
-  private pending: string[] = [];
-  private pendingBytes = 0;
+  /** The buffer lines are encoded into now, and how much of it is used. */
+  private buf: Buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+  private used = 0;
+  /** Filled buffers in write order; the first is being written while `writing`. */
+  private readonly queue: Buffer[] = [];
+  private queuedBytes = 0;
   private writing = false;
+  /** Emptied buffers kept for reuse (two are enough for a disk that keeps up). */
+  private readonly spare: Buffer[] = [];
   private readonly timer: NodeJS.Timeout;
   /** Lines dropped because the output could not keep up. */
   dropped = 0;
@@ -76,46 +82,66 @@ export class RequestLog {
     this.ownsFd = target !== 'stdout';
     this.fd = this.ownsFd ? openSync(target, 'a') : 1;
     this.prefix = `{"level":"info","svc":"router","pid":${process.pid},"msg":"request","time":"`;
-    this.timer = setInterval(() => this.flush(), FLUSH_EVERY_MS);
+    this.timer = setInterval(() => this.rotate(), FLUSH_EVERY_MS);
     this.timer.unref();
   }
 
+  /**
+   * Encodes the line at once into the current buffer, so that the string dies young (lines held
+   * as strings until a batch is written would survive into the old generation and cost full GCs).
+   */
   write(r: RequestRecord): void {
-    if (this.pendingBytes > MAX_PENDING_BYTES) {
+    if (this.queuedBytes > MAX_QUEUED_BYTES) {
       this.dropped++;
       return;
     }
     const line = `${this.prefix}${this.clock.format(Date.now())}","request_id":${quote(r.requestId)},"model":${optQuote(r.model)},"backend":${optQuote(r.backend)},"status":${r.status === 0 ? 'null' : r.status},"end":"${r.end}","attempts":${r.attempts},"stream":${r.stream},"bytes_in":${r.bytesIn},"bytes_out":${r.bytesOut},"ttft_ms":${r.ttftMs === undefined ? 'null' : round(r.ttftMs)},"duration_ms":${round(r.durationMs)}${r.outputTokens === undefined ? '' : `,"output_tokens":${r.outputTokens}`},"client":${quote(r.client)}}\n`;
-    this.pending.push(line);
-    // string length: bytes for the ASCII a line mostly is (a bound, not an exact count)
-    this.pendingBytes += line.length;
-    if (this.pendingBytes >= FLUSH_BYTES) this.flush();
+    // at most 3 bytes per UTF-16 unit
+    const worst = line.length * 3;
+    if (worst > CHUNK_BYTES) {
+      // a client-chosen request id or model that long gets a buffer of its own
+      this.rotate();
+      this.enqueue(Buffer.from(line));
+      return;
+    }
+    if (this.used + worst > CHUNK_BYTES) this.rotate();
+    this.used += this.buf.write(line, this.used);
   }
 
-  /** Starts writing what is pending unless a write is under way (its end starts the next). */
-  private flush(): void {
-    if (this.writing || this.pending.length === 0) return;
-    const data = Buffer.from(this.pending.join(''));
-    this.pending = [];
-    this.pendingBytes = 0;
+  /** Queues the current buffer's lines for writing and starts a fresh buffer. */
+  private rotate(): void {
+    if (this.used === 0) return;
+    this.enqueue(this.buf.subarray(0, this.used));
+    this.buf = this.spare.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES);
+    this.used = 0;
+  }
+
+  private enqueue(data: Buffer): void {
+    this.queue.push(data);
+    this.queuedBytes += data.length;
+    if (!this.writing) this.writeNext(0);
+  }
+
+  private writeNext(from: number): void {
+    const data = this.queue[0];
+    if (data === undefined) return;
     this.writing = true;
-    this.writeAll(data, 0);
-  }
-
-  private writeAll(data: Buffer, from: number): void {
     write(this.fd, data, from, data.length - from, null, (err, n) => {
       if (err) {
-        this.writing = false;
-        // EAGAIN on a non-blocking stdout pipe: try the rest again shortly; anything else is reported once per batch
+        // EAGAIN on a non-blocking stdout pipe: try again shortly; anything else loses this buffer, reported once
         if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
-          this.writing = true;
-          setTimeout(() => this.writeAll(data, from), 10).unref();
-        } else this.onError(err);
-        return;
+          setTimeout(() => this.writeNext(from), 10).unref();
+          return;
+        }
+        this.onError(err);
+        n = data.length - from;
       }
-      if (from + n < data.length) return this.writeAll(data, from + n);
+      if (from + n < data.length) return this.writeNext(from + n);
+      this.queue.shift();
+      this.queuedBytes -= data.length;
+      if (data.buffer.byteLength === CHUNK_BYTES && this.spare.length < 2) this.spare.push(Buffer.from(data.buffer, data.byteOffset, CHUNK_BYTES));
       this.writing = false;
-      if (this.pendingBytes >= FLUSH_BYTES) this.flush();
+      this.writeNext(0);
     });
   }
 
@@ -123,8 +149,12 @@ export class RequestLog {
   close(): void {
     clearInterval(this.timer);
     try {
-      if (this.pending.length > 0) writeSync(this.fd, this.pending.join(''));
-      this.pending = [];
+      // a buffer being written by the asynchronous write is left to it; the rest goes now, in order
+      const rest = this.writing ? this.queue.slice(1) : this.queue.slice();
+      if (this.used > 0) rest.push(this.buf.subarray(0, this.used));
+      for (const b of rest) writeSync(this.fd, b);
+      this.queue.length = 0;
+      this.used = 0;
       // a write still under way keeps its file open; the process is stopping anyway
       if (this.ownsFd && !this.writing) closeSync(this.fd);
     } catch (err) {
