@@ -13,7 +13,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { getJson } from '../src/up/http.js';
+import { getJson } from '../src/common/get-json.js';
 import { alive, childProcesses, freePortPair, openFiles, rssMb } from './processes.js';
 import { Traffic } from './traffic.js';
 

@@ -6,7 +6,7 @@ import { rowQuery } from '../src/router/dashboard.js';
 import { RecentErrors } from '../src/router/recent-errors.js';
 import { HISTORY_MODELS, HISTORY_SLOTS, SAMPLE_MS, TrafficSampler, WINDOW_STEP_MS } from '../src/router/traffic-sampler.js';
 import { bucketQuantile, LATENCY_BUCKETS, OTHER_MODEL, TrafficStats } from '../src/router/traffic-stats.js';
-import { mapLimit, sitterView, uniqueTargets } from '../src/status/cluster-view.js';
+import { mapLimit, sitterView, uniqueTargets } from '../src/babysitter/cluster-view.js';
 
 /** A time just after a slot boundary that is also a window step boundary, as the sampler's timer fires. */
 const T0 = Math.ceil(1_800_000_000_000 / WINDOW_STEP_MS) * WINDOW_STEP_MS + 40;

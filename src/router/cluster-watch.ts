@@ -4,8 +4,8 @@
  * dashboard poll within IDLE_MS). Rounds never overlap; each babysitter gets `timeoutMs`, and
  * at most `concurrency` are asked at once, so 10,000 of them cost a bounded, steady trickle.
  */
-import { getJson } from '../up/http.js';
-import { babysitterRecords, fetchSitters, uniqueTargets, type SitterTarget, type SitterView } from '../status/cluster-view.js';
+import { getJson } from '../common/get-json.js';
+import { babysitterRecords, fetchSitters, uniqueTargets, type SitterTarget, type SitterView } from '../babysitter/cluster-view.js';
 
 export interface ClusterView {
   /** When the round that produced this view began (ms). */

@@ -11,7 +11,7 @@ import { sendJson } from '../common/http-json.js';
 import type { Http1Response } from '../common/http1/response.js';
 import type { Http1Request } from '../common/http1/server.js';
 import type { Logger } from '../common/log.js';
-import { parentOf, type SitterTarget } from '../status/cluster-view.js';
+import { parentOf, type SitterTarget } from '../babysitter/cluster-view.js';
 import type { Backend } from './backend.js';
 import type { BackendSet } from './backend-set.js';
 import { ClusterWatch } from './cluster-watch.js';

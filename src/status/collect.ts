@@ -3,8 +3,8 @@
  * (registry /health, /stats and /services; router /health, /stats and /dashboard/api/traffic; each
  * babysitter's /info). Nothing here throws for a service that does not answer: its row says `down`.
  */
-import { getJson } from '../up/http.js';
-import { babysitterRecords, fetchSitters, parentOf, trimSlash, uniqueTargets, type SitterTarget } from './cluster-view.js';
+import { getJson } from '../common/get-json.js';
+import { babysitterRecords, fetchSitters, parentOf, trimSlash, uniqueTargets, type SitterTarget } from '../babysitter/cluster-view.js';
 
 export { babysitterRecords };
 

@@ -6,11 +6,12 @@ import { httpUrl, isLoopback, isWildcard, localHost } from '../common/address.js
 import { UsageError } from '../common/command.js';
 import { listen } from '../common/listen.js';
 import type { Logger } from '../common/log.js';
-import { BackendWatch, crashLooping, describeState, failureCount, toSitterInfo } from './backend-watch.js';
+import { describeState, failureCount, toSitterInfo } from '../babysitter/info.js';
+import { BackendWatch, crashLooping } from './backend-watch.js';
 import { ChildService } from './child-service.js';
 import { registryUrlOf, type ClusterPlan } from './cluster-file.js';
 import type { UpConsole } from './console.js';
-import { getJson } from './http.js';
+import { getJson } from '../common/get-json.js';
 import { babysitterConfig } from '../babysitter/config.js';
 import { babysitterSpec } from '../babysitter/spec.js';
 import { readConfigFile, resolveSettings, type Settings } from '../common/settings.js';

@@ -4,8 +4,8 @@
  * `infini-svc status` and the router's dashboard. Nothing here throws for a service that does not
  * answer: it shows as down.
  */
-import { describeState, toSitterInfo, type SitterInfo } from '../up/backend-watch.js';
-import { getJson } from '../up/http.js';
+import { describeState, toSitterInfo, type SitterInfo } from './info.js';
+import { getJson } from '../common/get-json.js';
 
 export interface SitterTarget {
   name: string;
