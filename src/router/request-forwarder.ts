@@ -11,7 +11,7 @@ import type { RequestInfo } from './request-info.js';
 import type { UpstreamConnection, UpstreamHandler } from './upstream/connection.js';
 import type { ResponseHead } from './upstream/response-parser.js';
 import type { EndReason, RequestLog, RequestRecord } from './request-log.js';
-import { FAILURE_KINDS, NO_MODEL, routeIndex, type FailureLabel, type TrafficCell } from './traffic-stats.js';
+import { FAILURE_KINDS, NO_MODEL, routeIndex, ROUTES, type FailureLabel, type TrafficCell } from './traffic-stats.js';
 import { USAGE_TAIL_BYTES, completionTokens } from './usage-scan.js';
 
 export interface ForwarderOptions {
@@ -79,6 +79,8 @@ const FAILURE_INDEX = (label: FailureLabel) => FAILURE_KINDS.indexOf(label);
 const MALFORMED = FAILURE_INDEX('malformed');
 const STATUS_502 = FAILURE_INDEX('status_502');
 const STATUS_503 = FAILURE_INDEX('status_503');
+/** Embeddings report usage without completion tokens: their answers are not searched. */
+const EMBEDDINGS = ROUTES.indexOf('/v1/embeddings');
 
 /** Per-request state shared by its attempts. */
 interface Exchange {
@@ -370,8 +372,11 @@ class Attempt implements UpstreamHandler {
     else if (ex.info.stream) (this.cell ??= this.backend.traffic.cell(ex.info.model ?? NO_MODEL)).itl.observe((now - ex.lastDataAt) / 1000);
     ex.lastDataAt = now;
     ex.bytesOut += end - start;
-    const tokens = completionTokens(data, Math.max(start, end - USAGE_TAIL_BYTES), end);
-    if (tokens >= 0) ex.outputTokens = tokens;
+    // usage is looked for only where it can be: whole answers of chat and completions, streams that asked for it
+    if (ex.info.stream ? ex.info.streamUsage === true : ex.route !== EMBEDDINGS) {
+      const tokens = completionTokens(data, Math.max(start, end - USAGE_TAIL_BYTES), end);
+      if (tokens >= 0) ex.outputTokens = tokens;
+    }
     // the data lives in the connection's read buffer: writeFrom copies it
     const res = ex.res;
     if (!res.writeFrom(data, start, end) && !this.blocked) {

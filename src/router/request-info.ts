@@ -2,6 +2,8 @@
 export interface RequestInfo {
   model: string | undefined;
   stream: boolean;
+  /** A stream whose client asked for `usage` in its last chunk (`stream_options.include_usage`). */
+  streamUsage?: boolean;
   promptCacheKey: string | undefined;
   /** Bytes of message text (or prompt text) used for size classes. */
   size: number;
@@ -50,7 +52,7 @@ function promptSize(prompt: unknown): number {
  * per request, no copies). Each field is read on its own, so an unexpected shape of one (token-id
  * prompt, numeric model, odd messages) never hides the others.
  */
-export function extractInto<T extends Pick<RequestInfo, 'model' | 'stream' | 'promptCacheKey' | 'size'>>(info: T, body: Buffer | undefined): T {
+export function extractInto<T extends Pick<RequestInfo, 'model' | 'stream' | 'promptCacheKey' | 'size' | 'streamUsage'>>(info: T, body: Buffer | undefined): T {
   if (!body || body.length === 0) return info;
   const first = body[0];
   // Only JSON objects carry routing fields; skip parsing anything else (cheap check of the first byte).
@@ -65,6 +67,10 @@ export function extractInto<T extends Pick<RequestInfo, 'model' | 'stream' | 'pr
   const b = parsed as Record<string, unknown>;
   info.model = typeof b.model === 'string' ? b.model : undefined;
   info.stream = b.stream === true;
+  if (info.stream) {
+    const so = b.stream_options;
+    info.streamUsage = typeof so === 'object' && so !== null && (so as Record<string, unknown>).include_usage === true;
+  }
   info.promptCacheKey = typeof b.prompt_cache_key === 'string' && b.prompt_cache_key !== '' ? b.prompt_cache_key : undefined;
   info.size = Array.isArray(b.messages) ? messagesSize(b.messages) : promptSize(b.prompt);
   return info;

@@ -96,7 +96,7 @@ export class RouterServer {
 
   private routingInfo(req: Http1Request): RequestInfo {
     const body = req.body;
-    const info: RequestInfo = extractInto({ model: undefined, stream: false, promptCacheKey: undefined, size: 0, sessionKey: undefined, body }, body);
+    const info: RequestInfo = extractInto({ model: undefined, stream: false, streamUsage: false, promptCacheKey: undefined, size: 0, sessionKey: undefined, body }, body);
     info.sessionKey = sessionKey(info.model, info.promptCacheKey, req.headers);
     return info;
   }
