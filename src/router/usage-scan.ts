@@ -4,50 +4,54 @@
  */
 
 const KEY = Buffer.from('"completion_tokens"', 'latin1');
+const KEY_LAST = KEY.length - 1;
 /**
  * Answers and stream events put `usage` last (OpenAI, vLLM, SGLang, llama.cpp), so only this tail
  * of each read is searched: the cost per read stays small however large the read.
  */
 export const USAGE_TAIL_BYTES = 512;
 
-const SPACE = 0x20;
-const TAB = 0x09;
-const CR = 0x0d;
-const LF = 0x0a;
+const QUOTE = 0x22;
+const LAST_LETTER = 0x73; // the `s` of `tokens`
 const COLON = 0x3a;
 const ZERO = 0x30;
 const NINE = 0x39;
 
 function isSpace(c: number): boolean {
-  return c === SPACE || c === TAB || c === CR || c === LF;
+  return c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
+}
+
+/** Whether KEY ends at `buf[at]` and starts at or after `from`. */
+function keyEndsAt(buf: Buffer, at: number, from: number): boolean {
+  if (at - KEY_LAST < from) return false;
+  for (let k = KEY_LAST - 2, i = at - 2; k >= 0; k--, i--) if (buf[i] !== KEY[k]) return false;
+  return true;
 }
 
 /**
  * The last `completion_tokens` count in `buf[start, end)`, or -1 when there is none (or it is cut
- * off at `end`). The last one, because engines that report usage on every chunk report running totals.
+ * off at `end`). The last one, because engines that report usage on every chunk report running
+ * totals. A backward scan in place: no view of the shared read buffer is made, and it stops at the
+ * first (from the end) key, which in an answer is a few dozen bytes from its end.
  */
 export function completionTokens(buf: Buffer, start: number, end: number): number {
-  if (end - start < KEY.length + 2) return -1;
-  // a view bounds the search: bytes past `end` in a shared read buffer belong to older reads
-  const view = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
-  let at = view.lastIndexOf(KEY);
-  while (at !== -1) {
-    let i = at + KEY.length;
-    while (i < view.length && isSpace(view[i]!)) i++;
-    if (i < view.length && view[i] === COLON) {
+  // the key's closing quote, preceded by its `s`
+  for (let at = end - 1; at >= start + KEY_LAST; at--) {
+    if (buf[at] !== QUOTE || buf[at - 1] !== LAST_LETTER || !keyEndsAt(buf, at, start)) continue;
+    let i = at + 1;
+    while (i < end && isSpace(buf[i]!)) i++;
+    if (i >= end || buf[i] !== COLON) continue;
+    i++;
+    while (i < end && isSpace(buf[i]!)) i++;
+    let n = 0;
+    let digits = 0;
+    while (i < end && buf[i]! >= ZERO && buf[i]! <= NINE && digits < 12) {
+      n = n * 10 + (buf[i]! - ZERO);
       i++;
-      while (i < view.length && isSpace(view[i]!)) i++;
-      let n = 0;
-      let digits = 0;
-      while (i < view.length && view[i]! >= ZERO && view[i]! <= NINE && digits < 12) {
-        n = n * 10 + (view[i]! - ZERO);
-        i++;
-        digits++;
-      }
-      // digits that reach the end of the view may continue in the next read: not a whole number
-      if (digits > 0 && i < view.length) return n;
+      digits++;
     }
-    at = at === 0 ? -1 : view.lastIndexOf(KEY, at - 1);
+    // digits that reach the end of the window may continue in the next read: not a whole number
+    if (digits > 0 && i < end) return n;
   }
   return -1;
 }
