@@ -106,3 +106,57 @@ describe('usage scan', () => {
     assert.equal(scan(text, 3, cut), -1, 'a key that starts before the window is not in it');
   });
 });
+
+describe('request log lines', () => {
+  it('writes each record as one JSON line with every field, escaping only what needs it', async () => {
+    const { RequestLog } = await import('../src/router/request-log.js');
+    const { JsonLineWriter } = await import('../src/router/json-line.js');
+    const { mkdtemp, readFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const file = join(await mkdtemp(join(tmpdir(), 'reqlog-')), 'requests.log');
+    const errors: Error[] = [];
+    const log = new RequestLog(file, (e) => errors.push(e));
+    const base = { requestId: 'id-1', model: 'm', backend: 'b', status: 200, attempts: 1, bytesIn: 10, bytesOut: 20, ttftMs: 1.234, durationMs: 12.5, outputTokens: 7, stream: true, client: '127.0.0.1', end: 'completed' as const };
+    const records = [
+      base,
+      { ...base, requestId: 'odd "id"\\\n\u0001', model: 'modèle ü', backend: undefined, status: 0, ttftMs: undefined, outputTokens: undefined, end: 'client_gone' as const },
+      { ...base, requestId: 'x'.repeat(30_000), durationMs: 0.004 },
+    ];
+    for (const r of records) log.write(r);
+    log.close();
+    const lines = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(lines.length, 3);
+    assert.deepEqual(errors, []);
+    for (const [i, r] of records.entries()) {
+      const l = lines[i];
+      assert.equal(l.msg, 'request');
+      assert.equal(l.svc, 'router');
+      assert.ok(!Number.isNaN(Date.parse(l.time)), `time ${l.time}`);
+      assert.deepEqual(
+        { request_id: l.request_id, model: l.model, backend: l.backend, status: l.status, end: l.end, attempts: l.attempts, stream: l.stream, bytes_in: l.bytes_in, bytes_out: l.bytes_out, ttft_ms: l.ttft_ms, duration_ms: l.duration_ms, output_tokens: l.output_tokens, client: l.client },
+        {
+          request_id: r.requestId,
+          model: r.model ?? null,
+          backend: r.backend ?? null,
+          status: r.status === 0 ? null : r.status,
+          end: r.end,
+          attempts: r.attempts,
+          stream: r.stream,
+          bytes_in: r.bytesIn,
+          bytes_out: r.bytesOut,
+          ttft_ms: r.ttftMs === undefined ? null : Math.round(r.ttftMs * 100) / 100,
+          duration_ms: Math.round(r.durationMs * 100) / 100,
+          output_tokens: r.outputTokens,
+          client: r.client,
+        },
+      );
+    }
+    // numbers as JSON.stringify writes them after rounding to hundredths
+    for (const v of [0, 0.004, 0.05, 1.1, 1.2345, 2.5, 99.999, 123456.78]) {
+      const w = new JsonLineWriter(Buffer.alloc(32));
+      w.fixed2(v);
+      assert.equal(w.buf.subarray(0, w.at).toString(), JSON.stringify(Math.round(v * 100) / 100));
+    }
+  });
+});

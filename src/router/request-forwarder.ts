@@ -117,6 +117,22 @@ interface Exchange {
  * response has started, and never after a timeout (generation requests are not idempotent).
  */
 export class RequestForwarder {
+  /** The finished request handed to the request log and the recent errors (refilled each time). */
+  private readonly record: RequestRecord = {
+    requestId: '',
+    model: undefined,
+    backend: undefined,
+    status: 0,
+    attempts: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    ttftMs: undefined,
+    durationMs: 0,
+    outputTokens: undefined,
+    stream: false,
+    client: '',
+    end: 'completed',
+  };
   /** Attempts in flight, swept for the total timeout (one timer for all instead of one each). */
   private readonly active = new SlotList<Attempt>();
   private readonly sweeper: NodeJS.Timeout;
@@ -255,21 +271,21 @@ export class RequestForwarder {
     const log = this.opts.requestLog;
     const failed = reason !== 'completed' || status >= 500;
     if (log === undefined && !(failed && this.opts.onFailedRequest)) return;
-    const record: RequestRecord = {
-      requestId: ex.requestId,
-      model,
-      backend: backend?.name,
-      status,
-      attempts: ex.attempts,
-      bytesIn: ex.req.body?.length ?? 0,
-      bytesOut: ex.bytesOut,
-      ttftMs,
-      durationMs: ms,
-      outputTokens: tokens >= 0 ? tokens : undefined,
-      stream: ex.info.stream,
-      client: ex.req.remoteAddress,
-      end: reason,
-    };
+    // one record object, refilled: the log encodes it at once and the recent errors copy what they keep
+    const record = this.record;
+    record.requestId = ex.requestId;
+    record.model = model;
+    record.backend = backend?.name;
+    record.status = status;
+    record.attempts = ex.attempts;
+    record.bytesIn = ex.req.body?.length ?? 0;
+    record.bytesOut = ex.bytesOut;
+    record.ttftMs = ttftMs;
+    record.durationMs = ms;
+    record.outputTokens = tokens >= 0 ? tokens : undefined;
+    record.stream = ex.info.stream;
+    record.client = ex.req.remoteAddress;
+    record.end = reason;
     log?.write(record);
     if (failed) this.opts.onFailedRequest?.(record);
   }

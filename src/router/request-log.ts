@@ -1,7 +1,16 @@
 import { closeSync, openSync, write, writeSync } from 'node:fs';
+import { JsonLineWriter, text, worstBytes } from './json-line.js';
 
 /** How a proxied request ended, as the request log and the recent-errors list say it. */
 export type EndReason = 'completed' | 'client_gone' | 'upstream_error' | 'timeout' | 'no_backend';
+
+const END_BYTES: Record<EndReason, Uint8Array> = {
+  completed: text('completed'),
+  client_gone: text('client_gone'),
+  upstream_error: text('upstream_error'),
+  timeout: text('timeout'),
+  no_backend: text('no_backend'),
+};
 
 /** One finished request, as logged. */
 export interface RequestRecord {
@@ -28,27 +37,42 @@ const FLUSH_EVERY_MS = 1000;
 /** Filled buffers waiting for the disk beyond this are not kept: further lines are dropped (and counted). */
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 
-/** Strings that need no JSON escaping: printable ASCII without `"` and `\`. */
-const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-const quote = (s: string): string => (PLAIN.test(s) ? `"${s}"` : JSON.stringify(s));
-const optQuote = (s: string | undefined): string => (s === undefined ? 'null' : quote(s));
-const round = (ms: number): number => Math.round(ms * 100) / 100;
-
-/** ISO-8601 time of `now`, with the part up to the second made once per second. */
+/** ISO-8601 time of `now`, with the part up to the second encoded once per second. */
 class IsoClock {
   private second = -1;
-  private prefix = '';
+  private prefix: Uint8Array = new Uint8Array(0);
 
-  format(now: number): string {
+  write(w: JsonLineWriter, now: number): void {
     const s = Math.floor(now / 1000);
     if (s !== this.second) {
       this.second = s;
-      this.prefix = new Date(s * 1000).toISOString().slice(0, 20);
+      this.prefix = text(new Date(s * 1000).toISOString().slice(0, 20));
     }
+    w.raw(this.prefix);
     const ms = now - s * 1000;
-    return `${this.prefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
+    if (ms < 100) w.int(0);
+    if (ms < 10) w.int(0);
+    w.int(ms);
   }
 }
+
+const K_REQUEST_ID = text('Z","request_id":');
+const K_MODEL = text(',"model":');
+const K_BACKEND = text(',"backend":');
+const K_STATUS = text(',"status":');
+const K_END = text(',"end":"');
+const K_ATTEMPTS = text('","attempts":');
+const K_STREAM = text(',"stream":');
+const K_BYTES_IN = text(',"bytes_in":');
+const K_BYTES_OUT = text(',"bytes_out":');
+const K_TTFT = text(',"ttft_ms":');
+const K_DURATION = text(',"duration_ms":');
+const K_TOKENS = text(',"output_tokens":');
+const K_CLIENT = text(',"client":');
+const K_CLOSE = text('}\n');
+const NULL = text('null');
+/** Bytes of a line beyond its strings (keys, numbers, time); generous. */
+const FIXED_BYTES = 512;
 
 /**
  * One JSON line per proxied request, in the shape of the services' other log lines (level, time,
@@ -59,11 +83,10 @@ class IsoClock {
 export class RequestLog {
   private readonly fd: number;
   private readonly ownsFd: boolean;
-  private readonly prefix: string;
+  private readonly prefix: Uint8Array;
   private readonly clock = new IsoClock();
-  /** The buffer lines are encoded into now, and how much of it is used. */
-  private buf: Buffer = Buffer.allocUnsafe(CHUNK_BYTES);
-  private used = 0;
+  /** The buffer lines are encoded into now. */
+  private readonly line = new JsonLineWriter(Buffer.allocUnsafe(CHUNK_BYTES));
   /** Filled buffers in write order; the first is being written while `writing`. */
   private readonly queue: Buffer[] = [];
   private queuedBytes = 0;
@@ -81,7 +104,7 @@ export class RequestLog {
   ) {
     this.ownsFd = target !== 'stdout';
     this.fd = this.ownsFd ? openSync(target, 'a') : 1;
-    this.prefix = `{"level":"info","svc":"router","pid":${process.pid},"msg":"request","time":"`;
+    this.prefix = text(`{"level":"info","svc":"router","pid":${process.pid},"msg":"request","time":"`);
     this.timer = setInterval(() => this.rotate(), FLUSH_EVERY_MS);
     this.timer.unref();
   }
@@ -95,25 +118,62 @@ export class RequestLog {
       this.dropped++;
       return;
     }
-    const line = `${this.prefix}${this.clock.format(Date.now())}","request_id":${quote(r.requestId)},"model":${optQuote(r.model)},"backend":${optQuote(r.backend)},"status":${r.status === 0 ? 'null' : r.status},"end":"${r.end}","attempts":${r.attempts},"stream":${r.stream},"bytes_in":${r.bytesIn},"bytes_out":${r.bytesOut},"ttft_ms":${r.ttftMs === undefined ? 'null' : round(r.ttftMs)},"duration_ms":${round(r.durationMs)}${r.outputTokens === undefined ? '' : `,"output_tokens":${r.outputTokens}`},"client":${quote(r.client)}}\n`;
-    // at most 3 bytes per UTF-16 unit
-    const worst = line.length * 3;
+    const worst = FIXED_BYTES + worstBytes(r.requestId) + worstBytes(r.model) + worstBytes(r.backend) + worstBytes(r.client);
     if (worst > CHUNK_BYTES) {
       // a client-chosen request id or model that long gets a buffer of its own
       this.rotate();
-      this.enqueue(Buffer.from(line));
+      const own = new JsonLineWriter(Buffer.allocUnsafe(worst));
+      this.encode(own, r);
+      this.enqueue(own.buf.subarray(0, own.at));
       return;
     }
-    if (this.used + worst > CHUNK_BYTES) this.rotate();
-    this.used += this.buf.write(line, this.used);
+    if (this.line.at + worst > CHUNK_BYTES) this.rotate();
+    this.encode(this.line, r);
+  }
+
+  private encode(w: JsonLineWriter, r: RequestRecord): void {
+    w.raw(this.prefix);
+    this.clock.write(w, Date.now());
+    w.raw(K_REQUEST_ID);
+    w.str(r.requestId);
+    w.raw(K_MODEL);
+    w.str(r.model);
+    w.raw(K_BACKEND);
+    w.str(r.backend);
+    w.raw(K_STATUS);
+    if (r.status === 0) w.raw(NULL);
+    else w.int(r.status);
+    w.raw(K_END);
+    w.raw(END_BYTES[r.end]);
+    w.raw(K_ATTEMPTS);
+    w.int(r.attempts);
+    w.raw(K_STREAM);
+    w.bool(r.stream);
+    w.raw(K_BYTES_IN);
+    w.int(r.bytesIn);
+    w.raw(K_BYTES_OUT);
+    w.int(r.bytesOut);
+    w.raw(K_TTFT);
+    if (r.ttftMs === undefined) w.raw(NULL);
+    else w.fixed2(r.ttftMs);
+    w.raw(K_DURATION);
+    w.fixed2(r.durationMs);
+    if (r.outputTokens !== undefined) {
+      w.raw(K_TOKENS);
+      w.int(r.outputTokens);
+    }
+    w.raw(K_CLIENT);
+    w.str(r.client);
+    w.raw(K_CLOSE);
   }
 
   /** Queues the current buffer's lines for writing and starts a fresh buffer. */
   private rotate(): void {
-    if (this.used === 0) return;
-    this.enqueue(this.buf.subarray(0, this.used));
-    this.buf = this.spare.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES);
-    this.used = 0;
+    const w = this.line;
+    if (w.at === 0) return;
+    this.enqueue(w.buf.subarray(0, w.at));
+    w.buf = this.spare.pop() ?? Buffer.allocUnsafe(CHUNK_BYTES);
+    w.at = 0;
   }
 
   private enqueue(data: Buffer): void {
@@ -151,10 +211,10 @@ export class RequestLog {
     try {
       // a buffer being written by the asynchronous write is left to it; the rest goes now, in order
       const rest = this.writing ? this.queue.slice(1) : this.queue.slice();
-      if (this.used > 0) rest.push(this.buf.subarray(0, this.used));
+      if (this.line.at > 0) rest.push(this.line.buf.subarray(0, this.line.at));
       for (const b of rest) writeSync(this.fd, b);
       this.queue.length = 0;
-      this.used = 0;
+      this.line.at = 0;
       // a write still under way keeps its file open; the process is stopping anyway
       if (this.ownsFd && !this.writing) closeSync(this.fd);
     } catch (err) {
