@@ -55,6 +55,8 @@ describe('router metrics and request log', () => {
     assert.equal(embed.status, 200);
     const unknown = await http('POST', `${router.url}/v1/chat/completions`, { body: { ...chat(), model: 'nope' } });
     assert.equal(unknown.status, 404);
+    const unknownId = unknown.headers.get('x-request-id');
+    assert.ok(typeof unknownId === 'string' && unknownId !== '', 'an answer the router gave itself carries the request id too');
 
     const text = await scrape(router);
     const ok = { model: 'm', backend: 'mock-a', status_class: '2xx' };
@@ -91,6 +93,7 @@ describe('router metrics and request log', () => {
     assert.equal(missing.end, 'no_backend');
     assert.equal(missing.status, 404);
     assert.equal(missing.backend, null);
+    assert.equal(missing.request_id, unknownId);
     assert.ok(!router.stdout.includes('very-secret-token'), 'no Authorization header in the log');
     assert.ok(!router.stdout.includes('the secret prompt text'), 'no body in the log');
     await router.stop();

@@ -238,7 +238,8 @@ export class RequestForwarder {
 
   /** Answers with the router's own error and ends the exchange. */
   private failExchange(ex: Exchange, err: RouterError, reason: EndReason): void {
-    ex.status = this.opts.errors.send(ex.res, err);
+    // the id the request log and the dashboard know it by, as on proxied answers
+    ex.status = this.opts.errors.send(ex.res, err, ex.req.headers['x-request-id'] === undefined ? { 'x-request-id': ex.requestId } : {});
     this.end(ex, reason);
   }
 
