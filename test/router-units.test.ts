@@ -176,7 +176,13 @@ describe('routing field extraction', () => {
 
   it('reads model, stream, prompt_cache_key and message text size', () => {
     const r = ex({ model: 'm1', stream: true, prompt_cache_key: 'k', messages: [{ role: 'user', content: 'héllo' }, { role: 'user', content: [{ type: 'text', text: 'abc' }, { type: 'image_url', image_url: {} }] }] });
-    assert.deepEqual(r, { model: 'm1', stream: true, promptCacheKey: 'k', size: 6 + 3 });
+    assert.deepEqual(r, { model: 'm1', stream: true, streamUsage: false, promptCacheKey: 'k', size: 6 + 3 });
+  });
+
+  it('notes whether a stream asked for usage (stream_options.include_usage)', () => {
+    assert.equal(ex({ model: 'm1', stream: true, stream_options: { include_usage: true } }).streamUsage, true);
+    assert.equal(ex({ model: 'm1', stream: true, stream_options: { include_usage: 'yes' } }).streamUsage, false);
+    assert.equal(ex({ model: 'm1', stream: true, stream_options: null }).streamUsage, false);
   });
 
   it('is tolerant: one odd field never hides the others', () => {
