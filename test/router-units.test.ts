@@ -171,7 +171,7 @@ describe('load-aware policies', () => {
 });
 
 describe('routing field extraction', () => {
-  const fresh = () => ({ model: undefined, stream: false, promptCacheKey: undefined, size: 0 });
+  const fresh = () => ({ model: undefined, stream: false, streamUsage: undefined as boolean | undefined, promptCacheKey: undefined, size: 0 });
   const ex = (v: unknown) => extractInto(fresh(), Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)));
 
   it('reads model, stream, prompt_cache_key and message text size', () => {
