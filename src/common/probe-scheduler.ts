@@ -221,7 +221,10 @@ export class ProbeScheduler<T> {
   private slotAfter(entry: Entry<T>, now: number, gapMs: number): number {
     const interval = this.opts.intervalMs;
     const slot = entry.phase + Math.ceil((now + gapMs - entry.phase) / interval) * interval;
-    return Math.max(now, slot + (this.random() - 0.5) * JITTER * interval);
+    const due = slot + (this.random() - 0.5) * JITTER * interval;
+    // jitter that lands in the past moves to the next slot rather than to now: with a long interval,
+    // clamping to now probed a fresh target at once about one start in eighty, whatever the interval said
+    return due < now ? due + interval : due;
   }
 
   // --- binary min-heap on `due`, each entry knowing its index (O(log N) removal) ---
