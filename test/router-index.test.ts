@@ -3,16 +3,17 @@
  * scratch, and its routing choices against a copy of the array-based policies it replaced, over
  * seeded random sequences of joins, leaves, model, weight and size-class changes, routability
  * changes (listing, health check, ejections that end by time) and requests (retries included).
+ * Rendezvous hashing itself was array-based before and still is: the copy uses the router's own.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from './helpers/test.js';
-import { fnv1a, mix32 } from '../src/common/hash.js';
 import type { Backend, BackendSpec } from '../src/router/backend.js';
 import type { ModelPool } from '../src/router/backend-pool.js';
 import { BackendSet } from '../src/router/backend-set.js';
 import { createPolicy } from '../src/router/policies/index.js';
 import { LeastLoad, load } from '../src/router/policies/least-load.js';
 import { PowerOfTwo } from '../src/router/policies/power-of-two.js';
+import { rendezvous } from '../src/router/policies/session-affinity.js';
 import type { RequestInfo } from '../src/router/request-info.js';
 import { seededRandom } from './helpers/seeded-mutations.js';
 
@@ -68,27 +69,10 @@ class RefWeightedRoundRobin implements RefPolicy {
   }
 }
 
-const TWO_32 = 4294967296;
-function refRendezvous(candidates: readonly Backend[], key: string): Backend | undefined {
-  const keyHash = fnv1a(key);
-  let best: Backend | undefined;
-  let bestScore = -Infinity;
-  for (const b of candidates) {
-    if (b.weight <= 0) continue;
-    const u = (mix32(keyHash ^ mix32(b.nameHash)) + 0.5) / TWO_32;
-    const score = -b.weight / Math.log(u);
-    if (score > bestScore) {
-      bestScore = score;
-      best = b;
-    }
-  }
-  return best ?? candidates[0];
-}
-
 class RefSessionAffinity implements RefPolicy {
   constructor(private readonly inner: RefPolicy) {}
   select(candidates: readonly Backend[], info: RequestInfo): Backend | undefined {
-    if (info.sessionKey !== undefined && candidates.length > 1) return refRendezvous(candidates, info.sessionKey);
+    if (info.sessionKey !== undefined && candidates.length > 1) return rendezvous(candidates, info.sessionKey);
     return this.inner.select(candidates, info);
   }
   onBackendsChanged(all: readonly Backend[]): void {

@@ -65,7 +65,7 @@ export class JsonLineWriter {
 
   /**
    * A JSON string. Printable ASCII without `"` and `\` (ids, model names, addresses, almost always)
-   * is copied as it is; anything else goes through JSON.stringify. `room` is what is left in the buffer.
+   * is copied as it is; anything else goes through JSON.stringify (the caller left room: worstBytes).
    */
   str(s: string | undefined): void {
     if (s === undefined) return this.raw(NULL_BYTES);

@@ -112,15 +112,15 @@ export class RouterMetrics {
       }),
     );
 
-    const perBackend = (name: string, help: string, type: Kind, value: (b: (typeof backends.all)[number]) => number, aggregator: Aggregator = 'sum') =>
+    const perBackend = (name: string, help: string, type: Kind, value: (b: (typeof backends.all)[number], now: number) => number, aggregator: Aggregator = 'sum') =>
       add(name, help, type, (out) => {
-        for (const b of backends.all) out.push({ labels: { backend: b.name }, value: value(b) });
+        const now = Date.now();
+        for (const b of backends.all) out.push({ labels: { backend: b.name }, value: value(b, now) });
       }, aggregator);
     perBackend('infini_router_upstream_attempts_total', 'Attempts each backend was selected for', 'counter', (b) => b.requestCount);
     perBackend('infini_router_upstream_errors_total', 'Failed attempts and failed health checks per backend', 'counter', (b) => b.errorCount);
     perBackend('infini_router_upstream_in_flight', 'Requests in flight per backend', 'gauge', (b) => b.inFlight);
-    const now = () => Date.now();
-    perBackend('infini_router_backend_routable', '1 if the backend is routable (listed healthy, check ok, not ejected); with --workers, the fraction of workers that route to it', 'gauge', (b) => (b.routable(now()) ? 1 : 0), 'average');
+    perBackend('infini_router_backend_routable', '1 if the backend is routable (listed healthy, check ok, not ejected); with --workers, the fraction of workers that route to it', 'gauge', (b, now) => (b.routable(now) ? 1 : 0), 'average');
 
     /** Counters kept per backend name (they outlive a backend's leaving for a while). */
     const perTraffic = (name: string, help: string, value: (t: ReturnType<typeof traffic.forBackend>, out: Sample[]) => void) =>

@@ -191,8 +191,6 @@ export class TrafficStats {
   readonly backends = new Map<string, BackendTraffic>();
   /** Requests the router answered without a backend (unknown model, none routable), by model. */
   readonly unrouted = new BackendTraffic('');
-  /** Policy decisions by policy name and branch. */
-  readonly decisions = new Map<string, number>();
 
   forBackend(name: string): BackendTraffic {
     let t = this.backends.get(name);
@@ -213,11 +211,6 @@ export class TrafficStats {
   /** Drops backends gone for longer than FORGET_AFTER_MS; called from a timer, not per request. */
   forgetGone(now: number): void {
     for (const [name, t] of this.backends) if (t.goneSince !== undefined && now - t.goneSince > FORGET_AFTER_MS) this.backends.delete(name);
-  }
-
-  countDecision(policy: string, branch: string): void {
-    const key = `${policy}\0${branch}`;
-    this.decisions.set(key, (this.decisions.get(key) ?? 0) + 1);
   }
 
   /** Every backend's traffic and the router's own answers. */
