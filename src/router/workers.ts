@@ -146,30 +146,45 @@ export function onPrimaryStop(stop: (reason: string) => void): void {
   if (stopRequested) stop('primary');
 }
 
-let nextId = 0;
-const waiting = new Map<number, (m: MetricsMessage) => void>();
+let nextAskId = 0;
+/** What the primary answers a worker's request with. */
+type Reply = MetricsMessage | GatherMessage;
+/** Requests to the primary waiting for its reply, by id (the reply carries the id it was asked with). */
+const asked = new Map<number, (reply: Reply) => void>();
+let repliesListening = false;
 
-/** In a worker: /metrics for the whole router, aggregated by the primary over all workers. */
-export function clusterMetrics(timeoutMs = 5000): Promise<string> {
-  if (waiting.size === 0 && nextId === 0) {
-    process.on('message', (m: MetricsMessage) => {
-      if (m?.type === METRICS) waiting.get(m.id)?.(m);
+/**
+ * In a worker: sends `message` (given a fresh id) to the primary and resolves with its reply of
+ * type `replyType`, or rejects with `timeoutText` after `timeoutMs`.
+ */
+function askPrimary<R extends Reply>(message: { type: string; kind?: string }, replyType: R['type'], timeoutMs: number, timeoutText: string): Promise<R> {
+  if (!repliesListening) {
+    repliesListening = true;
+    process.on('message', (m: Reply) => {
+      if (m?.type === METRICS || m?.type === GATHER_DONE) asked.get(m.id)?.(m);
     });
   }
-  const id = ++nextId;
+  const id = ++nextAskId;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
-      waiting.delete(id);
-      reject(new Error('metrics from the router primary timed out'));
+      asked.delete(id);
+      reject(new Error(timeoutText));
     }, timeoutMs);
-    waiting.set(id, (m) => {
+    asked.set(id, (reply) => {
+      if (reply.type !== replyType) return;
       clearTimeout(timer);
-      waiting.delete(id);
-      if (m.error !== undefined) reject(new Error(m.error));
-      else resolve(m.text ?? '');
+      asked.delete(id);
+      resolve(reply as R);
     });
-    process.send!({ type: METRICS, id });
+    process.send!({ ...message, id });
   });
+}
+
+/** In a worker: /metrics for the whole router, aggregated by the primary over all workers. */
+export async function clusterMetrics(timeoutMs = 5000): Promise<string> {
+  const reply = await askPrimary<MetricsMessage>({ type: METRICS }, METRICS, timeoutMs, 'metrics from the router primary timed out');
+  if (reply.error !== undefined) throw new Error(reply.error);
+  return reply.text ?? '';
 }
 
 export const isWorker = cluster.isWorker;
@@ -178,8 +193,6 @@ export const workerId = cluster.worker?.id;
 /** What this worker answers to the primary's gather requests, by kind. */
 const answerers = new Map<string, () => unknown>();
 let gatherListening = false;
-let nextGatherId = 0;
-const gatherWaiting = new Map<number, (parts: unknown[]) => void>();
 
 function listenForGathers(): void {
   if (gatherListening) return;
@@ -195,8 +208,6 @@ function listenForGathers(): void {
         value = undefined;
       }
       process.send?.({ type: GATHER_PART, id: m.id, value });
-    } else if (m?.type === GATHER_DONE) {
-      gatherWaiting.get(m.id)?.(Array.isArray(m.parts) ? m.parts : []);
     }
   });
 }
@@ -208,19 +219,8 @@ export function answerGathers(kind: string, part: () => unknown): void {
 }
 
 /** In a worker: every worker's part of this `kind` (this one's included), collected by the primary. */
-export function gatherFromWorkers(kind: string, timeoutMs = GATHER_WAIT_MS + 2000): Promise<unknown[]> {
+export async function gatherFromWorkers(kind: string, timeoutMs = GATHER_WAIT_MS + 2000): Promise<unknown[]> {
   listenForGathers();
-  const id = ++nextGatherId;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      gatherWaiting.delete(id);
-      reject(new Error('the router primary did not gather the workers in time'));
-    }, timeoutMs);
-    gatherWaiting.set(id, (parts) => {
-      clearTimeout(timer);
-      gatherWaiting.delete(id);
-      resolve(parts);
-    });
-    process.send!({ type: GATHER, id, kind });
-  });
+  const reply = await askPrimary<GatherMessage>({ type: GATHER, kind }, GATHER_DONE, timeoutMs, 'the router primary did not gather the workers in time');
+  return Array.isArray(reply.parts) ? reply.parts : [];
 }
