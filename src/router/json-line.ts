@@ -23,7 +23,11 @@ export class JsonLineWriter {
   raw(bytes: Uint8Array): void {
     const buf = this.buf;
     let at = this.at;
-    for (let i = 0; i < bytes.length; i++) buf[at++] = bytes[i]!;
+    // a copy loop costs about a nanosecond a byte, set() a flat ~15 ns: the loop only for short keys
+    if (bytes.length > 16) {
+      buf.set(bytes, at);
+      at += bytes.length;
+    } else for (let i = 0; i < bytes.length; i++) buf[at++] = bytes[i]!;
     this.at = at;
   }
 
@@ -59,10 +63,6 @@ export class JsonLineWriter {
     if (frac !== 0) this.buf[this.at++] = ZERO + frac;
   }
 
-  bool(v: boolean): void {
-    this.raw(v ? TRUE_BYTES : FALSE_BYTES);
-  }
-
   /**
    * A JSON string. Printable ASCII without `"` and `\` (ids, model names, addresses, almost always)
    * is copied as it is; anything else goes through JSON.stringify (the caller left room: worstBytes).
@@ -84,9 +84,6 @@ export class JsonLineWriter {
     this.at = at;
   }
 }
-
-const TRUE_BYTES = text('true');
-const FALSE_BYTES = text('false');
 
 /** Bytes a string takes at most in the line: 6 per UTF-16 unit when every one is escaped (`\u001f`), plus quotes. */
 export const worstBytes = (s: string | undefined): number => (s === undefined ? 4 : s.length * 6 + 2);

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+// the global `performance` is a lazy accessor on globalThis; the module's own binding skips it on the request path
+import { performance } from 'node:perf_hooks';
 import { SlotList } from '../common/slot-list.js';
 import type { Http1Response } from '../common/http1/response.js';
 import type { Http1Request } from '../common/http1/server.js';

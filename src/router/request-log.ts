@@ -4,13 +4,17 @@ import { JsonLineWriter, text, worstBytes } from './json-line.js';
 /** How a proxied request ended, as the request log and the recent-errors list say it. */
 export type EndReason = 'completed' | 'client_gone' | 'upstream_error' | 'timeout' | 'no_backend';
 
-const END_BYTES: Record<EndReason, Uint8Array> = {
-  completed: text('completed'),
-  client_gone: text('client_gone'),
-  upstream_error: text('upstream_error'),
-  timeout: text('timeout'),
-  no_backend: text('no_backend'),
+/** The end reason with the keys around it, as one piece (fewer copies per line). */
+const END_ATTEMPTS: Record<EndReason, Uint8Array> = {
+  completed: endPiece('completed'),
+  client_gone: endPiece('client_gone'),
+  upstream_error: endPiece('upstream_error'),
+  timeout: endPiece('timeout'),
+  no_backend: endPiece('no_backend'),
 };
+function endPiece(reason: EndReason): Uint8Array {
+  return text(`,"end":"${reason}","attempts":`);
+}
 
 /** One finished request, as logged. */
 export interface RequestRecord {
@@ -37,18 +41,20 @@ const FLUSH_EVERY_MS = 1000;
 /** Filled buffers waiting for the disk beyond this are not kept: further lines are dropped (and counted). */
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 
-/** ISO-8601 time of `now`, with the part up to the second encoded once per second. */
-class IsoClock {
+/** The line's opening up to its time, with the time up to the second: encoded once per second. */
+class LineStart {
   private second = -1;
-  private prefix: Uint8Array = new Uint8Array(0);
+  private bytes: Uint8Array = new Uint8Array(0);
+
+  constructor(private readonly opening: string) {}
 
   write(w: JsonLineWriter, now: number): void {
     const s = Math.floor(now / 1000);
     if (s !== this.second) {
       this.second = s;
-      this.prefix = text(new Date(s * 1000).toISOString().slice(0, 20));
+      this.bytes = text(this.opening + new Date(s * 1000).toISOString().slice(0, 20));
     }
-    w.raw(this.prefix);
+    w.raw(this.bytes);
     const ms = now - s * 1000;
     if (ms < 100) w.int(0);
     if (ms < 10) w.int(0);
@@ -60,10 +66,8 @@ const K_REQUEST_ID = text('Z","request_id":');
 const K_MODEL = text(',"model":');
 const K_BACKEND = text(',"backend":');
 const K_STATUS = text(',"status":');
-const K_END = text(',"end":"');
-const K_ATTEMPTS = text('","attempts":');
-const K_STREAM = text(',"stream":');
-const K_BYTES_IN = text(',"bytes_in":');
+const K_STREAMED = text(',"stream":true,"bytes_in":');
+const K_WHOLE = text(',"stream":false,"bytes_in":');
 const K_BYTES_OUT = text(',"bytes_out":');
 const K_TTFT = text(',"ttft_ms":');
 const K_DURATION = text(',"duration_ms":');
@@ -83,8 +87,7 @@ const FIXED_BYTES = 512;
 export class RequestLog {
   private readonly fd: number;
   private readonly ownsFd: boolean;
-  private readonly prefix: Uint8Array;
-  private readonly clock = new IsoClock();
+  private readonly start: LineStart;
   /** The buffer lines are encoded into now. */
   private readonly line = new JsonLineWriter(Buffer.allocUnsafe(CHUNK_BYTES));
   /** Filled buffers in write order; the first is being written while `writing`. */
@@ -104,7 +107,7 @@ export class RequestLog {
   ) {
     this.ownsFd = target !== 'stdout';
     this.fd = this.ownsFd ? openSync(target, 'a') : 1;
-    this.prefix = text(`{"level":"info","svc":"router","pid":${process.pid},"msg":"request","time":"`);
+    this.start = new LineStart(`{"level":"info","svc":"router","pid":${process.pid},"msg":"request","time":"`);
     this.timer = setInterval(() => this.rotate(), FLUSH_EVERY_MS);
     this.timer.unref();
   }
@@ -132,8 +135,7 @@ export class RequestLog {
   }
 
   private encode(w: JsonLineWriter, r: RequestRecord): void {
-    w.raw(this.prefix);
-    this.clock.write(w, Date.now());
+    this.start.write(w, Date.now());
     w.raw(K_REQUEST_ID);
     w.str(r.requestId);
     w.raw(K_MODEL);
@@ -143,13 +145,9 @@ export class RequestLog {
     w.raw(K_STATUS);
     if (r.status === 0) w.raw(NULL);
     else w.int(r.status);
-    w.raw(K_END);
-    w.raw(END_BYTES[r.end]);
-    w.raw(K_ATTEMPTS);
+    w.raw(END_ATTEMPTS[r.end]);
     w.int(r.attempts);
-    w.raw(K_STREAM);
-    w.bool(r.stream);
-    w.raw(K_BYTES_IN);
+    w.raw(r.stream ? K_STREAMED : K_WHOLE);
     w.int(r.bytesIn);
     w.raw(K_BYTES_OUT);
     w.int(r.bytesOut);
