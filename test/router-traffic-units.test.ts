@@ -122,11 +122,16 @@ describe('request log lines', () => {
       base,
       { ...base, requestId: 'odd "id"\\\n\u0001', model: 'modèle ü', backend: undefined, status: 0, ttftMs: undefined, outputTokens: undefined, end: 'client_gone' as const },
       { ...base, requestId: 'x'.repeat(30_000), durationMs: 0.004 },
+      // the usual line is written from one pre-encoded piece; the others field by field
+      { ...base, stream: false },
+      { ...base, attempts: 2 },
+      { ...base, status: 502, attempts: 3, end: 'upstream_error' as const, stream: false },
+      { ...base, status: 200, end: 'timeout' as const },
     ];
     for (const r of records) log.write(r);
     log.close();
     const lines = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
-    assert.equal(lines.length, 3);
+    assert.equal(lines.length, records.length);
     assert.deepEqual(errors, []);
     for (const [i, r] of records.entries()) {
       const l = lines[i];

@@ -68,6 +68,8 @@ const K_BACKEND = text(',"backend":');
 const K_STATUS = text(',"status":');
 const K_STREAMED = text(',"stream":true,"bytes_in":');
 const K_WHOLE = text(',"stream":false,"bytes_in":');
+const K_OK_STREAMED = text(',"status":200,"end":"completed","attempts":1,"stream":true,"bytes_in":');
+const K_OK_WHOLE = text(',"status":200,"end":"completed","attempts":1,"stream":false,"bytes_in":');
 const K_BYTES_OUT = text(',"bytes_out":');
 const K_TTFT = text(',"ttft_ms":');
 const K_DURATION = text(',"duration_ms":');
@@ -142,12 +144,17 @@ export class RequestLog {
     w.str(r.model);
     w.raw(K_BACKEND);
     w.str(r.backend);
-    w.raw(K_STATUS);
-    if (r.status === 0) w.raw(NULL);
-    else w.int(r.status);
-    w.raw(END_ATTEMPTS[r.end]);
-    w.int(r.attempts);
-    w.raw(r.stream ? K_STREAMED : K_WHOLE);
+    if (r.status === 200 && r.attempts === 1 && r.end === 'completed') {
+      // the usual line: status to stream as one piece
+      w.raw(r.stream ? K_OK_STREAMED : K_OK_WHOLE);
+    } else {
+      w.raw(K_STATUS);
+      if (r.status === 0) w.raw(NULL);
+      else w.int(r.status);
+      w.raw(END_ATTEMPTS[r.end]);
+      w.int(r.attempts);
+      w.raw(r.stream ? K_STREAMED : K_WHOLE);
+    }
     w.int(r.bytesIn);
     w.raw(K_BYTES_OUT);
     w.int(r.bytesOut);
