@@ -32,13 +32,21 @@ const { values: opts } = parseArgs({
     'router-workers': { type: 'string', default: '2' },
     out: { type: 'string', default: join(ROOT, 'bench', 'results') },
     readme: { type: 'boolean', default: false },
+    baseline: { type: 'string' },
+    'router-arg': { type: 'string', multiple: true, default: [] },
     help: { type: 'boolean', default: false },
   },
 });
 if (opts.help) {
   process.stdout.write(`npm run bench -- [--duration S] [--rounds N] [--connections N] [--streams N] [--idle-conns N]
                  [--loadgen auto|wrk|node] [--no-nginx] [--router-workers N (0: skip)] [--out DIR] [--readme]
+                 [--baseline DIR] [--router-arg ARG ...]
 Compares direct-to-backend, the router and (when installed) nginx on 127.0.0.1.
+--baseline DIR: also runs the router built in DIR (another checkout, after npm run build there) as the
+  target "baseline", interleaved round by round with this one, and reports this router's CPU per
+  request over the baseline's, paired by round: an A/B at one time on one machine.
+--router-arg ARG: an extra argument for this checkout's router (repeat it), e.g. --router-arg=--request-log
+  --router-arg=/tmp/requests.log to measure the request log's cost against a baseline.
 Install the comparison tools with: apt-get install -y wrk nginx-light
 `);
   process.exit(0);
@@ -186,9 +194,19 @@ async function main(): Promise<void> {
     { name: 'slow', host: '127.0.0.1', port: slow, metadata: { models: ['slow'] } },
   ] }));
   // started as a user would
-  const router = new BenchProcess(ROUTER_BIN, ['--router-port', String(routerPort), '--host', '127.0.0.1', '--static-services', staticFile, '--log-level', 'warn']);
+  const routerArgs = ['--host', '127.0.0.1', '--static-services', staticFile, '--log-level', 'warn'];
+  const router = new BenchProcess(ROUTER_BIN, ['--router-port', String(routerPort), ...routerArgs, ...opts['router-arg']!]);
   procs.push(router);
   await waitHttp(`http://127.0.0.1:${routerPort}/health`);
+  // another build of the router, measured in the same rounds as this one
+  let baseline: BenchProcess | undefined;
+  let baselinePort = 0;
+  if (opts.baseline !== undefined) {
+    baselinePort = await freePort();
+    baseline = new BenchProcess(join(resolve(opts.baseline), 'dist', 'bin', 'infini-router.js'), ['--router-port', String(baselinePort), ...routerArgs]);
+    procs.push(baseline);
+    await waitHttp(`http://127.0.0.1:${baselinePort}/health`);
+  }
   // the optional multi-process mode, measured as its own target
   const routerWorkers = Number(opts['router-workers']);
   let multiPids: number[] = [];
@@ -212,12 +230,14 @@ async function main(): Promise<void> {
   const urls: Record<string, string> = {
     direct: `http://127.0.0.1:${b1}/v1/chat/completions`,
     router: `http://127.0.0.1:${routerPort}/v1/chat/completions`,
+    ...(baseline ? { baseline: `http://127.0.0.1:${baselinePort}/v1/chat/completions` } : {}),
     ...(routerWorkers > 1 ? { [`router x${routerWorkers}`]: `http://127.0.0.1:${multiPort}/v1/chat/completions` } : {}),
     ...(useNginx ? { nginx: `http://127.0.0.1:${nginxPort}/v1/chat/completions` } : {}),
   };
   // direct: the CPU is the mock's own, which tells its capacity next to the router's
   const mockPid = procs[0]!.pid;
-  const pidsOf = (target: string) => (target === 'router' ? [router.pid] : target === 'nginx' ? nginxPids : target.startsWith('router x') ? multiPids : [mockPid]);
+  const pidsOf = (target: string) =>
+    target === 'router' ? [router.pid] : target === 'baseline' ? [baseline!.pid] : target === 'nginx' ? nginxPids : target.startsWith('router x') ? multiPids : [mockPid];
   const memoryMb: BenchReport['memoryMb'] = {};
 
   // warm-up (JIT, pools), then idle RSS
@@ -282,6 +302,17 @@ async function main(): Promise<void> {
     check("mock's own req/s (direct, one instance) / router req/s", ratio(rt(saturated, 'direct')?.rps, rt(saturated, 'router')?.rps), '>=', 2, 'x'),
     check('streamed reads through the router / reads direct from the backend', streaming.chunksExpected ? (streaming.chunksSeparate ?? 0) / streaming.chunksExpected : undefined, '>=', 1),
   ];
+  if (baseline) {
+    // paired by round: both routers ran back to back in each round, so the machine's drift cancels out
+    for (const s of scenarios) {
+      const mine = runs.get(`${s.name}|router`)!;
+      const theirs = runs.get(`${s.name}|baseline`)!;
+      const perRound = mine.map((r, i) => ratio(r.cpuPerReqUs, theirs[i]?.cpuPerReqUs)).filter((v): v is number => v !== undefined);
+      report.checks.push(check(`${s.name}: CPU per request, this router / baseline (median of rounds)`, median(perRound), '<=', 1.05, 'x'));
+    }
+    report.settings.baseline = resolve(opts.baseline!);
+  }
+  if (opts['router-arg']!.length > 0) report.settings['router args'] = opts['router-arg']!.join(' ');
   mkdirSync(opts.out!, { recursive: true });
   writeFileSync(join(opts.out!, 'latest.json'), JSON.stringify(report, null, 2));
   const md = toMarkdown(report);
