@@ -1,3 +1,5 @@
+import { chainedBlockHashes } from './kv-blocks.js';
+
 /**
  * A per-instance prefix cache in fixed-size token blocks, as vLLM's automatic prefix caching does:
  * block i's key chains the key of block i-1 with block i's token ids, so a block only matches when
@@ -21,19 +23,7 @@ export class PrefixCache {
 
   /** Chained block keys of the full blocks of a prompt. */
   blockKeys(tokenIds: number[]): number[] {
-    const keys: number[] = [];
-    let parent = 0x12345;
-    for (let start = 0; start + this.blockSize <= tokenIds.length; start += this.blockSize) {
-      let h = parent;
-      for (let i = start; i < start + this.blockSize; i++) {
-        h = Math.imul(h ^ tokenIds[i]!, 0x5bd1e995);
-        h ^= h >>> 15;
-      }
-      h >>>= 0;
-      keys.push(h);
-      parent = h;
-    }
-    return keys;
+    return chainedBlockHashes(tokenIds, this.blockSize);
   }
 
   /** Number of leading prompt tokens already cached; counts the query and its hits. */
