@@ -12,10 +12,8 @@
 export class Piece {
   readonly words: Uint32Array;
   readonly tail: Uint8Array;
-  readonly length: number;
 
-  constructor(readonly bytes: Buffer) {
-    this.length = bytes.length;
+  constructor(bytes: Buffer) {
     const n = bytes.length >> 2;
     this.words = new Uint32Array(n);
     for (let i = 0; i < n; i++) this.words[i] = bytes.readUInt32LE(i * 4);
