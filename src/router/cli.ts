@@ -96,7 +96,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       await api.close(drainMs);
       proxy.close();
       clearInterval(forget);
-      requestLog?.close();
+      await requestLog?.close();
       await backends.closeAll();
       log.info('router stopped');
     });
