@@ -135,7 +135,7 @@ export class PrefixIndex<T> {
     let assigned = 0;
     const all = this.tenantCount;
     const deepest = this.partial ?? this.path[this.path.length - 1];
-    for (let node = deepest; node !== undefined && node !== this.root && assigned < all; node = node.parent) {
+    for (let node: Node<T> | undefined = deepest; node !== undefined && node !== this.root && assigned < all; node = node.parent) {
       const len = node === this.partial ? this.matchedLen : node.depth;
       for (const t of node.tenants) {
         if (t.stamp === stamp) continue;
