@@ -73,4 +73,21 @@ describe('cache-aware routing end to end', () => {
       await Promise.all(mocks.map((m) => m.stop()));
     }
   });
+
+  it("cache-load polls the engines' /metrics when asked to, and counts the scrapes", async () => {
+    const mocks = await startMocks([{ models: 'm' }]);
+    const services = await writeStaticServices([{ name: 'solo', port: mocks[0]!.port, models: ['m'] }]);
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', services, '--policy', 'cache-load', '--engine-metrics-interval', '0.1']);
+    try {
+      // several intervals: polling keeps going
+      await waitFor(async () => (await metric(router.url, 'infini_router_engine_scrapes_total', 'result="ok"')) >= 5, 'five scrapes of the engine gauges');
+      assert.equal(await metric(router.url, 'infini_router_engine_scrapes_total', 'result="failed"'), 0);
+      const res = await http('POST', `${router.url}/v1/completions`, { body: { model: 'm', prompt: 'hello', max_tokens: 2 } });
+      assert.equal(res.status, 200);
+      assert.equal(await metric(router.url, 'infini_router_policy_decisions_total', 'policy="cache-load"'), 1);
+    } finally {
+      await router.stop();
+      await Promise.all(mocks.map((m) => m.stop()));
+    }
+  });
 });
