@@ -108,6 +108,11 @@ export class RealTimeDriver {
    */
   runDue(): void {
     if (this.running || this.stopped) return;
+    // a call made right after a submit runs what the pending immediate would have: drop it
+    if (this.immediate) {
+      clearImmediate(this.immediate);
+      this.immediate = undefined;
+    }
     this.running = true;
     const { engine } = this;
     try {

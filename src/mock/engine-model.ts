@@ -223,7 +223,7 @@ export class EngineModel {
     if (!whole(p.maxBatchedTokens, 1) || !whole(p.maxRunning, 1) || !whole(p.kvBlocks, 1) || !whole(p.blockSize, 1) || !whole(p.cacheBlocks, 0)) {
       throw new RangeError('engine profile: maxBatchedTokens, maxRunning, kvBlocks and blockSize must be integers >= 1, cacheBlocks >= 0');
     }
-    if (!time(p.stepMs) || !time(p.prefillMsPerToken) || !time(p.decodeMsPerSeq)) throw new RangeError('engine profile: times must be finite and >= 0');
+    if (!time(p.stepMs) || !time(p.prefillMsPerToken) || !time(p.decodeMsPerSeq) || !time(p.prefillStepMs ?? 0) || !time(p.decodeStepMs ?? 0)) throw new RangeError('engine profile: times must be finite and >= 0');
     this.catchUpMs = options.catchUpMs ?? 0;
     this.pool = new KvBlockPool(p.kvBlocks, p.blockSize, p.cacheBlocks);
   }
