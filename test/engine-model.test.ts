@@ -6,23 +6,12 @@ import { EngineModel, realClock, type EngineRequest, type RequestSpec, type Requ
 import { ENGINE_PROFILES, stepDurationMs, type EngineProfile } from '../src/mock/engine-profiles.js';
 import { chainedBlockHashes, KvBlockPool, type BlockList } from '../src/mock/kv-blocks.js';
 import { PrefixCache } from '../src/mock/prefix-cache.js';
-
-/** A seeded generator (mulberry32): the same workload on every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../src/mock/text-generator.js';
 
 /** Token ids of a prompt: `shared` leading tokens of prefix `prefix`, then tokens unique to `seed`. */
 function promptIds(n: number, seed: number, prefix = -1, shared = 0): number[] {
-  const rnd = random(seed + 1_000_003);
-  const pre = random(prefix + 7);
+  const rnd = mulberry32(seed + 1_000_003);
+  const pre = mulberry32(prefix + 7);
   return Array.from({ length: n }, (_, i) => Math.floor((i < shared ? pre() : rnd()) * 2 ** 31));
 }
 
@@ -101,7 +90,7 @@ function assertComplete(all: Seen[]): void {
 describe('engine model: conservation and order', () => {
   it('emits every token exactly once, in order, and finishes each request with maxTokens tokens', () => {
     const { clock, engine } = engineWith();
-    const rnd = random(1);
+    const rnd = mulberry32(1);
     const all: Seen[] = [];
     let t = 0;
     for (let i = 0; i < 60; i++) {

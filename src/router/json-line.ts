@@ -4,8 +4,24 @@
  * allocated per line, so a line per request adds no garbage for the collector to chase.
  */
 
-/** Pre-encoded constant text (keys and punctuation). */
-export const text = (s: string): Uint8Array => Buffer.from(s, 'latin1');
+/**
+ * Pre-encoded constant text (keys and punctuation), split into little-endian 32-bit words and a
+ * tail of up to 3 bytes: V8 compiles a byte-copy loop to ~27 instructions a byte and `set()`
+ * costs a flat ~220, while a word through a DataView is a few instructions for four bytes.
+ */
+export class Piece {
+  readonly words: Uint32Array;
+  readonly tail: Uint8Array;
+
+  constructor(bytes: Buffer) {
+    const n = bytes.length >> 2;
+    this.words = new Uint32Array(n);
+    for (let i = 0; i < n; i++) this.words[i] = bytes.readUInt32LE(i * 4);
+    this.tail = Uint8Array.from(bytes.subarray(n * 4));
+  }
+}
+
+export const text = (s: string): Piece => new Piece(Buffer.from(s, 'latin1'));
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -18,22 +34,36 @@ export class JsonLineWriter {
   /** Next free byte of `buf`. */
   at = 0;
 
-  constructor(public buf: Buffer) {}
+  private _buf!: Buffer;
+  private view!: DataView;
 
-  raw(bytes: Uint8Array): void {
-    const buf = this.buf;
+  constructor(buf: Buffer) {
+    this.buf = buf;
+  }
+
+  get buf(): Buffer {
+    return this._buf;
+  }
+
+  set buf(b: Buffer) {
+    this._buf = b;
+    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  }
+
+  raw(p: Piece): void {
+    const view = this.view;
     let at = this.at;
-    // a copy loop costs about a nanosecond a byte, set() a flat ~15 ns: the loop only for short keys
-    if (bytes.length > 16) {
-      buf.set(bytes, at);
-      at += bytes.length;
-    } else for (let i = 0; i < bytes.length; i++) buf[at++] = bytes[i]!;
+    const words = p.words;
+    for (let i = 0; i < words.length; i++, at += 4) view.setUint32(at, words[i]!, true);
+    const tail = p.tail;
+    const buf = this._buf;
+    for (let i = 0; i < tail.length; i++) buf[at++] = tail[i]!;
     this.at = at;
   }
 
   /** A non-negative or negative integer. */
   int(n: number): void {
-    const buf = this.buf;
+    const buf = this._buf;
     if (n < 0) {
       buf[this.at++] = MINUS;
       n = -n;
@@ -54,13 +84,13 @@ export class JsonLineWriter {
     const hundredths = Math.round(v * 100);
     const whole = Math.trunc(hundredths / 100);
     let frac = Math.abs(hundredths % 100);
-    if (hundredths < 0 && whole === 0) this.buf[this.at++] = MINUS;
+    if (hundredths < 0 && whole === 0) this._buf[this.at++] = MINUS;
     this.int(whole);
     if (frac === 0) return;
-    this.buf[this.at++] = DOT;
-    this.buf[this.at++] = ZERO + Math.floor(frac / 10);
+    this._buf[this.at++] = DOT;
+    this._buf[this.at++] = ZERO + Math.floor(frac / 10);
     frac %= 10;
-    if (frac !== 0) this.buf[this.at++] = ZERO + frac;
+    if (frac !== 0) this._buf[this.at++] = ZERO + frac;
   }
 
   /**
@@ -69,7 +99,7 @@ export class JsonLineWriter {
    */
   str(s: string | undefined): void {
     if (s === undefined) return this.raw(NULL_BYTES);
-    const buf = this.buf;
+    const buf = this._buf;
     let at = this.at;
     buf[at++] = QUOTE;
     for (let i = 0; i < s.length; i++) {

@@ -1,18 +1,18 @@
 import { closeSync, openSync, write, writeSync } from 'node:fs';
-import { JsonLineWriter, text, worstBytes } from './json-line.js';
+import { JsonLineWriter, text, worstBytes, type Piece } from './json-line.js';
 
 /** How a proxied request ended, as the request log and the recent-errors list say it. */
 export type EndReason = 'completed' | 'client_gone' | 'upstream_error' | 'timeout' | 'no_backend';
 
 /** The end reason with the keys around it, as one piece (fewer copies per line). */
-const END_ATTEMPTS: Record<EndReason, Uint8Array> = {
+const END_ATTEMPTS: Record<EndReason, Piece> = {
   completed: endPiece('completed'),
   client_gone: endPiece('client_gone'),
   upstream_error: endPiece('upstream_error'),
   timeout: endPiece('timeout'),
   no_backend: endPiece('no_backend'),
 };
-function endPiece(reason: EndReason): Uint8Array {
+function endPiece(reason: EndReason): Piece {
   return text(`,"end":"${reason}","attempts":`);
 }
 
@@ -44,7 +44,7 @@ const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
 /** The line's opening up to its time, with the time up to the second: encoded once per second. */
 class LineStart {
   private second = -1;
-  private bytes: Uint8Array = new Uint8Array(0);
+  private bytes: Piece = text('');
 
   constructor(private readonly opening: string) {}
 

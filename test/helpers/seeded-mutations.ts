@@ -4,18 +4,10 @@
  * what decides framing (request and status lines, framing headers, chunk-size lines, line ends)
  * and use the bytes parsers disagree on (whitespace variants, CTLs, obs-text, separators).
  */
+import { mulberry32 } from '../../src/mock/text-generator.js';
 
-/** mulberry32: a small, fast 32-bit PRNG; plenty for picking mutations. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (the mock's own seeded generator); plenty for picking mutations. */
+export const seededRandom = mulberry32;
 
 /** Bytes that separate, terminate or pad something in HTTP/1.1, and a few that must never pass. */
 const ALPHABET = [' ', '\t', '\r', '\n', '\r\n', '\x0b', '\x0c', '\x00', '\x01', '\x7f', '\xa0', '\xff', ':', ';', ',', '"', '=', '\\', '/', '?', '#', '%', '0', '1', '5', '9', 'a', 'f', 'F', 'g', 'x', 'X', '-', '+', '_', '.', 'A', 'z'];
