@@ -202,13 +202,26 @@ export class EngineModel {
   private readonly catchUpMs: number;
   private readonly waiting: TrackedRequest[] = [];
   private readonly running: TrackedRequest[] = [];
-  /** The step in flight: its requests and the tokens each computes. */
-  private readonly batch: TrackedRequest[] = [];
+  /**
+   * The step in flight: its first `batchSize` requests and the tokens each computes. Counts and
+   * plain fields rather than arrays emptied and an object made every step: a zero-time engine (the
+   * fast profile) runs a step per token, so a step's bookkeeping is the mock's hot path.
+   */
+  private readonly batch: Array<TrackedRequest | undefined> = [];
   private readonly batchTokens: number[] = [];
-  private inFlight: StepInfo | undefined;
+  private batchSize = 0;
+  /** The step in flight's end, undefined when there is none; its other figures below. */
+  private stepEnd: number | undefined;
+  private stepStart = 0;
+  private stepPrefill = 0;
+  private stepDecodes = 0;
+  /** currentStep's object, made once a step when asked for. */
+  private stepInfo: StepInfo | undefined;
   /** When work arrived at an idle engine: the next step may start then. */
   private wakeAt: number | undefined;
-  private readonly emitted: TrackedRequest[] = [];
+  /** Requests that sampled a token in the step that just ended: the first `emittedSize`. */
+  private readonly emitted: Array<TrackedRequest | undefined> = [];
+  private emittedSize = 0;
   private stepping = false;
   private seq = 0;
 
@@ -245,7 +258,8 @@ export class EngineModel {
 
   /** The step in flight, if any. */
   get currentStep(): StepInfo | undefined {
-    return this.inFlight;
+    if (this.stepEnd === undefined) return undefined;
+    return (this.stepInfo ??= { startMs: this.stepStart, endMs: this.stepEnd, prefillTokens: this.stepPrefill, decodeSeqs: this.stepDecodes, requests: this.batchSize });
   }
 
   /** Whether a request can ever run: its whole sequence must fit in the KV cache (vLLM rejects longer ones). */
@@ -265,7 +279,7 @@ export class EngineModel {
     const now = this.clock.now();
     const r = new TrackedRequest(this, spec.id ?? String(++this.seq), promptTokens, maxTokens, spec.blockHashes ?? NO_HASHES, handlers, now);
     this.waiting.push(r);
-    if (this.inFlight === undefined && this.wakeAt === undefined) {
+    if (this.stepEnd === undefined && this.wakeAt === undefined) {
       this.wakeAt = now;
       this.onWork?.();
     }
@@ -289,22 +303,23 @@ export class EngineModel {
    * idle engine; undefined when there is nothing to do.
    */
   nextEventTime(): number | undefined {
-    return this.inFlight?.endMs ?? this.wakeAt;
+    return this.stepEnd ?? this.wakeAt;
   }
 
   /**
    * Ends the step in flight if the clock has reached its end (emitting its tokens), and plans
-   * the next one if there is work. Returns false if it was not time yet.
+   * the next one if there is work. Returns false if it was not time yet. `now`: the clock's
+   * reading, when the caller has just taken it (a driver running several due steps).
    */
-  step(): boolean {
+  step(now = this.clock.now()): boolean {
     if (this.stepping) throw new Error('engine model: step() called from a request handler');
-    const now = this.clock.now();
     let prevEnd: number;
-    if (this.inFlight !== undefined) {
-      if (now < this.inFlight.endMs) return false;
-      prevEnd = this.inFlight.endMs;
+    if (this.stepEnd !== undefined) {
+      if (now < this.stepEnd) return false;
+      prevEnd = this.stepEnd;
       this.complete(prevEnd);
-      this.inFlight = undefined;
+      this.stepEnd = undefined;
+      this.stepInfo = undefined;
     } else if (this.wakeAt !== undefined) {
       prevEnd = this.wakeAt;
     } else return false;
@@ -326,8 +341,7 @@ export class EngineModel {
 
   private plan(earliestStart: number): void {
     const { batch, batchTokens, running, waiting, profile } = this;
-    batch.length = 0;
-    batchTokens.length = 0;
+    let size = 0;
     let budget = profile.maxBatchedTokens;
     let prefillTokens = 0;
     let decodeSeqs = 0;
@@ -351,8 +365,8 @@ export class EngineModel {
         }
         if (self) break; // r was the newest: nothing after it
       }
-      batch.push(r);
-      batchTokens.push(1);
+      batch[size] = r;
+      batchTokens[size++] = 1;
       budget--;
       decodeSeqs++;
     }
@@ -361,8 +375,8 @@ export class EngineModel {
       const r = running[i]!;
       if (r.decoding) continue;
       const n = Math.min(r.numTokens - r.computed, budget);
-      batch.push(r);
-      batchTokens.push(n);
+      batch[size] = r;
+      batchTokens[size++] = n;
       budget -= n;
       prefillTokens += n;
     }
@@ -375,22 +389,26 @@ export class EngineModel {
         running.push(r);
         r.state = 'running';
         const n = Math.min(r.numTokens - r.computed, budget);
-        batch.push(r);
-        batchTokens.push(n);
+        batch[size] = r;
+        batchTokens[size++] = n;
         budget -= n;
         prefillTokens += n;
         if (r.arrivalMs > start) start = r.arrivalMs;
       }
     }
 
-    if (batch.length === 0) {
+    this.batchSize = size;
+    if (size === 0) {
       // unreachable: the oldest running request can always go on, and with none running the
       // head of the queue fits (submit checked that it fits an empty cache)
       if (running.length > 0 || waiting.length > 0) throw new Error('engine model: work left but nothing schedulable');
       return;
     }
     const end = start + stepDurationMs(profile, prefillTokens, decodeSeqs);
-    this.inFlight = { startMs: start, endMs: end, prefillTokens, decodeSeqs, requests: batch.length };
+    this.stepStart = start;
+    this.stepEnd = end;
+    this.stepPrefill = prefillTokens;
+    this.stepDecodes = decodeSeqs;
     this.stats.steps++;
     this.stats.busyMs += end - start;
     this.stats.prefillTokens += prefillTokens;
@@ -434,8 +452,10 @@ export class EngineModel {
     const { batch, batchTokens, pool, stats } = this;
     const blockSize = pool.blockSize;
     let finished = false;
-    for (let i = 0; i < batch.length; i++) {
+    const size = this.batchSize;
+    for (let i = 0; i < size; i++) {
       const r = batch[i]!;
+      batch[i] = undefined; // no reference kept to a finished request
       if (r.state !== 'running') continue; // cancelled meanwhile
       r.computed += batchTokens[i]!;
       const full = Math.min(Math.floor(r.computed / blockSize), r.blocks.length, r.hashes.length);
@@ -458,7 +478,7 @@ export class EngineModel {
         stats.finished++;
         finished = true;
       }
-      this.emitted.push(r);
+      this.emitted[this.emittedSize++] = r;
     }
     if (finished) {
       let j = 0;
@@ -470,12 +490,15 @@ export class EngineModel {
   /** Calls the handlers of the tokens sampled by the step that ended at `timeMs`. */
   private emit(timeMs: number): void {
     const emitted = this.emitted;
-    if (emitted.length === 0) return;
+    const size = this.emittedSize;
+    if (size === 0) return;
     this.stepping = true;
     let error: unknown;
     let failed = false;
     try {
-      for (const r of emitted) {
+      for (let i = 0; i < size; i++) {
+        const r = emitted[i]!;
+        emitted[i] = undefined;
         if (r.state === 'cancelled') continue; // by an earlier handler of this step
         const h = r.handlers;
         try {
@@ -488,7 +511,7 @@ export class EngineModel {
         }
       }
     } finally {
-      emitted.length = 0;
+      this.emittedSize = 0;
       this.stepping = false;
     }
     if (failed) throw error;
