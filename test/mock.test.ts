@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, it } from './helpers/test.js';
 import OpenAI from 'openai';
 import { http, metric, readSse, spawnCli, startService, waitFor, type RunningService, startRegistry } from './helpers/services.js';
@@ -383,6 +384,77 @@ describe('mock: registry integration', () => {
     const badRate = spawnCli(['mock', '--error-rate', '2']);
     assert.equal((await badRate.exited).code, 2);
     assert.match(badRate.stderrText, /--error-rate/);
+  });
+});
+
+/** The HTTP chunks of a streamed answer, read off a raw socket: one per write of the mock. */
+async function httpChunks(url: string, body: unknown): Promise<{ head: string; chunks: string[] }> {
+  const { port } = new URL(url);
+  const text = JSON.stringify(body);
+  const raw = await new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    const s = connect(Number(port), '127.0.0.1', () => s.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`));
+    s.on('data', (d) => parts.push(d));
+    s.on('end', () => resolve(Buffer.concat(parts)));
+    s.on('error', reject);
+  });
+  const all = raw.toString('utf8');
+  const headEnd = all.indexOf('\r\n\r\n');
+  const chunks: string[] = [];
+  let rest = raw.subarray(Buffer.byteLength(all.slice(0, headEnd + 4)));
+  for (;;) {
+    const eol = rest.indexOf('\r\n');
+    const size = parseInt(rest.subarray(0, eol).toString('latin1'), 16);
+    if (size === 0) break;
+    chunks.push(rest.subarray(eol + 2, eol + 2 + size).toString('utf8'));
+    rest = rest.subarray(eol + 2 + size + 2);
+  }
+  return { head: all.slice(0, headEnd), chunks };
+}
+
+/** What each SSE event of a chunk is; throws unless the chunk is whole events. */
+function eventKinds(chunk: string): string[] {
+  assert.ok(chunk.endsWith('\n\n'), 'a write ends on an event boundary');
+  return chunk
+    .slice(0, -2)
+    .split('\n\n')
+    .map((e) => {
+      assert.ok(e.startsWith('data: '), `one event: ${e.slice(0, 40)}`);
+      if (e === 'data: [DONE]') return 'done';
+      const c = JSON.parse(e.slice(6));
+      const choice = c.choices[0];
+      if (choice === undefined) return 'usage';
+      if (choice.finish_reason !== null) return 'finish';
+      return 'role' in choice.delta ? 'role' : 'token';
+    });
+}
+
+describe('mock: stream writes', () => {
+  let fast: RunningService;
+  let timed: RunningService;
+  before(async () => {
+    [fast, timed] = await Promise.all([
+      startService(['mock', '--port', '0', '--models', 'm']),
+      // decode steps of 40 ms: a token per step
+      startService(['mock', '--port', '0', '--models', 'm', '--itl-ms', '40']),
+    ]);
+  });
+  after(() => Promise.all([fast.stop(), timed.stop()]));
+  const body = { model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true, max_tokens: 4, stream_options: { include_usage: true } };
+
+  it('sends the events of one run of engine steps in one write, each its own SSE event', async () => {
+    // zero-time steps: the whole answer comes out of one run, so one write
+    const f = await httpChunks(fast.url, body);
+    assert.match(f.head, /^HTTP\/1.1 200/);
+    assert.equal(f.chunks.length, 1);
+    assert.deepEqual(eventKinds(f.chunks[0]!), ['role', 'token', 'token', 'token', 'token', 'finish', 'usage', 'done']);
+    // timed steps: the first write is the role and the first token (the next step ends 40 ms
+    // later), the last one ends with [DONE]; every write is whole events, in order
+    const t = await httpChunks(timed.url, body);
+    const kinds = t.chunks.map(eventKinds);
+    assert.deepEqual(kinds[0], ['role', 'token']);
+    assert.ok(t.chunks.length >= 2);
+    assert.deepEqual(kinds.flat(), ['role', 'token', 'token', 'token', 'token', 'finish', 'usage', 'done']);
   });
 });
 

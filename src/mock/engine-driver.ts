@@ -98,6 +98,8 @@ export class RealTimeDriver {
     /** A step's error (a request handler threw): the engine stays consistent and goes on. */
     private readonly onError: (err: unknown) => void,
     private readonly maxSyncSteps = 64,
+    /** Called after each run of due steps (the HTTP mock sends the events its handlers queued). */
+    private readonly afterRun?: () => void,
   ) {
     engine.onWork = () => this.schedule();
   }
@@ -130,6 +132,13 @@ export class RealTimeDriver {
       }
     } finally {
       this.running = false;
+    }
+    if (this.afterRun) {
+      try {
+        this.afterRun();
+      } catch (err) {
+        this.onError(err);
+      }
     }
     this.schedule();
   }

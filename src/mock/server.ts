@@ -12,6 +12,7 @@ import { RealTimeDriver } from './engine-driver.js';
 import { EngineModel, type EngineRequest, type RequestHandlers } from './engine-model.js';
 import { chainedBlockHashes } from './kv-blocks.js';
 import { RequestContext } from './request-context.js';
+import { SseStream, flushStreams } from './sse-stream.js';
 import { embed, generate, type Generation } from './text-generator.js';
 import { countTokens, memoize, tokenIds } from './tokenizer.js';
 import { fnv1a } from '../common/hash.js';
@@ -50,6 +51,8 @@ export class MockServer {
   private readonly modelList: string;
   private readonly promptTokenIds = memoize(tokenIds);
   private readonly driver: RealTimeDriver;
+  /** Streams whose events of the current run of engine steps are not sent yet. */
+  private readonly outbox: SseStream[] = [];
 
   constructor(
     readonly opts: MockOptions,
@@ -57,7 +60,8 @@ export class MockServer {
   ) {
     this.models = new Set(opts.models);
     this.engine = new EngineModel(opts.engine, undefined, { catchUpMs: CATCH_UP_MS });
-    this.driver = new RealTimeDriver(this.engine, (err) => this.log.error({ err }, 'engine step failed'));
+    const outbox = this.outbox;
+    this.driver = new RealTimeDriver(this.engine, (err) => this.log.error({ err }, 'engine step failed'), undefined, () => flushStreams(outbox));
     this.faults = new FaultInjector(opts.faults, opts.seed);
     const engine = this.engine;
     this.metrics = new MockMetrics(opts.models, {
@@ -210,16 +214,17 @@ export class MockServer {
     };
     let started = false;
     let unfinished = outputs.length;
-    let chunks = 0;
     let dropped = false;
-    /** A streamed chunk; false once the drop fault cut the connection. */
+    // events are queued and sent once per run of engine steps (sse-stream.ts)
+    const sse = fmt ? new SseStream(res, this.outbox) : undefined;
+    /** A streamed event; false once the drop fault cut the connection. */
     const write = (text: string): boolean => {
-      res.write(text);
-      chunks++;
-      if (plan.dropAfterChunks !== undefined && chunks >= plan.dropAfterChunks) {
+      sse!.push(text);
+      if (plan.dropAfterChunks !== undefined && sse!.events >= plan.dropAfterChunks) {
         this.metrics.faults.inc({ kind: 'drop' });
         dropped = true;
         cancelAll();
+        sse!.flush();
         res.destroySoon(); // the client sees a cut-off body
         return false;
       }
@@ -227,10 +232,8 @@ export class MockServer {
     };
     const finishAll = () => {
       const u = usage(promptTokens, completionTokens);
-      if (fmt) {
-        if (r.includeUsage) res.write(fmt.usage(u));
-        res.end(DONE);
-      } else {
+      if (fmt) sse!.end(r.includeUsage ? fmt.usage(u) + DONE : DONE);
+      else {
         const choices: ChoiceResult[] = outputs.map((o) => ({ text: o.tokens.join(''), finishReason: o.finishReason }));
         const body = completionBody(r.kind, id, created, r.model, this.opts.name, choices, u);
         if (plan.dropAfterChunks !== undefined) {
