@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { after, before, describe, it } from './helpers/test.js';
 import OpenAI from 'openai';
 import { http, metric, readSse, spawnCli, startService, waitFor, type RunningService, startRegistry } from './helpers/services.js';
-import { completionBody, usage } from '../src/mock/openai-response.js';
+import { ChunkFormatter, completionBody, usage } from '../src/mock/openai-response.js';
 
 const chatBody = (content: string, extra: Record<string, unknown> = {}) => ({ model: 'model-a', messages: [{ role: 'user', content }], ...extra });
 
@@ -474,5 +474,20 @@ describe('mock: hand-built bodies', () => {
       completionBody('completions', common.id, common.created, common.model, common.system_fingerprint, choices, u),
       JSON.stringify({ id: common.id, object: 'text_completion', created: common.created, model: common.model, system_fingerprint: common.system_fingerprint, choices: choices.map((c, index) => ({ index, text: c.text, logprobs: null, finish_reason: c.finishReason })), usage: u }),
     );
+  });
+
+  it('stream chunks equal what JSON.stringify makes of the OpenAI chunk objects', () => {
+    const text = 'Hello "there"\n\\ é ✓';
+    for (const kind of ['chat', 'completions'] as const) {
+      for (const includeUsage of [false, true]) {
+        const fmt = new ChunkFormatter(kind, 'chatcmpl-x', 1795678049, 'mo"del', 'mock-1', includeUsage);
+        const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+        for (const index of [0, 1, 0]) {
+          const choice = kind === 'chat' ? { index, delta: { content: text }, logprobs: null, finish_reason: null } : { index, text, logprobs: null, finish_reason: null };
+          const chunk = { id: 'chatcmpl-x', object, created: 1795678049, model: 'mo"del', system_fingerprint: 'mock-1', choices: [choice], ...(includeUsage ? { usage: null } : {}) };
+          assert.equal(fmt.token(index, text), `data: ${JSON.stringify(chunk)}\n\n`);
+        }
+      }
+    }
   });
 });
