@@ -24,6 +24,7 @@ const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-
 const CATCH_UP_MS = 2;
 /** Token ids of "assistant", ":": the generation prompt a chat's answer follows, as a chat template adds it. */
 const CHAT_GENERATION_PROMPT = tokenIds('assistant:');
+const NO_IDS: readonly number[] = [];
 
 const ROUTES: Record<string, Endpoint> = {
   '/v1/chat/completions': 'chat',
@@ -177,11 +178,16 @@ export class MockServer {
    * hashes let a later prompt that repeats prompt and answer (a chat's next turn) hit both.
    */
   private sequence(r: GenerationRequest, i: number, output: Generation): { promptTokens: number; hashes: number[] | undefined } {
-    let ids = r.promptTokenIds[i] ?? this.promptTokenIds(r.prompts[i]!);
-    if (r.kind === 'chat') ids = ids.concat(CHAT_GENERATION_PROMPT);
-    const promptTokens = Math.max(1, ids.length);
+    const prompt = r.promptTokenIds[i] ?? this.promptTokenIds(r.prompts[i]!);
+    const generationPrompt = r.kind === 'chat' ? CHAT_GENERATION_PROMPT : NO_IDS;
+    const promptTokens = Math.max(1, prompt.length + generationPrompt.length);
     if (this.opts.engine.cacheBlocks === 0) return { promptTokens, hashes: undefined };
-    const all = ids.concat(output.tokens.map((t) => fnv1a(t.trim())));
+    // one array, no intermediate copies: this runs for every request
+    const all: number[] = [];
+    for (let k = 0; k < prompt.length; k++) all.push(prompt[k]!);
+    for (let k = 0; k < generationPrompt.length; k++) all.push(generationPrompt[k]!);
+    const tokens = output.tokens;
+    for (let k = 0; k < tokens.length; k++) all.push(fnv1a(tokens[k]!.trim()));
     return { promptTokens, hashes: chainedBlockHashes(all, this.opts.engine.blockSize) };
   }
 
