@@ -121,7 +121,9 @@ export class RealTimeDriver {
     // and a clock read per step was a good part of their cost
     const now = engine.clock.now();
     try {
-      for (let n = 0; n < this.maxSyncSteps; n++) {
+      // counted in engine steps: a zero-time burst is several
+      const until = engine.stats.steps + this.maxSyncSteps;
+      for (let n = 0; n < this.maxSyncSteps && engine.stats.steps < until; n++) {
         const t = engine.nextEventTime();
         if (t === undefined || t > now) break;
         try {

@@ -154,6 +154,14 @@ export interface EngineOptions {
    * starts before the arrival of a request it admits. Default 0 (virtual time is never late).
    */
   catchUpMs?: number;
+  /**
+   * Most decode steps run as one when they take no time (a zero-time profile such as `fast`),
+   * every running request decodes and none waits: nothing can change between them, so each
+   * request's tokens of those steps are emitted together, in order, at the same time as step by
+   * step; only the interleaving of different requests' handler calls differs (a request's tokens
+   * come together). stats.steps counts them one by one. Default 1: step by step.
+   */
+  maxZeroTimeBurst?: number;
 }
 
 class TrackedRequest implements EngineRequest {
@@ -166,6 +174,8 @@ class TrackedRequest implements EngineRequest {
   indexed = 0;
   /** True once the prompt (or a recompute) is done: the request takes one token a step. */
   decoding = false;
+  /** Tokens sampled by the step that just ended (more than 1 in a zero-time burst). */
+  sampled = 0;
   admitted = false;
   cachedTokens = 0;
   firstTokenMs = 0;
@@ -200,6 +210,7 @@ export class EngineModel {
   /** Called when work arrives at an idle engine (nextEventTime() was undefined): a driver arms its timer. */
   onWork: (() => void) | undefined;
   private readonly catchUpMs: number;
+  private readonly maxBurst: number;
   private readonly waiting: TrackedRequest[] = [];
   private readonly running: TrackedRequest[] = [];
   /**
@@ -238,6 +249,7 @@ export class EngineModel {
     }
     if (!time(p.stepMs) || !time(p.prefillMsPerToken) || !time(p.decodeMsPerSeq) || !time(p.prefillStepMs ?? 0) || !time(p.decodeStepMs ?? 0)) throw new RangeError('engine profile: times must be finite and >= 0');
     this.catchUpMs = options.catchUpMs ?? 0;
+    this.maxBurst = Math.max(1, Math.floor(options.maxZeroTimeBurst ?? 1));
     this.pool = new KvBlockPool(p.kvBlocks, p.blockSize, p.cacheBlocks);
   }
 
@@ -405,11 +417,22 @@ export class EngineModel {
       return;
     }
     const end = start + stepDurationMs(profile, prefillTokens, decodeSeqs);
+    let steps = 1;
+    if (end === start && this.maxBurst > 1 && prefillTokens === 0 && waiting.length === 0 && size === running.length) {
+      // a zero-time burst: as many decode steps as no request finishes or needs a new block
+      steps = this.maxBurst;
+      const blockSize = this.pool.blockSize;
+      for (let i = 0; i < size && steps > 1; i++) {
+        const r = batch[i]!;
+        steps = Math.min(steps, r.maxTokens - r.generated, r.blocks.length * blockSize - r.computed);
+      }
+      for (let i = 0; i < size; i++) batchTokens[i] = steps;
+    }
     this.stepStart = start;
     this.stepEnd = end;
     this.stepPrefill = prefillTokens;
     this.stepDecodes = decodeSeqs;
-    this.stats.steps++;
+    this.stats.steps += steps;
     this.stats.busyMs += end - start;
     this.stats.prefillTokens += prefillTokens;
   }
@@ -464,13 +487,17 @@ export class EngineModel {
         if (r.blocks[k] === undefined) r.blocks[k] = pool.register(r.hashes[k]!);
       }
       if (r.computed < r.numTokens) continue; // prompt not done yet
-      r.generated++;
+      // one token, or one per step of a zero-time burst
+      const sampled = r.computed - r.numTokens + 1;
+      r.sampled = sampled;
+      r.generated += sampled;
       r.decoding = true;
-      stats.generationTokens++;
-      if (r.generated === 1) {
+      stats.generationTokens += sampled;
+      if (r.generated === sampled) {
         r.firstTokenMs = endMs;
         stats.ttft.observe(endMs - r.arrivalMs);
       } else stats.itl.observe(endMs - r.lastTokenMs);
+      for (let j = 1; j < sampled; j++) stats.itl.observe(0);
       r.lastTokenMs = endMs;
       if (r.generated === r.maxTokens) {
         pool.release(r.blocks);
@@ -502,8 +529,11 @@ export class EngineModel {
         if (r.state === 'cancelled') continue; // by an earlier handler of this step
         const h = r.handlers;
         try {
-          if (r.generated === 1) h.onFirstToken?.(timeMs, r);
-          h.onToken?.(r.generated - 1, timeMs, r);
+          // a handler that cancels its own request stops its burst's tokens too
+          for (let j = r.generated - r.sampled; j < r.generated && (r.state as RequestState) !== 'cancelled'; j++) {
+            if (j === 0) h.onFirstToken?.(timeMs, r);
+            h.onToken?.(j, timeMs, r);
+          }
           if (r.state === 'finished') h.onFinish?.(summary(r, timeMs), r);
         } catch (err) {
           if (!failed) error = err;

@@ -22,6 +22,12 @@ const EMPTY = Buffer.alloc(0);
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' };
 /** How far behind the clock an engine step may start (timer slop), see EngineOptions.catchUpMs. */
 const CATCH_UP_MS = 2;
+/**
+ * Zero-time decode steps run as one, up to this many (EngineOptions.maxZeroTimeBurst): the fast
+ * profile's answer costs a few engine steps rather than one per token, as the mock before the
+ * engine model wrote a whole answer at once. Bounded by the driver's 64 steps a run anyway.
+ */
+const ZERO_TIME_BURST = 64;
 /** Token ids of "assistant", ":": the generation prompt a chat's answer follows, as a chat template adds it. */
 const CHAT_GENERATION_PROMPT = tokenIds('assistant:');
 const NO_IDS: readonly number[] = [];
@@ -60,7 +66,7 @@ export class MockServer {
     private readonly log: Logger,
   ) {
     this.models = new Set(opts.models);
-    this.engine = new EngineModel(opts.engine, undefined, { catchUpMs: CATCH_UP_MS });
+    this.engine = new EngineModel(opts.engine, undefined, { catchUpMs: CATCH_UP_MS, maxZeroTimeBurst: ZERO_TIME_BURST });
     const outbox = this.outbox;
     this.driver = new RealTimeDriver(this.engine, (err) => this.log.error({ err }, 'engine step failed'), undefined, () => flushStreams(outbox));
     this.faults = new FaultInjector(opts.faults, opts.seed);
