@@ -34,8 +34,29 @@ const RUNS: Record<string, { policy: string; affinity: boolean }> = {
   'cache-aware': { policy: 'cache-aware', affinity: false },
   'cache-load': { policy: 'cache-load', affinity: false },
 };
-/** Rates as multiples of round robin's capacity in the model. */
-const GRID = [0.5, 0.8, 1.1, 1.5, 2, 2.7];
+/**
+ * A run as named on the command line: a RUNS name, optionally with policy parameters after `+`
+ * (`cache-load+w_load=1+load_scale=4`); `interval=S` polls the engines' /metrics every S seconds.
+ */
+function parseRun(spec: string): { policy: string; affinity: boolean; args: string[] } | undefined {
+  const [name, ...params] = spec.split('+');
+  const run = RUNS[name!];
+  if (!run) return undefined;
+  const args = ['--policy', run.policy];
+  for (const p of params) {
+    const [key, value] = p.split('=');
+    if (key === 'interval') args.push('--engine-metrics-interval', value!);
+    else args.push('--policy-param', p);
+  }
+  return { ...run, args };
+}
+
+/**
+ * Rates as multiples of round robin's capacity in the model. The control (random prompts) is
+ * judged within 10% of least-load: finer steps around capacity.
+ */
+const DEFAULT_GRID = '0.5,0.8,1.1,1.5,2,2.7';
+const RANDOM_GRID = '0.6,0.8,0.9,1,1.1,1.2,1.35';
 
 const { values: opts } = parseArgs({
   options: {
@@ -44,6 +65,7 @@ const { values: opts } = parseArgs({
     workloads: { type: 'string' },
     policies: { type: 'string' },
     rates: { type: 'string' },
+    grid: { type: 'string' },
     backends: { type: 'string', default: '4' },
     'time-scale': { type: 'string', default: '4' },
     'kv-blocks': { type: 'string', default: '1000' },
@@ -57,10 +79,11 @@ const { values: opts } = parseArgs({
 });
 if (opts.help) {
   process.stdout.write(`npm run bench:routing -- [--quick] [--out DIR] [--workloads chat,docs,random,hot] [--policies LIST]
-                         [--rates R1,R2,... (req/s; default: multiples of round robin's modelled capacity)]
+                         [--rates R1,R2,... (req/s) | --grid F1,F2,... (multiples of round robin's modelled capacity: ${DEFAULT_GRID}; random ${RANDOM_GRID})]
                          [--backends N (4)] [--time-scale S (4)] [--kv-blocks N (1000)] [--max-tokens N (24)]
                          [--slo-ms MS (250 x S)] [--window S (6)] [--warm S (1)] [--seed N (1)]
-Policies: ${Object.keys(RUNS).join(', ')}. --quick: the chat workload, two rates, round-robin and cache-aware.
+Policies: ${Object.keys(RUNS).join(', ')}; parameters after + (cache-load+w_load=1, cache-load+interval=1 to poll
+the engines' /metrics every second). --quick: the chat workload, two rates, round-robin and cache-aware.
 Writes DIR/routing-latest.{json,md}.
 `);
   process.exit(0);
@@ -90,7 +113,7 @@ function policiesFor(w: WorkloadName): string[] {
   // on random prompts every key is new: affinity is a random assignment, not worth a run
   return Object.keys(RUNS).filter((p) => !(w === 'random' && p === 'affinity'));
 }
-for (const w of workloadNames) for (const p of policiesFor(w)) if (!RUNS[p]) throw new Error(`unknown policy ${p}`);
+for (const w of workloadNames) for (const p of policiesFor(w)) if (!parseRun(p)) throw new Error(`unknown policy ${p}`);
 
 const work = mkdtempSync(join(tmpdir(), 'infini-routing-'));
 const live = new Set<BenchProcess>();
@@ -146,7 +169,7 @@ async function drained(ports: number[]): Promise<void> {
 }
 
 /** Starts the mocks and a router with `policy`; resolves once every backend is routable. */
-async function startFleet(policy: string): Promise<{ ports: number[]; routerPort: number; procs: BenchProcess[] }> {
+async function startFleet(policyArgs: string[]): Promise<{ ports: number[]; routerPort: number; procs: BenchProcess[] }> {
   const ports = await Promise.all(Array.from({ length: backends }, () => freePort()));
   const procs = ports.map((port) =>
     spawnTracked(process.execPath, [...NODE_FLAGS, MOCK_JS, '--port', String(port), '--time-scale', String(S), '--kv-blocks', String(kvBlocks), '--output-tokens', String(answers.outputTokens), '--name', answers.name, '--seed', String(answers.seed)]),
@@ -155,7 +178,7 @@ async function startFleet(policy: string): Promise<{ ports: number[]; routerPort
   const staticFile = join(work, `static-${ports[0]}.json`);
   writeFileSync(staticFile, JSON.stringify({ services: ports.map((port, i) => ({ name: `b${i}`, host: '127.0.0.1', port, metadata: { models: ['m'] } })) }));
   const routerPort = await freePort();
-  procs.push(spawnTracked(ROUTER_BIN, ['--router-port', String(routerPort), '--host', '127.0.0.1', '--static-services', staticFile, '--log-level', 'warn', '--policy', policy]));
+  procs.push(spawnTracked(ROUTER_BIN, ['--router-port', String(routerPort), '--host', '127.0.0.1', '--static-services', staticFile, '--log-level', 'warn', ...policyArgs]));
   await waitHttp(`http://127.0.0.1:${routerPort}/health`);
   const deadline = Date.now() + 15_000;
   for (;;) {
@@ -168,8 +191,8 @@ async function startFleet(policy: string): Promise<{ ports: number[]; routerPort
 }
 
 async function runPolicy(w: WorkloadName, name: string, rates: number[]): Promise<PolicyRun> {
-  const { policy, affinity } = RUNS[name]!;
-  const fleet = await startFleet(policy);
+  const { args, affinity } = parseRun(name)!;
+  const fleet = await startFleet(args);
   const pool = new Pool(`http://127.0.0.1:${fleet.routerPort}`, { connections: 4096, pipelining: 1, headersTimeout: 0, bodyTimeout: 0 });
   const workload = makeWorkload(w, seed, DEFAULT_SHAPE, answers);
   const points: PointResult[] = [];
@@ -220,7 +243,7 @@ async function runPolicy(w: WorkloadName, name: string, rates: number[]): Promis
     await pool.destroy();
     await stopAll(fleet.procs);
   }
-  return { policy: name, routerArgs: ['--policy', policy, ...(affinity ? ['(client sends prompt_cache_key)'] : [])], points, goodput: goodput(points) };
+  return { policy: name, routerArgs: [...args, ...(affinity ? ['(client sends prompt_cache_key)'] : [])], points, goodput: goodput(points) };
 }
 
 async function main(): Promise<void> {
@@ -234,7 +257,7 @@ async function main(): Promise<void> {
     else {
       // round robin's capacity in the engine model, in virtual time: the rates' unit
       capacity = modelCapacity(() => makeWorkload(w, seed, DEFAULT_SHAPE, answers), { profile, engines: backends, durationMs: 15_000, warmMs: 4000, answers, seed, routing: 'round-robin' }, sloMs, 10);
-      rates = GRID.map((g) => Math.round(g * capacity! * 10) / 10);
+      rates = (opts.grid ?? (w === 'random' ? RANDOM_GRID : DEFAULT_GRID)).split(',').map((g) => Math.round(Number(g) * capacity! * 10) / 10);
       process.stderr.write(`${w}: round robin's modelled capacity ${capacity.toFixed(1)} req/s; rates ${rates.join(', ')}\n`);
     }
     const result: WorkloadResult = { name: w, describe: makeWorkload(w, seed, DEFAULT_SHAPE, answers).describe, ...(capacity !== undefined ? { modelCapacity: capacity } : {}), rates, runs: [] };
