@@ -4,6 +4,7 @@
  * queueing), each streamed, timed from its scheduled arrival (so the client's own lateness
  * counts against it, never for it): time to first token, end, status.
  */
+import { setMaxListeners } from 'node:events';
 import { Pool } from 'undici';
 
 export interface RequestRecord {
@@ -54,6 +55,8 @@ export function allowedOverSlo(n: number): number {
 export async function runPoint(pool: Pool, path: string, o: PointOptions): Promise<PointRecords> {
   const start = performance.now();
   const ac = new AbortController();
+  // every request in flight listens on it
+  setMaxListeners(Infinity, ac.signal);
   const records: RequestRecord[] = o.arrivals.map((at) => ({ at, measured: at >= o.warmMs && at < o.warmMs + o.windowMs, sent: false, status: 0 }));
   const measuredCount = records.filter((r) => r.measured).length;
   const allowed = allowedOverSlo(measuredCount);

@@ -81,7 +81,7 @@ if (opts.help) {
   process.stdout.write(`npm run bench:routing -- [--quick] [--out DIR] [--workloads chat,docs,random,hot] [--policies LIST]
                          [--rates R1,R2,... (req/s) | --grid F1,F2,... (multiples of round robin's modelled capacity: ${DEFAULT_GRID}; random ${RANDOM_GRID})]
                          [--backends N (4)] [--time-scale S (4)] [--kv-blocks N (1000)] [--max-tokens N (24)]
-                         [--slo-ms MS (250 x S)] [--window S (6)] [--warm S (1)] [--seed N (1)]
+                         [--slo-ms MS (250 x S)] [--window S (5)] [--warm S (1)] [--seed N (1)]
 Policies: ${Object.keys(RUNS).join(', ')}; parameters after + (cache-load+w_load=1, cache-load+interval=1 to poll
 the engines' /metrics every second). --quick: the chat workload, two rates, round-robin and cache-aware.
 Writes DIR/routing-latest.{json,md}.
@@ -95,7 +95,7 @@ const backends = Number(opts.backends);
 const kvBlocks = Number(opts['kv-blocks']);
 const maxTokens = Number(opts['max-tokens']);
 const sloMs = opts['slo-ms'] !== undefined ? Number(opts['slo-ms']) : 250 * S;
-const windowMs = 1000 * Number(opts.window ?? (quick ? 3 : 6));
+const windowMs = 1000 * Number(opts.window ?? (quick ? 3 : 5));
 const warmMs = 1000 * Number(opts.warm ?? (quick ? 0.5 : 1));
 /** The first point of a run starts from cold caches: a longer warm-up. */
 const firstWarmMs = quick ? warmMs : 3000;
