@@ -127,9 +127,16 @@ describe('request log lines', () => {
       { ...base, attempts: 2 },
       { ...base, status: 502, attempts: 3, end: 'upstream_error' as const, stream: false },
       { ...base, status: 200, end: 'timeout' as const },
+      // a backend's name and model are encoded once per pair, the client once per change: the
+      // cached pieces must follow the record (another model, escaped text, another client)
+      { ...base, model: 'other' },
+      { ...base, model: 'modèle "ü"', stream: false },
+      { ...base, model: 'modèle "ü"', status: 404, end: 'no_backend' as const, backend: undefined },
+      { ...base, client: '::ffff:10.0.0.2' },
+      base,
     ];
     for (const r of records) log.write(r);
-    log.close();
+    await log.close();
     const lines = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(lines.length, records.length);
     assert.deepEqual(errors, []);

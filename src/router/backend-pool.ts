@@ -1,5 +1,7 @@
 import type { Backend } from './backend.js';
 import type { LeastLoadState } from './policies/least-load.js';
+import type { Policy } from './policies/policy.js';
+import type { PrefixIndex, Tenant } from './prefix-index.js';
 import type { RoundRobinState } from './policies/weighted-round-robin.js';
 
 /**
@@ -30,6 +32,8 @@ export class Member {
   llPos = -1;
   /** Least load: when it was last chosen (ties go to the longest unchosen). */
   lastPick = 0;
+  /** Cache policies: this backend in its model's prefix index (made when first sent a prompt). */
+  tenant: Tenant<Member> | undefined = undefined;
 
   constructor(
     readonly backend: Backend,
@@ -64,6 +68,12 @@ export class ModelPool implements Group {
   /** Routable members that declare a cache_type (size classes apply only when some do). */
   typedRoutable = 0;
   readonly pool: ModelPool = this;
+  /** Cache policies: what each backend was sent lately (made by the first request with a prompt). */
+  prefix: PrefixIndex<Member> | undefined = undefined;
+  /** Per-model policies: the one this model resolved to (resolved once, at its first use). */
+  policy: Policy | undefined = undefined;
+  /** The per-model policy that resolved `policy` (another one, set later, resolves again). */
+  policyOwner: unknown = undefined;
 
   constructor(readonly model: string | undefined) {}
 

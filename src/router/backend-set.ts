@@ -318,6 +318,7 @@ export class BackendSet implements BackendOwner {
   /** Takes a (detached) member out of its pool; a pool left empty is forgotten. */
   private dropMember(m: Member): void {
     const pool = m.pool;
+    this.policy?.drop?.(m);
     this.leaveClass(m.cls);
     if (pool.model === undefined) return;
     removeByName(pool.members, m.backend);

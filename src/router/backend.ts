@@ -1,6 +1,7 @@
 import { httpUrl } from '../common/address.js';
 import { fnv1a } from '../common/hash.js';
 import type { Member } from './backend-pool.js';
+import type { EngineSnapshot } from './engine-signals.js';
 import { BackendTraffic } from './traffic-stats.js';
 import { UpstreamPool } from './upstream/pool.js';
 
@@ -137,6 +138,8 @@ export class Backend {
   traffic: BackendTraffic;
   /** Seconds taken by the last health check (compatible `response_time`). */
   checkSeconds = 0;
+  /** The engine's own load gauges, when polled (engine-signals.ts). */
+  engine: EngineSnapshot | undefined = undefined;
   lastResponseMs = 0;
 
   constructor(

@@ -8,7 +8,8 @@ import { BackendSet } from './backend-set.js';
 import { RouterErrors, type ErrorFormat } from './errors.js';
 import { HealthChecker } from './health-checker.js';
 import { RouterMetrics } from './metrics.js';
-import { createPolicy } from './policies/index.js';
+import { EngineSignals } from './engine-signals.js';
+import { createPolicy, type PolicyContext } from './policies/index.js';
 import { RecentErrors } from './recent-errors.js';
 import { RequestForwarder } from './request-forwarder.js';
 import { RequestLog } from './request-log.js';
@@ -51,8 +52,14 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     if (staticServices) for (const s of loadStaticServices(staticServices)) backends.upsert(s);
     if (!registryUrl && backends.size === 0) log.warn('no --registry-url and no --static-services: every request will get 503');
 
-    const policy = createPolicy(policyName, { sizeThresholdBytes });
+    const ctx: PolicyContext = { engine: { current: undefined } };
+    const policy = createPolicy(policyName, { sizeThresholdBytes, params: settings.map('policy-param'), perModel: settings.table('policies'), ctx });
     backends.setPolicy(policy);
+    const engineIntervalMs = seconds('engine-metrics-interval');
+    const usesEngine = policy.usesEngineSignals;
+    const engineSignals =
+      engineIntervalMs > 0 && usesEngine ? new EngineSignals(backends, { intervalMs: engineIntervalMs, wanted: (b) => b.models.some((m) => usesEngine(m)), log }) : undefined;
+    ctx.engine.current = engineSignals;
     const errors = new RouterErrors(errorFormat);
     const requestLogTarget = settings.str('request-log');
     const requestLog =
@@ -70,6 +77,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       maxConnections: settings.num('max-connections'),
       healthChecks: () => checker.stats(),
       recentErrors,
+      wantsPrompt: policy.wantsPrompt,
       log,
     });
     const watcher = registryUrl
@@ -81,7 +89,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
         })
       : undefined;
 
-    const metrics = new RouterMetrics({ backends, inFlight: () => proxy.inFlight, routerErrors: errors.counts, policy, feedState: watcher && (() => watcher.state) });
+    const metrics = new RouterMetrics({ backends, inFlight: () => proxy.inFlight, routerErrors: errors.counts, policy, feedState: watcher && (() => watcher.state), engineScrapes: () => engineSignals?.counts });
     api.setMetrics(metrics);
     // counters of backends gone for a while leave /metrics
     const forget = setInterval(() => backends.traffic.forgetGone(Date.now()), 60_000);
@@ -93,16 +101,18 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const stop = onShutdownSignal(log, async () => {
       await watcher?.stop();
       await checker.stop();
+      await engineSignals?.stop();
       await api.close(drainMs);
       proxy.close();
       clearInterval(forget);
-      requestLog?.close();
+      await requestLog?.close();
       await backends.closeAll();
       log.info('router stopped');
     });
     if (!isPrimary) onPrimaryStop(stop);
     await watcher?.start();
     checker.start();
+    engineSignals?.start();
     log.info({ port: bound, host, registry_url: registryUrl, static_services: backends.all.filter((b) => b.isStatic).length, policy: policyName }, 'router listening');
   });
 }

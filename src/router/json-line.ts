@@ -23,6 +23,12 @@ export class Piece {
 
 export const text = (s: string): Piece => new Piece(Buffer.from(s, 'latin1'));
 
+/** A JSON string's encoding (quotes included; null for undefined) as written by JsonLineWriter.str. */
+export const jsonString = (s: string | undefined): string => (s === undefined ? 'null' : JSON.stringify(s));
+
+/** Text holding JSON strings of any characters, as UTF-8. */
+export const utf8Text = (s: string): Piece => new Piece(Buffer.from(s, 'utf8'));
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const DOT = 0x2e;

@@ -378,7 +378,8 @@ class Attempt implements UpstreamHandler {
     // The backend's chunk framing goes out as it is to a client that speaks chunked.
     const passFraming = head.framing === 'chunked' && ex.req.httpVersionMinor === 1;
     if (passFraming) headers.push('transfer-encoding', 'chunked');
-    res.writeHead(status, headers, passFraming);
+    // names and values passed the response parser (and the client's id the request parser): checked
+    res.writeHead(status, headers, passFraming, true);
     ex.status = status;
     if (passFraming) conn.rawChunked = true;
   }

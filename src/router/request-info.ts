@@ -1,3 +1,5 @@
+import { promptText } from './prompt-text.js';
+
 /** What routing needs to know about a request, read from the raw body without re-serialising it. */
 export interface RequestInfo {
   model: string | undefined;
@@ -10,6 +12,11 @@ export interface RequestInfo {
   sessionKey: string | undefined;
   /** The raw body, for policies that look at the prompt (cache-aware). */
   body: Buffer | undefined;
+  /**
+   * The prompt text (see prompt-text.ts), built only for a model routed by a cache policy (the
+   * `wantsPrompt` of extractInto): other requests pay nothing for it.
+   */
+  prompt?: string | undefined;
 }
 
 /** Assumed bytes per token id when a prompt is given as token ids. */
@@ -52,7 +59,12 @@ function promptSize(prompt: unknown): number {
  * per request, no copies). Each field is read on its own, so an unexpected shape of one (token-id
  * prompt, numeric model, odd messages) never hides the others.
  */
-export function extractInto<T extends Pick<RequestInfo, 'model' | 'stream' | 'promptCacheKey' | 'size' | 'streamUsage'>>(info: T, body: Buffer | undefined): T {
+export function extractInto<T extends Pick<RequestInfo, 'model' | 'stream' | 'promptCacheKey' | 'size' | 'streamUsage' | 'prompt'>>(
+  info: T,
+  body: Buffer | undefined,
+  /** Whether the model's policy matches on prompt text (then `prompt` is filled); absent: no policy does. */
+  wantsPrompt?: (model: string | undefined) => boolean,
+): T {
   if (!body || body.length === 0) return info;
   const first = body[0];
   // Only JSON objects carry routing fields; skip parsing anything else (cheap check of the first byte).
@@ -73,6 +85,7 @@ export function extractInto<T extends Pick<RequestInfo, 'model' | 'stream' | 'pr
   }
   info.promptCacheKey = typeof b.prompt_cache_key === 'string' && b.prompt_cache_key !== '' ? b.prompt_cache_key : undefined;
   info.size = Array.isArray(b.messages) ? messagesSize(b.messages) : promptSize(b.prompt);
+  if (wantsPrompt !== undefined && wantsPrompt(info.model)) info.prompt = promptText(b);
   return info;
 }
 

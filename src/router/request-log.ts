@@ -1,5 +1,5 @@
 import { closeSync, openSync, write, writeSync } from 'node:fs';
-import { JsonLineWriter, text, worstBytes, type Piece } from './json-line.js';
+import { JsonLineWriter, jsonString, text, utf8Text, worstBytes, type Piece } from './json-line.js';
 
 /** How a proxied request ended, as the request log and the recent-errors list say it. */
 export type EndReason = 'completed' | 'client_gone' | 'upstream_error' | 'timeout' | 'no_backend';
@@ -40,6 +40,8 @@ const CHUNK_BYTES = 64 * 1024;
 const FLUSH_EVERY_MS = 1000;
 /** Filled buffers waiting for the disk beyond this are not kept: further lines are dropped (and counted). */
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+/** How long close() waits for a write under way (a stuck disk must not hold up the stop). */
+const CLOSE_WAIT_MS = 2000;
 
 /** The line's opening up to its time, with the time up to the second: encoded once per second. */
 class LineStart {
@@ -62,20 +64,36 @@ class LineStart {
   }
 }
 
+/**
+ * A backend's name and a model with the keys around them, and the usual line's run from there to
+ * `bytes_in`, encoded once: a line then copies words instead of checking strings character by
+ * character. Keyed by backend, then model (a backend serves few models).
+ */
+class RoutePieces {
+  readonly plain: Piece;
+  readonly okWhole: Piece;
+  readonly okStreamed: Piece;
+
+  constructor(model: string | undefined, backend: string | undefined) {
+    const route = `,"model":${jsonString(model)},"backend":${jsonString(backend)}`;
+    this.plain = utf8Text(route);
+    this.okWhole = utf8Text(route + OK_WHOLE);
+    this.okStreamed = utf8Text(route + OK_STREAMED);
+  }
+}
+/** Route pieces kept at most (model names are the client's: bounded, then started afresh). */
+const MAX_ROUTES = 1024;
+
+const OK_STREAMED = ',"status":200,"end":"completed","attempts":1,"stream":true,"bytes_in":';
+const OK_WHOLE = ',"status":200,"end":"completed","attempts":1,"stream":false,"bytes_in":';
 const K_REQUEST_ID = text('Z","request_id":');
-const K_MODEL = text(',"model":');
-const K_BACKEND = text(',"backend":');
 const K_STATUS = text(',"status":');
 const K_STREAMED = text(',"stream":true,"bytes_in":');
 const K_WHOLE = text(',"stream":false,"bytes_in":');
-const K_OK_STREAMED = text(',"status":200,"end":"completed","attempts":1,"stream":true,"bytes_in":');
-const K_OK_WHOLE = text(',"status":200,"end":"completed","attempts":1,"stream":false,"bytes_in":');
 const K_BYTES_OUT = text(',"bytes_out":');
 const K_TTFT = text(',"ttft_ms":');
 const K_DURATION = text(',"duration_ms":');
 const K_TOKENS = text(',"output_tokens":');
-const K_CLIENT = text(',"client":');
-const K_CLOSE = text('}\n');
 const NULL = text('null');
 /** Bytes of a line beyond its strings (keys, numbers, time); generous. */
 const FIXED_BYTES = 512;
@@ -101,6 +119,14 @@ export class RequestLog {
   private readonly timer: NodeJS.Timeout;
   /** Lines dropped because the output could not keep up. */
   dropped = 0;
+  private readonly routes = new Map<string | undefined, Map<string | undefined, RoutePieces>>();
+  private routeCount = 0;
+  /** The last client address with the line's end around it (clients keep their connections). */
+  private client: string | undefined;
+  private closed = false;
+  /** Called when the write under way at close() ends. */
+  private onIdle: (() => void) | undefined;
+  private clientEnd: Piece = text('');
 
   /** `target`: `stdout` or a file path (appended to). */
   constructor(
@@ -119,7 +145,7 @@ export class RequestLog {
    * as strings until a batch is written would survive into the old generation and cost full GCs).
    */
   write(r: RequestRecord): void {
-    if (this.queuedBytes > MAX_QUEUED_BYTES) {
+    if (this.queuedBytes > MAX_QUEUED_BYTES || this.closed) {
       this.dropped++;
       return;
     }
@@ -140,14 +166,12 @@ export class RequestLog {
     this.start.write(w, Date.now());
     w.raw(K_REQUEST_ID);
     w.str(r.requestId);
-    w.raw(K_MODEL);
-    w.str(r.model);
-    w.raw(K_BACKEND);
-    w.str(r.backend);
+    const route = this.route(r.model, r.backend);
     if (r.status === 200 && r.attempts === 1 && r.end === 'completed') {
-      // the usual line: status to stream as one piece
-      w.raw(r.stream ? K_OK_STREAMED : K_OK_WHOLE);
+      // the usual line: model to bytes_in as one piece
+      w.raw(r.stream ? route.okStreamed : route.okWhole);
     } else {
+      w.raw(route.plain);
       w.raw(K_STATUS);
       if (r.status === 0) w.raw(NULL);
       else w.int(r.status);
@@ -167,9 +191,27 @@ export class RequestLog {
       w.raw(K_TOKENS);
       w.int(r.outputTokens);
     }
-    w.raw(K_CLIENT);
-    w.str(r.client);
-    w.raw(K_CLOSE);
+    if (r.client !== this.client) {
+      this.client = r.client;
+      this.clientEnd = utf8Text(`,"client":${jsonString(r.client)}}\n`);
+    }
+    w.raw(this.clientEnd);
+  }
+
+  private route(model: string | undefined, backend: string | undefined): RoutePieces {
+    let byModel = this.routes.get(backend);
+    let p = byModel?.get(model);
+    if (p !== undefined) return p;
+    if (this.routeCount >= MAX_ROUTES) {
+      this.routes.clear();
+      this.routeCount = 0;
+      byModel = undefined;
+    }
+    if (byModel === undefined) this.routes.set(backend, (byModel = new Map()));
+    p = new RoutePieces(model, backend);
+    byModel.set(model, p);
+    this.routeCount++;
+    return p;
   }
 
   /** Queues the current buffer's lines for writing and starts a fresh buffer. */
@@ -206,15 +248,29 @@ export class RequestLog {
       this.queuedBytes -= data.length;
       if (data.buffer.byteLength === CHUNK_BYTES && this.spare.length < 2) this.spare.push(Buffer.from(data.buffer, data.byteOffset, CHUNK_BYTES));
       this.writing = false;
-      this.writeNext(0);
+      if (this.closed) this.onIdle?.();
+      else this.writeNext(0);
     });
   }
 
-  /** Writes everything pending now, synchronously (at stop), and closes a file it opened. */
-  close(): void {
+  /**
+   * Writes everything pending and closes a file it opened (at stop). A write already under way
+   * is waited for first (up to CLOSE_WAIT_MS), so that the lines stay in order in the file.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     clearInterval(this.timer);
+    if (this.writing) {
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        this.onIdle = resolve;
+        timer = setTimeout(resolve, CLOSE_WAIT_MS);
+      });
+      clearTimeout(timer);
+    }
     try {
-      // a buffer being written by the asynchronous write is left to it; the rest goes now, in order
+      // a write still under way after the wait keeps its buffer; the rest goes now, in order
       const rest = this.writing ? this.queue.slice(1) : this.queue.slice();
       if (this.line.at > 0) rest.push(this.line.buf.subarray(0, this.line.at));
       for (const b of rest) writeSync(this.fd, b);

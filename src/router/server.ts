@@ -27,6 +27,8 @@ export interface RouterServerOptions {
   healthChecks?: () => ProbeStats;
   /** The failed requests the request path reports (its onFailedRequest), for the dashboard's list. */
   recentErrors?: RecentErrors;
+  /** Whether a model's policy matches on prompt text (cache policies); absent: none does, no text is built. */
+  wantsPrompt?: (model: string | undefined) => boolean;
   log: Logger;
 }
 
@@ -96,7 +98,7 @@ export class RouterServer {
 
   private routingInfo(req: Http1Request): RequestInfo {
     const body = req.body;
-    const info: RequestInfo = extractInto({ model: undefined, stream: false, streamUsage: false, promptCacheKey: undefined, size: 0, sessionKey: undefined, body }, body);
+    const info: RequestInfo = extractInto({ model: undefined, stream: false, streamUsage: false, promptCacheKey: undefined, size: 0, sessionKey: undefined, body, prompt: undefined }, body, this.opts.wantsPrompt);
     info.sessionKey = sessionKey(info.model, info.promptCacheKey, req.headers);
     return info;
   }

@@ -67,9 +67,11 @@ export class Http1Response {
   /**
    * Stores the status line and headers. Framing follows node:http: Content-Length if given, else
    * chunked (HTTP/1.1 clients) or close-delimited (HTTP/1.0). `preframed`: the headers carry
-   * `Transfer-Encoding: chunked` and every write is already chunk-framed.
+   * `Transfer-Encoding: chunked` and every write is already chunk-framed. `checked`: every name and
+   * value already passed a parser with the same rules as the check below (a relayed head), so it is
+   * not run twice.
    */
-  writeHead(status: number, headers: HeaderInput = [], preframed = false): this {
+  writeHead(status: number, headers: HeaderInput = [], preframed = false, checked = false): this {
     if (this.headersSent) return this;
     let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
     let hasLength = false;
@@ -80,7 +82,7 @@ export class Http1Response {
       const name = list[i]!;
       // second line of defence against response splitting: whatever the caller relays, a name is
       // a token and a value holds no CR, LF, NUL or other CTL
-      if (!TOKEN.test(name) || BAD_VALUE.test(list[i + 1]!)) throw new HeaderError(`refusing to send header ${JSON.stringify(name.slice(0, 64))}: invalid name or value`);
+      if (!checked && (!TOKEN.test(name) || BAD_VALUE.test(list[i + 1]!))) throw new HeaderError(`refusing to send header ${JSON.stringify(name.slice(0, 64))}: invalid name or value`);
       // framing and connection management are ours; short names are checked first to stay cheap
       const n = name.length;
       if (n === 14 || n === 17 || n === 10 || n === 4) {

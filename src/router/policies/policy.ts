@@ -16,6 +16,12 @@ export interface Policy {
   attach?(m: Member): void;
   detach?(m: Member): void;
   loadChanged?(m: Member): void;
+  /** The member left its model's pool for good (its backend left, or stopped serving the model): forget it. */
+  drop?(m: Member): void;
+  /** Whether requests for `model` need their prompt text (RequestInfo.prompt): only cache policies say yes. */
+  wantsPrompt?(model: string | undefined): boolean;
+  /** Whether requests for `model` are scored on the engines' own gauges (then they are worth polling). */
+  usesEngineSignals?(model: string | undefined): boolean;
   /** Reports its decisions so far by branch, and those of the policy it wraps (metrics). */
   decisions?(report: (policy: string, branch: string, count: number) => void): void;
 }
@@ -26,6 +32,9 @@ export function forwardHooks(decorator: Policy, inner: Policy): void {
   if (inner.attach) d.attach = (m) => inner.attach!(m);
   if (inner.detach) d.detach = (m) => inner.detach!(m);
   if (inner.loadChanged) d.loadChanged = (m) => inner.loadChanged!(m);
+  if (inner.drop) d.drop = (m) => inner.drop!(m);
+  if (inner.wantsPrompt) d.wantsPrompt = (model) => inner.wantsPrompt!(model);
+  if (inner.usesEngineSignals) d.usesEngineSignals = (model) => inner.usesEngineSignals!(model);
 }
 
 /** Counters of a decorator's branches, reported with the wrapped policy's. */
@@ -48,8 +57,8 @@ export class BranchCounts<B extends string> {
     this.counts[i]!++;
   }
 
-  report(report: (policy: string, branch: string, count: number) => void, inner: Policy): void {
+  report(report: (policy: string, branch: string, count: number) => void, inner?: Policy): void {
     for (let i = 0; i < this.branches.length; i++) report(this.policy, this.branches[i]!, this.counts[i]!);
-    inner.decisions?.(report);
+    inner?.decisions?.(report);
   }
 }
