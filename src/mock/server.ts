@@ -15,7 +15,6 @@ import { RequestContext } from './request-context.js';
 import { SseStream, flushStreams } from './sse-stream.js';
 import { embed, generate, type Generation } from './text-generator.js';
 import { countTokens, memoize, tokenIds } from './tokenizer.js';
-import { fnv1a } from '../common/hash.js';
 
 const BODY_LIMIT = 64 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -188,12 +187,12 @@ export class MockServer {
     const generationPrompt = r.kind === 'chat' ? CHAT_GENERATION_PROMPT : NO_IDS;
     const promptTokens = Math.max(1, prompt.length + generationPrompt.length);
     if (this.opts.engine.cacheBlocks === 0) return { promptTokens, hashes: undefined };
-    // one array, no intermediate copies: this runs for every request
-    const all: number[] = [];
-    for (let k = 0; k < prompt.length; k++) all.push(prompt[k]!);
-    for (let k = 0; k < generationPrompt.length; k++) all.push(generationPrompt[k]!);
-    const tokens = output.tokens;
-    for (let k = 0; k < tokens.length; k++) all.push(fnv1a(tokens[k]!.trim()));
+    // one array of the right size (ids are 32-bit: doubles), no intermediate copies
+    const ids = output.ids;
+    const all = new Float64Array(prompt.length + generationPrompt.length + ids.length);
+    all.set(prompt);
+    all.set(generationPrompt, prompt.length);
+    all.set(ids, prompt.length + generationPrompt.length);
     return { promptTokens, hashes: chainedBlockHashes(all, this.opts.engine.blockSize) };
   }
 
