@@ -109,9 +109,9 @@ describe('cache-load policy', () => {
     const home = pick(p);
     const other = home === 'a' ? 'b' : 'a';
     assert.equal(pick(p + ' 2'), home);
-    by[home]!.inFlight = 3; // 1 - 2 * 3/8 = 0.25 > 0: still the match
+    by[home]!.inFlight = 3; // 1 - 3/8 = 0.625 > 0: still the match
     assert.equal(pick(p + ' 3'), home);
-    by[home]!.inFlight = 16; // 1 - 2 * 16/16 = -1 < 0
+    by[home]!.inFlight = 16; // match - 16/16 < 0 (the match falls short of the whole prompt)
     assert.equal(pick(p + ' 4'), other);
     assert.deepEqual(decisions(policy), { 'cache-load/prefix': 2, 'cache-load/load': 2, 'cache-load/no_prompt': 0 });
   });

@@ -146,6 +146,76 @@ describe('engine model: conservation and order', () => {
   });
 });
 
+describe('engine model: zero-time bursts', () => {
+  /** Runs the same arrivals step by step and in bursts; returns what each saw and the engines. */
+  function both(burst: number, cancelAt?: number) {
+    return [1, burst].map((maxZeroTimeBurst) => {
+      const clock = new VirtualTime();
+      const engine = new EngineModel({ ...ENGINE_PROFILES.fast, kvBlocks: 200 }, clock, { maxZeroTimeBurst });
+      const rnd = mulberry32(5);
+      const all: Seen[] = [];
+      for (let i = 0; i < 40; i++) {
+        const promptTokens = 1 + Math.floor(rnd() * 300);
+        const maxTokens = 1 + Math.floor(rnd() * 120);
+        clock.at(Math.floor(i / 8), () => {
+          const seen = submit(engine, { promptTokens, maxTokens, blockHashes: chainedBlockHashes(promptIds(promptTokens, i, i % 2, 40), 16) });
+          if (cancelAt !== undefined && i % 5 === 0) {
+            // a handler that cancels its own request at token `cancelAt`
+            const h = (seen.req as unknown as { handlers: { onToken: (i: number, t: number) => void } }).handlers;
+            const onToken = h.onToken;
+            h.onToken = (k, t) => {
+              onToken(k, t);
+              if (k === cancelAt) seen.req.cancel();
+            };
+          }
+          all.push(seen);
+        });
+      }
+      let events = 0;
+      while (clock.next([engine])) {
+        engine.audit();
+        events++;
+      }
+      return { all, engine, events };
+    });
+  }
+
+  /** Every token once, in order, and a finish (times: arrivals come at 0 to 4 ms, steps take none). */
+  const complete = (s: Seen) => {
+    assert.deepEqual(s.indices, Array.from({ length: s.spec.maxTokens }, (_, i) => i));
+    assert.equal(s.finishCalls, 1);
+    assert.equal(s.req.state, 'finished');
+  };
+
+  it('emit the same tokens at the same times as step by step, in fewer steps', () => {
+    const [one, burst] = both(64);
+    one!.all.forEach(complete);
+    burst!.all.forEach(complete);
+    for (let i = 0; i < one!.all.length; i++) {
+      assert.deepEqual(burst!.all[i]!.indices, one!.all[i]!.indices);
+      assert.deepEqual(burst!.all[i]!.times, one!.all[i]!.times);
+      assert.deepEqual(burst!.all[i]!.summary, one!.all[i]!.summary);
+    }
+    const a = one!.engine.stats;
+    const b = burst!.engine.stats;
+    assert.deepEqual([b.steps, b.generationTokens, b.prefixHits, b.prefixQueries, b.preemptions, b.itl.count, b.ttft.count], [a.steps, a.generationTokens, a.prefixHits, a.prefixQueries, a.preemptions, a.itl.count, a.ttft.count]);
+    assert.ok(burst!.events < one!.events / 2, `bursts: ${burst!.events} events against ${one!.events}`);
+    assert.equal(burst!.engine.pool.used, 0);
+  });
+
+  it('stop when a handler cancels its own request', () => {
+    const [, burst] = both(64, 3);
+    for (const [i, s] of burst!.all.entries()) {
+      if (i % 5 === 0 && s.spec.maxTokens > 4) {
+        assert.deepEqual(s.indices, [0, 1, 2, 3]);
+        assert.equal(s.req.state, 'cancelled');
+        assert.equal(s.finishCalls, 0);
+      } else complete(s);
+    }
+    assert.equal(burst!.engine.pool.used, 0);
+  });
+});
+
 describe('engine model: load', () => {
   it('queueing grows time to first token: more concurrent requests, larger mean TTFT', () => {
     const ttft: number[] = [];

@@ -16,6 +16,7 @@ import type { BabysitterConfig } from '../src/babysitter/config.js';
 import type { Supervisor } from '../src/babysitter/supervisor.js';
 import { MockServer } from '../src/mock/server.js';
 import type { MockOptions } from '../src/mock/options.js';
+import { ENGINE_PROFILES } from '../src/mock/engine-profiles.js';
 
 interface Line {
   level: string;
@@ -104,9 +105,7 @@ describe('failures are logged, not swallowed', () => {
       seed: 0,
       outputTokens: 4,
       embeddingDims: 4,
-      timing: { ttftMs: 0, prefillMsPerToken: 0, itlMs: 0 },
-      maxConcurrency: 4,
-      cache: { blockSize: 16, capacityBlocks: 0 },
+      engine: { ...ENGINE_PROFILES.fast, maxRunning: 4, cacheBlocks: 0 },
       faults: { errorRate: 0, errorStatus: 500, hangRate: 0 },
     };
     const mock = new MockServer(opts, log);

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, it } from './helpers/test.js';
 import OpenAI from 'openai';
 import { http, metric, readSse, spawnCli, startService, waitFor, type RunningService, startRegistry } from './helpers/services.js';
-import { completionBody, usage } from '../src/mock/openai-response.js';
+import { ChunkFormatter, completionBody, usage } from '../src/mock/openai-response.js';
 
 const chatBody = (content: string, extra: Record<string, unknown> = {}) => ({ model: 'model-a', messages: [{ role: 'user', content }], ...extra });
 
@@ -188,14 +189,21 @@ describe('mock: OpenAI API shapes', () => {
 });
 
 describe('mock: engine behaviour', () => {
-  it('charges prefill per uncached token: a long prompt answers after a short one', async () => {
+  it('charges prefill per uncached token: a long prompt takes its prefill time, a short one little', async () => {
     const mock = await startService(['mock', '--port', '0', '--models', 'm', '--prefill-ms-per-token', '2', '--cache-blocks', '0']);
     try {
-      const order: string[] = [];
-      const long = http('POST', `${mock.url}/v1/completions`, { body: { model: 'm', prompt: 'w '.repeat(300) } }).then(() => order.push('long'));
-      const short = http('POST', `${mock.url}/v1/completions`, { body: { model: 'm', prompt: 'w' } }).then(() => order.push('short'));
-      await Promise.all([long, short]);
-      assert.deepEqual(order, ['short', 'long']);
+      const timed = async (prompt: string) => {
+        const t0 = performance.now();
+        const r = await http('POST', `${mock.url}/v1/completions`, { body: { model: 'm', prompt, max_tokens: 1 } });
+        assert.equal(r.status, 200);
+        return performance.now() - t0;
+      };
+      const short = await timed('w');
+      const long = await timed('w '.repeat(300));
+      // a lower bound only: the engine cannot be faster than its model (300 x 2 ms, less the
+      // few ms a step may start behind the clock)
+      assert.ok(long >= 590, `300 uncached tokens take at least 600 ms (took ${long})`);
+      assert.ok(short < long, `short ${short} ms, long ${long} ms`);
     } finally {
       await mock.stop();
     }
@@ -206,31 +214,27 @@ describe('mock: engine behaviour', () => {
     try {
       const words = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`).join(' ');
       const send = (prompt: string) => http('POST', `${mock.url}/v1/completions`, { body: { model: 'm', prompt, max_tokens: 1 } });
-      await send(words('a', 16)); // 4 of 8 blocks
+      await send(words('a', 16)); // 4 blocks, kept as prefix cache once the request ends
       assert.equal(await metric(mock.url, 'vllm:prefix_cache_queries_total'), 16);
       assert.equal(await metric(mock.url, 'vllm:prefix_cache_hits_total'), 0);
-      assert.equal(await metric(mock.url, 'vllm:gpu_cache_usage_perc'), 0.5);
+      assert.equal(await metric(mock.url, 'mock:prefix_cache_blocks'), 4);
+      assert.equal(await metric(mock.url, 'vllm:kv_cache_usage_perc'), 0, 'no request holds blocks');
+      // hits are whole blocks and stop one token short of the prompt's end: 3 blocks of 4
       await send(words('a', 16));
-      assert.equal(await metric(mock.url, 'vllm:prefix_cache_hits_total'), 16);
-      // shares the first 8 tokens (2 blocks); the chain breaks at block 3 (6 blocks used now)
+      assert.equal(await metric(mock.url, 'vllm:prefix_cache_hits_total'), 12);
+      // shares the first 8 tokens (2 blocks); the chain breaks at block 3 (6 blocks cached now)
       await send(`${words('a', 8)} ${words('z', 8)}`);
-      assert.equal(await metric(mock.url, 'vllm:prefix_cache_hits_total'), 24);
-      // 4 more blocks: the least recently used a-leaves go first (leaves before their parents)
+      assert.equal(await metric(mock.url, 'vllm:prefix_cache_hits_total'), 20);
+      assert.equal(await metric(mock.url, 'mock:prefix_cache_blocks'), 6);
+      // 8 more blocks: the cache keeps 8, the least recently used (the a- and z-blocks) go
       await send(words('b', 16));
-      assert.equal(await metric(mock.url, 'vllm:gpu_cache_usage_perc'), 1);
-      const partial = await metric(mock.url, 'vllm:prefix_cache_hits_total');
-      // a cached prompt finishes before an uncached one of the same length sent at the same time;
-      // the uncached one (sent first) evicts the rest of the a-chain
-      const order: string[] = [];
-      await Promise.all([
-        send(words('c', 16)).then(() => order.push('uncached')),
-        send(words('b', 16)).then(() => order.push('cached')),
-      ]);
-      assert.deepEqual(order, ['cached', 'uncached']);
-      const hitsBefore = await metric(mock.url, 'vllm:prefix_cache_hits_total');
-      assert.equal(hitsBefore, partial + 16);
+      await send(words('c', 16));
+      assert.equal(await metric(mock.url, 'mock:prefix_cache_blocks'), 8);
+      await send(words('b', 16));
+      assert.equal(await metric(mock.url, 'vllm:prefix_cache_hits_total'), 32, 'the b-chain is still cached');
       await send(words('a', 16));
-      assert.equal(await metric(mock.url, 'vllm:prefix_cache_hits_total'), hitsBefore, 'the a-chain was evicted');
+      assert.equal(await metric(mock.url, 'vllm:prefix_cache_hits_total'), 32, 'the a-chain was evicted');
+      assert.equal(await metric(mock.url, 'vllm:prefix_cache_queries_total'), 16 * 7);
     } finally {
       await mock.stop();
     }
@@ -383,6 +387,77 @@ describe('mock: registry integration', () => {
   });
 });
 
+/** The HTTP chunks of a streamed answer, read off a raw socket: one per write of the mock. */
+async function httpChunks(url: string, body: unknown): Promise<{ head: string; chunks: string[] }> {
+  const { port } = new URL(url);
+  const text = JSON.stringify(body);
+  const raw = await new Promise<Buffer>((resolve, reject) => {
+    const parts: Buffer[] = [];
+    const s = connect(Number(port), '127.0.0.1', () => s.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`));
+    s.on('data', (d) => parts.push(d));
+    s.on('end', () => resolve(Buffer.concat(parts)));
+    s.on('error', reject);
+  });
+  const all = raw.toString('utf8');
+  const headEnd = all.indexOf('\r\n\r\n');
+  const chunks: string[] = [];
+  let rest = raw.subarray(Buffer.byteLength(all.slice(0, headEnd + 4)));
+  for (;;) {
+    const eol = rest.indexOf('\r\n');
+    const size = parseInt(rest.subarray(0, eol).toString('latin1'), 16);
+    if (size === 0) break;
+    chunks.push(rest.subarray(eol + 2, eol + 2 + size).toString('utf8'));
+    rest = rest.subarray(eol + 2 + size + 2);
+  }
+  return { head: all.slice(0, headEnd), chunks };
+}
+
+/** What each SSE event of a chunk is; throws unless the chunk is whole events. */
+function eventKinds(chunk: string): string[] {
+  assert.ok(chunk.endsWith('\n\n'), 'a write ends on an event boundary');
+  return chunk
+    .slice(0, -2)
+    .split('\n\n')
+    .map((e) => {
+      assert.ok(e.startsWith('data: '), `one event: ${e.slice(0, 40)}`);
+      if (e === 'data: [DONE]') return 'done';
+      const c = JSON.parse(e.slice(6));
+      const choice = c.choices[0];
+      if (choice === undefined) return 'usage';
+      if (choice.finish_reason !== null) return 'finish';
+      return 'role' in choice.delta ? 'role' : 'token';
+    });
+}
+
+describe('mock: stream writes', () => {
+  let fast: RunningService;
+  let timed: RunningService;
+  before(async () => {
+    [fast, timed] = await Promise.all([
+      startService(['mock', '--port', '0', '--models', 'm']),
+      // decode steps of 40 ms: a token per step
+      startService(['mock', '--port', '0', '--models', 'm', '--itl-ms', '40']),
+    ]);
+  });
+  after(() => Promise.all([fast.stop(), timed.stop()]));
+  const body = { model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true, max_tokens: 4, stream_options: { include_usage: true } };
+
+  it('sends the events of one run of engine steps in one write, each its own SSE event', async () => {
+    // zero-time steps: the whole answer comes out of one run, so one write
+    const f = await httpChunks(fast.url, body);
+    assert.match(f.head, /^HTTP\/1.1 200/);
+    assert.equal(f.chunks.length, 1);
+    assert.deepEqual(eventKinds(f.chunks[0]!), ['role', 'token', 'token', 'token', 'token', 'finish', 'usage', 'done']);
+    // timed steps: the first write is the role and the first token (the next step ends 40 ms
+    // later), the last one ends with [DONE]; every write is whole events, in order
+    const t = await httpChunks(timed.url, body);
+    const kinds = t.chunks.map(eventKinds);
+    assert.deepEqual(kinds[0], ['role', 'token']);
+    assert.ok(t.chunks.length >= 2);
+    assert.deepEqual(kinds.flat(), ['role', 'token', 'token', 'token', 'token', 'finish', 'usage', 'done']);
+  });
+});
+
 describe('mock: hand-built bodies', () => {
   it('equal what JSON.stringify makes of the OpenAI objects, quotes and non-ASCII included', () => {
     const choices = [
@@ -399,5 +474,20 @@ describe('mock: hand-built bodies', () => {
       completionBody('completions', common.id, common.created, common.model, common.system_fingerprint, choices, u),
       JSON.stringify({ id: common.id, object: 'text_completion', created: common.created, model: common.model, system_fingerprint: common.system_fingerprint, choices: choices.map((c, index) => ({ index, text: c.text, logprobs: null, finish_reason: c.finishReason })), usage: u }),
     );
+  });
+
+  it('stream chunks equal what JSON.stringify makes of the OpenAI chunk objects', () => {
+    const text = 'Hello "there"\n\\ é ✓';
+    for (const kind of ['chat', 'completions'] as const) {
+      for (const includeUsage of [false, true]) {
+        const fmt = new ChunkFormatter(kind, 'chatcmpl-x', 1795678049, 'mo"del', 'mock-1', includeUsage);
+        const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+        for (const index of [0, 1, 0]) {
+          const choice = kind === 'chat' ? { index, delta: { content: text }, logprobs: null, finish_reason: null } : { index, text, logprobs: null, finish_reason: null };
+          const chunk = { id: 'chatcmpl-x', object, created: 1795678049, model: 'mo"del', system_fingerprint: 'mock-1', choices: [choice], ...(includeUsage ? { usage: null } : {}) };
+          assert.equal(fmt.token(index, text), `data: ${JSON.stringify(chunk)}\n\n`);
+        }
+      }
+    }
   });
 });

@@ -14,20 +14,26 @@ export { mockSpec };
 
 function buildOptions(settings: Settings, port: number): MockOptions {
   const profile = PROFILES[settings.str('profile')]!;
-  const orProfile = (key: string, fallback: number) => settings.optNum(key) ?? fallback;
+  const p = profile.engine;
+  const or = (key: string, fallback: number) => settings.optNum(key) ?? fallback;
   return {
     name: settings.optStr('name') ?? `mock-${port}`,
     models: settings.list('models')!,
     seed: settings.num('seed'),
-    outputTokens: orProfile('output-tokens', profile.outputTokens ?? 16),
+    outputTokens: or('output-tokens', profile.outputTokens),
     embeddingDims: settings.num('embedding-dims'),
-    timing: {
-      ttftMs: orProfile('ttft-ms', profile.ttftMs ?? 0),
-      prefillMsPerToken: orProfile('prefill-ms-per-token', profile.prefillMsPerToken ?? 0),
-      itlMs: orProfile('itl-ms', profile.itlMs ?? 0),
+    engine: {
+      stepMs: p.stepMs,
+      prefillStepMs: or('ttft-ms', p.prefillStepMs ?? 0),
+      decodeStepMs: or('itl-ms', p.decodeStepMs ?? 0),
+      prefillMsPerToken: or('prefill-ms-per-token', p.prefillMsPerToken),
+      decodeMsPerSeq: p.decodeMsPerSeq,
+      maxBatchedTokens: or('max-batched-tokens', p.maxBatchedTokens),
+      maxRunning: or('max-concurrency', p.maxRunning),
+      kvBlocks: or('kv-blocks', p.kvBlocks),
+      blockSize: or('block-size', p.blockSize),
+      cacheBlocks: or('cache-blocks', p.cacheBlocks),
     },
-    maxConcurrency: orProfile('max-concurrency', profile.maxConcurrency ?? 256),
-    cache: { blockSize: settings.num('block-size'), capacityBlocks: settings.num('cache-blocks') },
     faults: {
       errorRate: settings.num('error-rate'),
       errorStatus: settings.num('error-status'),

@@ -154,6 +154,14 @@ export interface EngineOptions {
    * starts before the arrival of a request it admits. Default 0 (virtual time is never late).
    */
   catchUpMs?: number;
+  /**
+   * Most decode steps run as one when they take no time (a zero-time profile such as `fast`),
+   * every running request decodes and none waits: nothing can change between them, so each
+   * request's tokens of those steps are emitted together, in order, at the same time as step by
+   * step; only the interleaving of different requests' handler calls differs (a request's tokens
+   * come together). stats.steps counts them one by one. Default 1: step by step.
+   */
+  maxZeroTimeBurst?: number;
 }
 
 class TrackedRequest implements EngineRequest {
@@ -166,6 +174,8 @@ class TrackedRequest implements EngineRequest {
   indexed = 0;
   /** True once the prompt (or a recompute) is done: the request takes one token a step. */
   decoding = false;
+  /** Tokens sampled by the step that just ended (more than 1 in a zero-time burst). */
+  sampled = 0;
   admitted = false;
   cachedTokens = 0;
   firstTokenMs = 0;
@@ -200,15 +210,29 @@ export class EngineModel {
   /** Called when work arrives at an idle engine (nextEventTime() was undefined): a driver arms its timer. */
   onWork: (() => void) | undefined;
   private readonly catchUpMs: number;
+  private readonly maxBurst: number;
   private readonly waiting: TrackedRequest[] = [];
   private readonly running: TrackedRequest[] = [];
-  /** The step in flight: its requests and the tokens each computes. */
-  private readonly batch: TrackedRequest[] = [];
+  /**
+   * The step in flight: its first `batchSize` requests and the tokens each computes. Counts and
+   * plain fields rather than arrays emptied and an object made every step: a zero-time engine (the
+   * fast profile) runs a step per token, so a step's bookkeeping is the mock's hot path.
+   */
+  private readonly batch: Array<TrackedRequest | undefined> = [];
   private readonly batchTokens: number[] = [];
-  private inFlight: StepInfo | undefined;
+  private batchSize = 0;
+  /** The step in flight's end, undefined when there is none; its other figures below. */
+  private stepEnd: number | undefined;
+  private stepStart = 0;
+  private stepPrefill = 0;
+  private stepDecodes = 0;
+  /** currentStep's object, made once a step when asked for. */
+  private stepInfo: StepInfo | undefined;
   /** When work arrived at an idle engine: the next step may start then. */
   private wakeAt: number | undefined;
-  private readonly emitted: TrackedRequest[] = [];
+  /** Requests that sampled a token in the step that just ended: the first `emittedSize`. */
+  private readonly emitted: Array<TrackedRequest | undefined> = [];
+  private emittedSize = 0;
   private stepping = false;
   private seq = 0;
 
@@ -223,8 +247,9 @@ export class EngineModel {
     if (!whole(p.maxBatchedTokens, 1) || !whole(p.maxRunning, 1) || !whole(p.kvBlocks, 1) || !whole(p.blockSize, 1) || !whole(p.cacheBlocks, 0)) {
       throw new RangeError('engine profile: maxBatchedTokens, maxRunning, kvBlocks and blockSize must be integers >= 1, cacheBlocks >= 0');
     }
-    if (!time(p.stepMs) || !time(p.prefillMsPerToken) || !time(p.decodeMsPerSeq)) throw new RangeError('engine profile: times must be finite and >= 0');
+    if (!time(p.stepMs) || !time(p.prefillMsPerToken) || !time(p.decodeMsPerSeq) || !time(p.prefillStepMs ?? 0) || !time(p.decodeStepMs ?? 0)) throw new RangeError('engine profile: times must be finite and >= 0');
     this.catchUpMs = options.catchUpMs ?? 0;
+    this.maxBurst = Math.max(1, Math.floor(options.maxZeroTimeBurst ?? 1));
     this.pool = new KvBlockPool(p.kvBlocks, p.blockSize, p.cacheBlocks);
   }
 
@@ -245,7 +270,8 @@ export class EngineModel {
 
   /** The step in flight, if any. */
   get currentStep(): StepInfo | undefined {
-    return this.inFlight;
+    if (this.stepEnd === undefined) return undefined;
+    return (this.stepInfo ??= { startMs: this.stepStart, endMs: this.stepEnd, prefillTokens: this.stepPrefill, decodeSeqs: this.stepDecodes, requests: this.batchSize });
   }
 
   /** Whether a request can ever run: its whole sequence must fit in the KV cache (vLLM rejects longer ones). */
@@ -265,7 +291,7 @@ export class EngineModel {
     const now = this.clock.now();
     const r = new TrackedRequest(this, spec.id ?? String(++this.seq), promptTokens, maxTokens, spec.blockHashes ?? NO_HASHES, handlers, now);
     this.waiting.push(r);
-    if (this.inFlight === undefined && this.wakeAt === undefined) {
+    if (this.stepEnd === undefined && this.wakeAt === undefined) {
       this.wakeAt = now;
       this.onWork?.();
     }
@@ -289,22 +315,23 @@ export class EngineModel {
    * idle engine; undefined when there is nothing to do.
    */
   nextEventTime(): number | undefined {
-    return this.inFlight?.endMs ?? this.wakeAt;
+    return this.stepEnd ?? this.wakeAt;
   }
 
   /**
    * Ends the step in flight if the clock has reached its end (emitting its tokens), and plans
-   * the next one if there is work. Returns false if it was not time yet.
+   * the next one if there is work. Returns false if it was not time yet. `now`: the clock's
+   * reading, when the caller has just taken it (a driver running several due steps).
    */
-  step(): boolean {
+  step(now = this.clock.now()): boolean {
     if (this.stepping) throw new Error('engine model: step() called from a request handler');
-    const now = this.clock.now();
     let prevEnd: number;
-    if (this.inFlight !== undefined) {
-      if (now < this.inFlight.endMs) return false;
-      prevEnd = this.inFlight.endMs;
+    if (this.stepEnd !== undefined) {
+      if (now < this.stepEnd) return false;
+      prevEnd = this.stepEnd;
       this.complete(prevEnd);
-      this.inFlight = undefined;
+      this.stepEnd = undefined;
+      this.stepInfo = undefined;
     } else if (this.wakeAt !== undefined) {
       prevEnd = this.wakeAt;
     } else return false;
@@ -326,8 +353,7 @@ export class EngineModel {
 
   private plan(earliestStart: number): void {
     const { batch, batchTokens, running, waiting, profile } = this;
-    batch.length = 0;
-    batchTokens.length = 0;
+    let size = 0;
     let budget = profile.maxBatchedTokens;
     let prefillTokens = 0;
     let decodeSeqs = 0;
@@ -351,8 +377,8 @@ export class EngineModel {
         }
         if (self) break; // r was the newest: nothing after it
       }
-      batch.push(r);
-      batchTokens.push(1);
+      batch[size] = r;
+      batchTokens[size++] = 1;
       budget--;
       decodeSeqs++;
     }
@@ -361,8 +387,8 @@ export class EngineModel {
       const r = running[i]!;
       if (r.decoding) continue;
       const n = Math.min(r.numTokens - r.computed, budget);
-      batch.push(r);
-      batchTokens.push(n);
+      batch[size] = r;
+      batchTokens[size++] = n;
       budget -= n;
       prefillTokens += n;
     }
@@ -375,23 +401,38 @@ export class EngineModel {
         running.push(r);
         r.state = 'running';
         const n = Math.min(r.numTokens - r.computed, budget);
-        batch.push(r);
-        batchTokens.push(n);
+        batch[size] = r;
+        batchTokens[size++] = n;
         budget -= n;
         prefillTokens += n;
         if (r.arrivalMs > start) start = r.arrivalMs;
       }
     }
 
-    if (batch.length === 0) {
+    this.batchSize = size;
+    if (size === 0) {
       // unreachable: the oldest running request can always go on, and with none running the
       // head of the queue fits (submit checked that it fits an empty cache)
       if (running.length > 0 || waiting.length > 0) throw new Error('engine model: work left but nothing schedulable');
       return;
     }
     const end = start + stepDurationMs(profile, prefillTokens, decodeSeqs);
-    this.inFlight = { startMs: start, endMs: end, prefillTokens, decodeSeqs, requests: batch.length };
-    this.stats.steps++;
+    let steps = 1;
+    if (end === start && this.maxBurst > 1 && prefillTokens === 0 && waiting.length === 0 && size === running.length) {
+      // a zero-time burst: as many decode steps as no request finishes or needs a new block
+      steps = this.maxBurst;
+      const blockSize = this.pool.blockSize;
+      for (let i = 0; i < size && steps > 1; i++) {
+        const r = batch[i]!;
+        steps = Math.min(steps, r.maxTokens - r.generated, r.blocks.length * blockSize - r.computed);
+      }
+      for (let i = 0; i < size; i++) batchTokens[i] = steps;
+    }
+    this.stepStart = start;
+    this.stepEnd = end;
+    this.stepPrefill = prefillTokens;
+    this.stepDecodes = decodeSeqs;
+    this.stats.steps += steps;
     this.stats.busyMs += end - start;
     this.stats.prefillTokens += prefillTokens;
   }
@@ -434,8 +475,10 @@ export class EngineModel {
     const { batch, batchTokens, pool, stats } = this;
     const blockSize = pool.blockSize;
     let finished = false;
-    for (let i = 0; i < batch.length; i++) {
+    const size = this.batchSize;
+    for (let i = 0; i < size; i++) {
       const r = batch[i]!;
+      batch[i] = undefined; // no reference kept to a finished request
       if (r.state !== 'running') continue; // cancelled meanwhile
       r.computed += batchTokens[i]!;
       const full = Math.min(Math.floor(r.computed / blockSize), r.blocks.length, r.hashes.length);
@@ -444,13 +487,17 @@ export class EngineModel {
         if (r.blocks[k] === undefined) r.blocks[k] = pool.register(r.hashes[k]!);
       }
       if (r.computed < r.numTokens) continue; // prompt not done yet
-      r.generated++;
+      // one token, or one per step of a zero-time burst
+      const sampled = r.computed - r.numTokens + 1;
+      r.sampled = sampled;
+      r.generated += sampled;
       r.decoding = true;
-      stats.generationTokens++;
-      if (r.generated === 1) {
+      stats.generationTokens += sampled;
+      if (r.generated === sampled) {
         r.firstTokenMs = endMs;
         stats.ttft.observe(endMs - r.arrivalMs);
       } else stats.itl.observe(endMs - r.lastTokenMs);
+      for (let j = 1; j < sampled; j++) stats.itl.observe(0);
       r.lastTokenMs = endMs;
       if (r.generated === r.maxTokens) {
         pool.release(r.blocks);
@@ -458,7 +505,7 @@ export class EngineModel {
         stats.finished++;
         finished = true;
       }
-      this.emitted.push(r);
+      this.emitted[this.emittedSize++] = r;
     }
     if (finished) {
       let j = 0;
@@ -470,17 +517,23 @@ export class EngineModel {
   /** Calls the handlers of the tokens sampled by the step that ended at `timeMs`. */
   private emit(timeMs: number): void {
     const emitted = this.emitted;
-    if (emitted.length === 0) return;
+    const size = this.emittedSize;
+    if (size === 0) return;
     this.stepping = true;
     let error: unknown;
     let failed = false;
     try {
-      for (const r of emitted) {
+      for (let i = 0; i < size; i++) {
+        const r = emitted[i]!;
+        emitted[i] = undefined;
         if (r.state === 'cancelled') continue; // by an earlier handler of this step
         const h = r.handlers;
         try {
-          if (r.generated === 1) h.onFirstToken?.(timeMs, r);
-          h.onToken?.(r.generated - 1, timeMs, r);
+          // a handler that cancels its own request stops its burst's tokens too
+          for (let j = r.generated - r.sampled; j < r.generated && (r.state as RequestState) !== 'cancelled'; j++) {
+            if (j === 0) h.onFirstToken?.(timeMs, r);
+            h.onToken?.(j, timeMs, r);
+          }
           if (r.state === 'finished') h.onFinish?.(summary(r, timeMs), r);
         } catch (err) {
           if (!failed) error = err;
@@ -488,7 +541,7 @@ export class EngineModel {
         }
       }
     } finally {
-      emitted.length = 0;
+      this.emittedSize = 0;
       this.stepping = false;
     }
     if (failed) throw error;

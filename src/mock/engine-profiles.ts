@@ -26,6 +26,13 @@ export interface EngineProfile {
   blockSize: number;
   /** Most free blocks the prefix cache may keep (0: prefix caching off). */
   cacheBlocks: number;
+  /**
+   * Fixed extra cost of a step that prefills / decodes anything (ms); 0 when absent. The named
+   * profiles leave them out: they carry the mock's older flags --ttft-ms and --itl-ms, so that a
+   * lone request still sees TTFT = ttft + prefill and ITL = itl, as before the step model.
+   */
+  prefillStepMs?: number;
+  decodeStepMs?: number;
 }
 
 /**
@@ -65,5 +72,6 @@ export type EngineProfileName = keyof typeof ENGINE_PROFILES;
 /** Duration (ms) of a step that computes `prefillTokens` prompt tokens and decodes `decodeSeqs` sequences. */
 export function stepDurationMs(p: EngineProfile, prefillTokens: number, decodeSeqs: number): number {
   if (prefillTokens === 0 && decodeSeqs === 0) return 0;
-  return p.stepMs + p.prefillMsPerToken * prefillTokens + p.decodeMsPerSeq * decodeSeqs;
+  const fixed = p.stepMs + (prefillTokens > 0 ? (p.prefillStepMs ?? 0) : 0) + (decodeSeqs > 0 ? (p.decodeStepMs ?? 0) : 0);
+  return fixed + p.prefillMsPerToken * prefillTokens + p.decodeMsPerSeq * decodeSeqs;
 }

@@ -3,7 +3,7 @@
  * its blocks: block i's hash mixes block i-1's hash with block i's token ids, so a block only
  * matches when everything before it matches too. A partial last block gets no hash.
  */
-export function chainedBlockHashes(tokenIds: readonly number[], blockSize: number): number[] {
+export function chainedBlockHashes(tokenIds: ArrayLike<number>, blockSize: number): number[] {
   const hashes: number[] = [];
   let parent = 0x12345;
   for (let start = 0; start + blockSize <= tokenIds.length; start += blockSize) {

@@ -9,6 +9,9 @@ export interface EngineState {
   cacheUsage(): number;
   prefixQueries(): number;
   prefixHits(): number;
+  preemptions(): number;
+  /** Free KV blocks whose content the prefix cache keeps. */
+  cachedBlocks(): number;
 }
 
 /** A latency histogram kept in plain numbers: observing costs a bucket search, nothing more. */
@@ -39,6 +42,7 @@ export class ModelMetrics {
   /** Requests seen; a model's series appear once it has any. */
   requests = 0;
   readonly ttft = new LatencyHistogram();
+  readonly itl = new LatencyHistogram();
   readonly e2e = new LatencyHistogram();
 }
 
@@ -74,13 +78,15 @@ export class MockMetrics {
 
   constructor(models: string[], state: EngineState) {
     const registers = [this.registry];
-    new Gauge({ name: 'vllm:num_requests_running', help: 'Requests decoding now', registers, collect() { this.set(state.running()); } });
-    new Gauge({ name: 'vllm:num_requests_waiting', help: 'Requests waiting for a batch slot', registers, collect() { this.set(state.waiting()); } });
-    new Gauge({ name: 'vllm:gpu_cache_usage_perc', help: 'KV-cache usage, 0 to 1 (older vLLM name)', registers, collect() { this.set(state.cacheUsage()); } });
-    new Gauge({ name: 'vllm:kv_cache_usage_perc', help: 'KV-cache usage, 0 to 1', registers, collect() { this.set(state.cacheUsage()); } });
+    new Gauge({ name: 'vllm:num_requests_running', help: 'Requests in the engine\'s batch (prefilling or decoding)', registers, collect() { this.set(state.running()); } });
+    new Gauge({ name: 'vllm:num_requests_waiting', help: 'Requests waiting to be admitted (preempted ones included)', registers, collect() { this.set(state.waiting()); } });
+    new Gauge({ name: 'vllm:gpu_cache_usage_perc', help: 'KV blocks held by requests, 0 to 1 (older vLLM name)', registers, collect() { this.set(state.cacheUsage()); } });
+    new Gauge({ name: 'vllm:kv_cache_usage_perc', help: 'KV blocks held by requests, 0 to 1', registers, collect() { this.set(state.cacheUsage()); } });
     // Cumulative values kept by the prefix cache; exposed as counters via collect.
     new Counter({ name: 'vllm:prefix_cache_queries_total', help: 'Prompt tokens looked up in the prefix cache', registers, collect() { this.reset(); this.inc(state.prefixQueries()); } });
     new Counter({ name: 'vllm:prefix_cache_hits_total', help: 'Prompt tokens found in the prefix cache', registers, collect() { this.reset(); this.inc(state.prefixHits()); } });
+    new Counter({ name: 'vllm:num_preemptions_total', help: 'Requests preempted (KV cache full), to be recomputed', registers, collect() { this.reset(); this.inc(state.preemptions()); } });
+    new Gauge({ name: 'mock:prefix_cache_blocks', help: 'Free KV blocks kept as prefix cache', registers, collect() { this.set(state.cachedBlocks()); } });
     const perModel = this.perModel;
     for (const model_name of models) perModel.set(model_name, new ModelMetrics());
     const each = (counter: Counter<string>, field: (m: ModelMetrics) => number) => {
@@ -105,6 +111,7 @@ export class MockMetrics {
     });
     // duck-typed metrics: the registry reads `name` and `type` and calls `get()`
     this.registry.registerMetric(histogramMetric('vllm:time_to_first_token_seconds', 'Time to first token, queueing included', perModel, (m) => m.ttft) as unknown as Metric);
+    this.registry.registerMetric(histogramMetric('vllm:inter_token_latency_seconds', 'Time between consecutive tokens of a request', perModel, (m) => m.itl) as unknown as Metric);
     this.registry.registerMetric(histogramMetric('vllm:e2e_request_latency_seconds', 'End-to-end request latency', perModel, (m) => m.e2e) as unknown as Metric);
     this.cancelled = new Counter({ name: 'mock:requests_cancelled_total', help: 'Requests whose client disconnected before the end', registers });
     this.faults = new Counter({ name: 'mock:injected_faults_total', help: 'Injected faults by kind', labelNames: ['kind'] as const, registers });

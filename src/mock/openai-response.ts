@@ -38,6 +38,9 @@ export function completionBody(kind: 'chat' | 'completions', id: string, created
 export class ChunkFormatter {
   private readonly head: string;
   private readonly usageField: string;
+  /** A token event is tokenHeads[index] + the JSON string + tokenTail: the constant parts made once. */
+  private readonly tokenHeads: string[] = [];
+  private readonly tokenTail: string;
 
   constructor(
     private readonly kind: 'chat' | 'completions',
@@ -50,6 +53,7 @@ export class ChunkFormatter {
     const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
     this.head = `data: {"id":"${id}","object":"${object}","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":${JSON.stringify(fingerprint)},"choices":[`;
     this.usageField = includeUsage ? ',"usage":null' : '';
+    this.tokenTail = `${kind === 'chat' ? '}' : ''},"logprobs":null,"finish_reason":null}]${this.usageField}}\n\n`;
   }
 
   /** The chat stream's opening chunk, announcing the assistant role. */
@@ -58,10 +62,8 @@ export class ChunkFormatter {
   }
 
   token(index: number, text: string): string {
-    const t = JSON.stringify(text);
-    return this.kind === 'chat'
-      ? `${this.head}{"index":${index},"delta":{"content":${t}},"logprobs":null,"finish_reason":null}]${this.usageField}}\n\n`
-      : `${this.head}{"index":${index},"text":${t},"logprobs":null,"finish_reason":null}]${this.usageField}}\n\n`;
+    const head = (this.tokenHeads[index] ??= `${this.head}{"index":${index},${this.kind === 'chat' ? '"delta":{"content":' : '"text":'}`);
+    return head + JSON.stringify(text) + this.tokenTail;
   }
 
   finish(index: number, reason: string): string {

@@ -1,3 +1,5 @@
+import { ENGINE_PROFILES, type EngineProfile } from './engine-profiles.js';
+
 /** Everything that shapes the simulated engine; filled from flags (and a profile) by the CLI. */
 export interface MockOptions {
   name: string;
@@ -6,16 +8,8 @@ export interface MockOptions {
   /** Natural answer length in tokens (max_tokens may cut it). */
   outputTokens: number;
   embeddingDims: number;
-  timing: {
-    /** Base time to first token once a batch slot is free. */
-    ttftMs: number;
-    /** Prefill cost per prompt token not found in the prefix cache. */
-    prefillMsPerToken: number;
-    /** Time between output tokens. */
-    itlMs: number;
-  };
-  maxConcurrency: number;
-  cache: { blockSize: number; capacityBlocks: number };
+  /** The continuous-batching engine model's timing and capacities (engine-profiles.ts). */
+  engine: EngineProfile;
   faults: {
     errorRate: number;
     errorStatus: number;
@@ -27,9 +21,18 @@ export interface MockOptions {
   };
 }
 
-/** Timing presets; explicit flags override them. `fast` (zero latency) suits tests and benchmarks. */
-export const PROFILES: Record<string, Partial<MockOptions['timing']> & { maxConcurrency?: number; outputTokens?: number }> = {
-  fast: { ttftMs: 0, prefillMsPerToken: 0, itlMs: 0 },
-  // Roughly an 8B model on one modern GPU: ~12k prefill tokens/s, ~80 output tokens/s per sequence.
-  realistic: { ttftMs: 25, prefillMsPerToken: 0.08, itlMs: 12, maxConcurrency: 64, outputTokens: 64 },
+export interface MockProfile {
+  engine: EngineProfile;
+  outputTokens: number;
+}
+
+/**
+ * --profile presets; explicit flags override them. `fast` (zero time) suits tests and the router's
+ * benchmarks; `realistic` is the older name of `h100-8b`.
+ */
+export const PROFILES: Record<string, MockProfile> = {
+  fast: { engine: ENGINE_PROFILES.fast, outputTokens: 16 },
+  'h100-8b': { engine: ENGINE_PROFILES['h100-8b'], outputTokens: 64 },
+  'h100x8-70b': { engine: ENGINE_PROFILES['h100x8-70b'], outputTokens: 64 },
+  realistic: { engine: ENGINE_PROFILES['h100-8b'], outputTokens: 64 },
 };

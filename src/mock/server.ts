@@ -8,15 +8,28 @@ import { MockMetrics } from './metrics.js';
 import { isOpenAIError, parseRequest, type EmbeddingRequest, type Endpoint, type GenerationRequest, type OpenAIError } from './openai-request.js';
 import { ChunkFormatter, DONE, completionBody, embeddingsResponse, usage, type ChoiceResult } from './openai-response.js';
 import type { MockOptions } from './options.js';
-import { PrefixCache } from './prefix-cache.js';
+import { RealTimeDriver } from './engine-driver.js';
+import { EngineModel, type EngineRequest, type RequestHandlers } from './engine-model.js';
+import { chainedBlockHashes } from './kv-blocks.js';
 import { RequestContext } from './request-context.js';
-import { BatchScheduler } from './scheduler.js';
-import { embed, generate } from './text-generator.js';
+import { SseStream, flushStreams } from './sse-stream.js';
+import { embed, generate, type Generation } from './text-generator.js';
 import { countTokens, memoize, tokenIds } from './tokenizer.js';
 
 const BODY_LIMIT = 64 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' };
+/** How far behind the clock an engine step may start (timer slop), see EngineOptions.catchUpMs. */
+const CATCH_UP_MS = 2;
+/**
+ * Zero-time decode steps run as one, up to this many (EngineOptions.maxZeroTimeBurst): the fast
+ * profile's answer costs a few engine steps rather than one per token, as the mock before the
+ * engine model wrote a whole answer at once. Bounded by the driver's 64 steps a run anyway.
+ */
+const ZERO_TIME_BURST = 64;
+/** Token ids of "assistant", ":": the generation prompt a chat's answer follows, as a chat template adds it. */
+const CHAT_GENERATION_PROMPT = tokenIds('assistant:');
+const NO_IDS: readonly number[] = [];
 
 const ROUTES: Record<string, Endpoint> = {
   '/v1/chat/completions': 'chat',
@@ -27,11 +40,13 @@ const ROUTES: Record<string, Endpoint> = {
   '/embeddings': 'embeddings',
 };
 
-/** An OpenAI-compatible simulated inference engine (timing, batch slots, prefix cache, faults). */
+/**
+ * An OpenAI-compatible simulated inference engine: each generation is a request to a
+ * continuous-batching engine model (engine-model.ts) driven in real time, plus faults.
+ */
 export class MockServer {
   readonly http: Http1Server;
-  readonly scheduler: BatchScheduler;
-  readonly cache: PrefixCache;
+  readonly engine: EngineModel;
   readonly metrics: MockMetrics;
   port = 0;
   requests = 0;
@@ -41,21 +56,28 @@ export class MockServer {
   private readonly createdAt = Math.floor(Date.now() / 1000);
   private readonly modelList: string;
   private readonly promptTokenIds = memoize(tokenIds);
+  private readonly driver: RealTimeDriver;
+  /** Streams whose events of the current run of engine steps are not sent yet. */
+  private readonly outbox: SseStream[] = [];
 
   constructor(
     readonly opts: MockOptions,
     private readonly log: Logger,
   ) {
     this.models = new Set(opts.models);
-    this.scheduler = new BatchScheduler(opts.maxConcurrency);
-    this.cache = new PrefixCache(opts.cache.blockSize, opts.cache.capacityBlocks);
+    this.engine = new EngineModel(opts.engine, undefined, { catchUpMs: CATCH_UP_MS, maxZeroTimeBurst: ZERO_TIME_BURST });
+    const outbox = this.outbox;
+    this.driver = new RealTimeDriver(this.engine, (err) => this.log.error({ err }, 'engine step failed'), undefined, () => flushStreams(outbox));
     this.faults = new FaultInjector(opts.faults, opts.seed);
+    const engine = this.engine;
     this.metrics = new MockMetrics(opts.models, {
-      running: () => this.scheduler.running,
-      waiting: () => this.scheduler.waiting,
-      cacheUsage: () => (opts.cache.capacityBlocks > 0 ? this.cache.usedBlocks / opts.cache.capacityBlocks : 0),
-      prefixQueries: () => this.cache.queriedTokens,
-      prefixHits: () => this.cache.hitTokens,
+      running: () => engine.numRunning,
+      waiting: () => engine.numWaiting,
+      cacheUsage: () => engine.kvUsage,
+      prefixQueries: () => engine.stats.prefixQueries,
+      prefixHits: () => engine.stats.prefixHits,
+      preemptions: () => engine.stats.preemptions,
+      cachedBlocks: () => engine.pool.cached,
     });
     this.modelList = JSON.stringify({ object: 'list', data: this.modelObjects() });
     this.http = new Http1Server((req, res) => this.handle(req, res), { maxBodyBytes: BODY_LIMIT, errorBody: protocolErrorBody });
@@ -138,8 +160,14 @@ export class MockServer {
       return;
     }
     const ctx = new RequestContext(res, () => this.metrics.cancelled.inc());
-    const work = parsed.kind === 'embeddings' ? this.embeddings(parsed, res, ctx) : this.generation(parsed, res, ctx, plan);
-    work.catch((err: unknown) => this.failed(res, err, 'mock request failed'));
+    if (parsed.kind === 'embeddings') this.embeddings(parsed, res, ctx).catch((err: unknown) => this.failed(res, err, 'mock request failed'));
+    else {
+      try {
+        this.generation(parsed, res, ctx, plan);
+      } catch (err) {
+        this.failed(res, err, 'mock request failed');
+      }
+    }
   }
 
   /** A failure of ours: logged with its error; the client gets a 500, or a cut-off answer once it has begun. */
@@ -149,99 +177,74 @@ export class MockServer {
     else res.destroy();
   }
 
-  /** Waits for a batch slot (none was free); false if the client went away meanwhile. */
-  private async waitForSlot(ctx: RequestContext): Promise<boolean> {
-    let granted = false;
-    await new Promise<void>((resolve) => {
-      const waiter = this.scheduler.enqueue(() => {
-        granted = true;
-        resolve();
-      });
-      ctx.onCancel = () => {
-        if (this.scheduler.remove(waiter)) resolve();
-      };
-    });
-    ctx.onCancel = undefined;
-    if (granted && ctx.cancelled) {
-      this.scheduler.release();
-      return false;
-    }
-    return granted;
+  /**
+   * The token ids the engine sees for one choice: the prompt's (a chat's followed by the
+   * "assistant:" generation prompt, as a chat template ends) and the answer's. Their chained block
+   * hashes let a later prompt that repeats prompt and answer (a chat's next turn) hit both.
+   */
+  private sequence(r: GenerationRequest, i: number, output: Generation): { promptTokens: number; hashes: number[] | undefined } {
+    const prompt = r.promptTokenIds[i] ?? this.promptTokenIds(r.prompts[i]!);
+    const generationPrompt = r.kind === 'chat' ? CHAT_GENERATION_PROMPT : NO_IDS;
+    const promptTokens = Math.max(1, prompt.length + generationPrompt.length);
+    if (this.opts.engine.cacheBlocks === 0) return { promptTokens, hashes: undefined };
+    // one array of the right size (ids are 32-bit: doubles), no intermediate copies
+    const ids = output.ids;
+    const all = new Float64Array(prompt.length + generationPrompt.length + ids.length);
+    all.set(prompt);
+    all.set(generationPrompt, prompt.length);
+    all.set(ids, prompt.length + generationPrompt.length);
+    return { promptTokens, hashes: chainedBlockHashes(all, this.opts.engine.blockSize) };
   }
 
-  /** Prefix-cache lookup and insert for each prompt; returns prompt tokens and uncached tokens. */
-  private prefill(prompts: string[], ids: Array<number[] | undefined>): { promptTokens: number; uncached: number } {
-    let promptTokens = 0;
-    let uncached = 0;
-    for (let i = 0; i < prompts.length; i++) {
-      const tokens = ids[i] ?? this.promptTokenIds(prompts[i]!);
-      const keys = this.cache.blockKeys(tokens);
-      const hit = this.cache.lookup(tokens, keys);
-      this.cache.insert(keys);
-      promptTokens += tokens.length;
-      uncached += tokens.length - hit;
-    }
-    return { promptTokens, uncached };
-  }
-
-  private async generation(r: GenerationRequest, res: Http1Response, ctx: RequestContext, plan: FaultPlan): Promise<void> {
+  private generation(r: GenerationRequest, res: Http1Response, ctx: RequestContext, plan: FaultPlan): void {
     const t0 = performance.now();
-    // a free slot is taken synchronously: without simulated delays the whole answer is written in
-    // this call, with no promise to wait on
-    if (!this.scheduler.tryAcquire() && !(await this.waitForSlot(ctx))) return;
-    try {
-      const { promptTokens, uncached } = this.prefill(r.prompts, r.promptTokenIds);
-      const { ttftMs, prefillMsPerToken, itlMs } = this.opts.timing;
-      const prefillMs = ttftMs + prefillMsPerToken * uncached;
-      if (prefillMs > 0) {
-        await ctx.sleep(prefillMs);
-        if (ctx.cancelled) return;
+    const engine = this.engine;
+    const outputs = r.prompts.map((prompt) => generate({ seed: this.opts.seed, name: this.opts.name, model: r.model, prompt, outputTokens: this.opts.outputTokens, maxTokens: r.maxTokens }));
+    const seqs = outputs.map((o, i) => this.sequence(r, i, o));
+    for (let i = 0; i < seqs.length; i++) {
+      if (!engine.fits(seqs[i]!.promptTokens, Math.max(1, outputs[i]!.tokens.length))) {
+        const { kvBlocks, blockSize } = this.opts.engine;
+        return sendOpenAIError(res, {
+          status: 400,
+          message: `This model's KV cache holds ${kvBlocks * blockSize} tokens; the request needs ${seqs[i]!.promptTokens + outputs[i]!.tokens.length} (prompt and answer)`,
+          type: 'invalid_request_error',
+          code: 'context_length_exceeded',
+        });
       }
-      const m = this.metrics.model(r.model);
-      m.requests++;
-      m.ttft.observe((performance.now() - t0) / 1000);
-      m.promptTokens += promptTokens;
-      const outputs = r.prompts.map((prompt) => generate({ seed: this.opts.seed, name: this.opts.name, model: r.model, prompt, outputTokens: this.opts.outputTokens, maxTokens: r.maxTokens }));
-      const completionTokens = outputs.reduce((n, o) => n + o.tokens.length, 0);
+    }
+    let promptTokens = 0;
+    for (let i = 0; i < r.prompts.length; i++) promptTokens += r.promptTokenIds[i]?.length ?? this.promptTokenIds(r.prompts[i]!).length;
+    const completionTokens = outputs.reduce((n, o) => n + o.tokens.length, 0);
+    const m = this.metrics.model(r.model);
+    const id = `${r.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${this.opts.name}-${++this.seq}`;
+    const created = Math.floor(Date.now() / 1000);
+    const fmt = r.stream ? new ChunkFormatter(r.kind, id, created, r.model, this.opts.name, r.includeUsage) : undefined;
+    const requests: EngineRequest[] = [];
+    const cancelAll = () => {
+      for (const q of requests) q.cancel();
+    };
+    let started = false;
+    let unfinished = outputs.length;
+    let dropped = false;
+    // events are queued and sent once per run of engine steps (sse-stream.ts)
+    const sse = fmt ? new SseStream(res, this.outbox) : undefined;
+    /** A streamed event; false once the drop fault cut the connection. */
+    const write = (text: string): boolean => {
+      sse!.push(text);
+      if (plan.dropAfterChunks !== undefined && sse!.events >= plan.dropAfterChunks) {
+        this.metrics.faults.inc({ kind: 'drop' });
+        dropped = true;
+        cancelAll();
+        sse!.flush();
+        res.destroySoon(); // the client sees a cut-off body
+        return false;
+      }
+      return true;
+    };
+    const finishAll = () => {
       const u = usage(promptTokens, completionTokens);
-      const id = `${r.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${this.opts.name}-${++this.seq}`;
-      const created = Math.floor(Date.now() / 1000);
-
-      if (r.stream) {
-        const fmt = new ChunkFormatter(r.kind, id, created, r.model, this.opts.name, r.includeUsage);
-        res.writeHead(200, SSE_HEADERS);
-        let chunks = 0;
-        let firstToken = true;
-        const write = (text: string): boolean => {
-          res.write(text);
-          chunks++;
-          if (plan.dropAfterChunks !== undefined && chunks >= plan.dropAfterChunks) {
-            this.metrics.faults.inc({ kind: 'drop' });
-            res.destroySoon(); // the client sees a cut-off body
-            return false;
-          }
-          return true;
-        };
-        for (let i = 0; i < outputs.length; i++) {
-          if (r.kind === 'chat' && !write(fmt.roleChunk(i))) return;
-          for (const token of outputs[i]!.tokens) {
-            if (itlMs > 0 && !firstToken) {
-              await ctx.sleep(itlMs);
-              if (ctx.cancelled) return;
-            }
-            firstToken = false;
-            if (!write(fmt.token(i, token))) return;
-          }
-          if (!write(fmt.finish(i, outputs[i]!.finishReason))) return;
-        }
-        if (r.includeUsage) res.write(fmt.usage(u));
-        res.end(DONE);
-      } else {
-        const longest = Math.max(...outputs.map((o) => o.tokens.length));
-        if (itlMs > 0 && longest > 1) {
-          await ctx.sleep(itlMs * (longest - 1));
-          if (ctx.cancelled) return;
-        }
+      if (fmt) sse!.end(r.includeUsage ? fmt.usage(u) + DONE : DONE);
+      else {
         const choices: ChoiceResult[] = outputs.map((o) => ({ text: o.tokens.join(''), finishReason: o.finishReason }));
         const body = completionBody(r.kind, id, created, r.model, this.opts.name, choices, u);
         if (plan.dropAfterChunks !== undefined) {
@@ -260,14 +263,45 @@ export class MockServer {
         else m.successStop++;
       }
       m.e2e.observe((performance.now() - t0) / 1000);
-    } finally {
-      this.scheduler.release();
+    };
+    for (let i = 0; i < outputs.length; i++) {
+      const tokens = outputs[i]!.tokens;
+      let lastMs = 0;
+      const handlers: RequestHandlers = {
+        onToken: (index, timeMs) => {
+          if (!started) {
+            // the request's first token (of any choice): TTFT, and the stream's head
+            started = true;
+            m.requests++;
+            m.promptTokens += promptTokens;
+            m.ttft.observe(Math.max(0, timeMs - t0) / 1000);
+            if (fmt) res.writeHead(200, SSE_HEADERS);
+          }
+          if (index > 0) m.itl.observe((timeMs - lastMs) / 1000);
+          lastMs = timeMs;
+          if (fmt) {
+            if (index === 0 && r.kind === 'chat' && !write(fmt.roleChunk(i))) return;
+            if (index < tokens.length && !write(fmt.token(i, tokens[index]!))) return;
+          }
+        },
+        onFinish: () => {
+          if (dropped) return;
+          if (fmt && !write(fmt.finish(i, outputs[i]!.finishReason))) return;
+          if (--unfinished === 0) finishAll();
+        },
+      };
+      requests.push(engine.submit({ promptTokens: seqs[i]!.promptTokens, maxTokens: Math.max(1, tokens.length), blockHashes: seqs[i]!.hashes }, handlers));
     }
+    ctx.onCancel = cancelAll;
+    // a zero-time engine (the fast profile) answers within this call, with no timer hop
+    this.driver.runDue();
   }
 
   private async embeddings(r: EmbeddingRequest, res: Http1Response, ctx: RequestContext): Promise<void> {
     const promptTokens = r.inputs.reduce((n, text, i) => n + (r.tokenInputs[i]?.length ?? countTokens(text)), 0);
-    const prefillMs = this.opts.timing.ttftMs + this.opts.timing.prefillMsPerToken * promptTokens;
+    // not batched with generations: one prefill step of its own, as if alone
+    const { stepMs, prefillStepMs = 0, prefillMsPerToken } = this.opts.engine;
+    const prefillMs = stepMs + prefillStepMs + prefillMsPerToken * promptTokens;
     if (prefillMs > 0) {
       await ctx.sleep(prefillMs);
       if (ctx.cancelled) return;
@@ -281,8 +315,9 @@ export class MockServer {
   }
 
   /** Closes the listener and ends open connections (hung requests included, after 2 s). */
-  close(): Promise<void> {
-    return this.http.close(2000);
+  async close(): Promise<void> {
+    await this.http.close(2000);
+    this.driver.stop();
   }
 }
 

@@ -1,7 +1,7 @@
 import type { ServiceSpec } from '../common/settings.js';
 import { PROFILES } from './options.js';
 
-/** Every setting of the mock engine. Timing settings left unset come from --profile. */
+/** Every setting of the mock engine. Engine settings left unset come from --profile. */
 export function mockSpec(name = 'infini-svc mock'): ServiceSpec {
   const fromProfile = 'from --profile';
   return {
@@ -17,14 +17,16 @@ export function mockSpec(name = 'infini-svc mock'): ServiceSpec {
       { key: 'registry-url', type: 'string', metavar: 'URL', help: 'self-register with this registry and heartbeat' },
       { key: 'registry-token', type: 'string', env: 'INFINI_REGISTRY_TOKEN', secret: true, metavar: 'TOKEN', help: 'bearer token for the registry' },
       { key: 'heartbeat-interval', type: 'number', default: 10, min: 0.05, max: 86_400, metavar: 'SECONDS', help: 'registry heartbeat period' },
-      { key: 'profile', type: 'string', default: 'fast', choices: Object.keys(PROFILES), metavar: 'NAME', help: `timing preset: ${Object.keys(PROFILES).join(', ')}` },
-      { key: 'ttft-ms', type: 'number', min: 0, defaultText: fromProfile, metavar: 'MS', help: 'base time to first token once scheduled' },
-      { key: 'prefill-ms-per-token', type: 'number', min: 0, defaultText: fromProfile, metavar: 'MS', help: 'prefill cost per prompt token not in the prefix cache' },
-      { key: 'itl-ms', type: 'number', min: 0, defaultText: fromProfile, metavar: 'MS', help: 'time between output tokens' },
+      { key: 'profile', type: 'string', default: 'fast', choices: Object.keys(PROFILES), metavar: 'NAME', help: `engine preset: ${Object.keys(PROFILES).join(', ')} (realistic = h100-8b)` },
+      { key: 'ttft-ms', type: 'number', min: 0, defaultText: '0', metavar: 'MS', help: 'fixed extra time of an engine step that prefills (a lone request: TTFT = this + prefill)' },
+      { key: 'prefill-ms-per-token', type: 'number', min: 0, defaultText: fromProfile, metavar: 'MS', help: 'step time per prompt token computed (not found in the prefix cache)' },
+      { key: 'itl-ms', type: 'number', min: 0, defaultText: '0', metavar: 'MS', help: 'fixed extra time of an engine step that decodes (a lone request: the time between tokens)' },
       { key: 'output-tokens', type: 'integer', min: 1, max: 1_000_000, defaultText: `${fromProfile} (fast: 16)`, metavar: 'N', help: 'natural answer length in tokens' },
-      { key: 'max-concurrency', type: 'integer', min: 1, defaultText: `${fromProfile} (fast: 256)`, metavar: 'N', help: 'requests decoding at once; the rest queue' },
-      { key: 'block-size', type: 'integer', default: 16, min: 1, max: 4096, metavar: 'TOKENS', help: 'prefix-cache block size' },
-      { key: 'cache-blocks', type: 'integer', default: 4096, min: 0, metavar: 'N', help: 'prefix-cache capacity in blocks (0 disables)' },
+      { key: 'max-concurrency', type: 'integer', min: 1, defaultText: `${fromProfile} (256)`, metavar: 'N', help: 'requests running at once (vLLM max_num_seqs); the rest wait' },
+      { key: 'max-batched-tokens', type: 'integer', min: 1, defaultText: `${fromProfile} (8192)`, metavar: 'N', help: 'token budget of an engine step (decodes, then chunked prefill)' },
+      { key: 'kv-blocks', type: 'integer', min: 1, defaultText: `${fromProfile} (fast: 65536)`, metavar: 'N', help: 'KV cache size in blocks; a request that can never fit is refused (400)' },
+      { key: 'block-size', type: 'integer', min: 1, max: 4096, defaultText: `${fromProfile} (16)`, metavar: 'TOKENS', help: 'tokens per KV block (and prefix-cache block)' },
+      { key: 'cache-blocks', type: 'integer', min: 0, defaultText: `${fromProfile} (fast: 4096)`, metavar: 'N', help: 'most free KV blocks kept as prefix cache (0 disables)' },
       { key: 'embedding-dims', type: 'integer', default: 64, min: 1, max: 8192, metavar: 'N', help: 'embedding vector size' },
       { key: 'seed', type: 'integer', default: 0, min: 0, max: 2 ** 32 - 1, metavar: 'N', help: 'seed of generated text and fault draws' },
       { key: 'error-rate', type: 'number', default: 0, min: 0, max: 1, metavar: 'P', help: 'fraction of requests answered with --error-status' },

@@ -19,15 +19,23 @@ const WORDS = (
   'simple clear small large early late warm cold runs serves reads writes holds keeps moves finds ' +
   'builds checks and with for from into over under while then again here there today'
 ).split(' ');
+/** The words as output tokens (with their space) and their token ids (tokenizer.ts's), made once. */
+const WORD_TOKENS = WORDS.map((w) => ` ${w}`);
+const WORD_IDS = WORDS.map((w) => fnv1a(w));
 
 export interface Generation {
   /** Output tokens (each with the whitespace before it, as tokenize() splits), at most `maxTokens`. */
   tokens: string[];
+  /** Their token ids (tokenIds() of the text), for the engine's block hashes. */
+  ids: number[];
   finishReason: 'stop' | 'length';
 }
 
-/** The opening's tokens per name and model, tokenised once (a copy is extended per answer). */
-const openingTokens = memoize(tokenize, 256);
+/** The opening's tokens and ids per name and model, tokenised once (copies are extended per answer). */
+const opening = memoize((text) => {
+  const tokens = tokenize(text);
+  return { tokens, ids: tokens.map((t) => fnv1a(t.trim())) };
+}, 256);
 
 /**
  * Deterministic answer: `Hello from <name> (model: <model>).` followed by words drawn from a PRNG
@@ -36,15 +44,17 @@ const openingTokens = memoize(tokenize, 256);
  * opening too is cut to it); `maxTokens` below that cuts it with finish_reason "length".
  */
 export function generate(opts: { seed: number; name: string; model: string; prompt: string; outputTokens: number; maxTokens?: number }): Generation {
-  const tokens = openingTokens(`Hello from ${opts.name} (model: ${opts.model}).`).slice();
+  const start = opening(`Hello from ${opts.name} (model: ${opts.model}).`);
+  const n = Math.min(opts.outputTokens, opts.maxTokens ?? Infinity);
+  const tokens = start.tokens.slice(0, n);
+  const ids = start.ids.slice(0, n);
   const rand = mulberry32(fnv1a(opts.prompt, fnv1a(opts.model, opts.seed ^ 0x9e3779b9)));
-  while (tokens.length < opts.outputTokens) tokens.push(` ${WORDS[Math.floor(rand() * WORDS.length)]}`);
-  tokens.length = Math.min(tokens.length, opts.outputTokens);
-  if (opts.maxTokens !== undefined && opts.maxTokens < tokens.length) {
-    tokens.length = opts.maxTokens;
-    return { tokens, finishReason: 'length' };
+  while (tokens.length < n) {
+    const w = Math.floor(rand() * WORDS.length);
+    tokens.push(WORD_TOKENS[w]!);
+    ids.push(WORD_IDS[w]!);
   }
-  return { tokens, finishReason: 'stop' };
+  return { tokens, ids, finishReason: opts.maxTokens !== undefined && opts.maxTokens < opts.outputTokens ? 'length' : 'stop' };
 }
 
 /** Deterministic unit-length embedding of a text. */
