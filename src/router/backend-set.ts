@@ -1,5 +1,6 @@
 import { Backend, type BackendOwner, type BackendSpec, type PoolOptions } from './backend.js';
 import { ClassPool, insertByName, Member, ModelPool, removeByName } from './backend-pool.js';
+import type { ProbeScheduler } from '../common/probe-scheduler.js';
 import { IndexedHeap } from './indexed-heap.js';
 import type { Policy } from './policies/policy.js';
 import type { RequestInfo } from './request-info.js';
@@ -380,4 +381,20 @@ export class BackendSet implements BackendOwner {
       for (const l of this.listeners) l(all);
     });
   }
+}
+
+/**
+ * Keeps a prober's targets in step with the set (a backend is probed from when it joins until it
+ * is gone) and returns the call that starts probing every backend known by then.
+ */
+export function probeBackends(backends: BackendSet, scheduler: ProbeScheduler<Backend>): () => void {
+  backends.onAdded((b) => scheduler.add(b.name, b));
+  // remove() takes a backend out of the set before declaring it down
+  backends.onDown((b) => {
+    if (backends.get(b.name) !== b) scheduler.remove(b.name, b);
+  });
+  return () => {
+    for (const b of backends.all) scheduler.add(b.name, b);
+    scheduler.start();
+  };
 }

@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import type { Logger } from '../common/log.js';
 import { ProbeScheduler, type ProbeOutcome } from '../common/probe-scheduler.js';
 import type { Backend } from './backend.js';
-import type { BackendSet } from './backend-set.js';
+import { probeBackends, type BackendSet } from './backend-set.js';
 
 /** What a backend's engine said of its load at its last scrape (see EngineSignals). */
 export interface EngineSnapshot {
@@ -120,16 +120,11 @@ export class EngineSignals {
       probe: (b) => this.probe(b, timeoutMs),
       onError: (err, name) => opts.log.error({ err, backend: name }, 'engine metrics scrape failed unexpectedly'),
     });
-    backends.onAdded((b) => this.scheduler.add(b.name, b));
-    backends.onDown((b) => {
-      if (backends.get(b.name) !== b) this.scheduler.remove(b.name, b);
-    });
+    this.start = probeBackends(backends, this.scheduler);
   }
 
-  start(): void {
-    for (const b of this.backends.all) this.scheduler.add(b.name, b);
-    this.scheduler.start();
-  }
+  /** Starts probing (every backend known by then, and each that joins). */
+  readonly start: () => void;
 
   stop(): Promise<void> {
     return this.scheduler.stop();

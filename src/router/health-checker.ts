@@ -2,7 +2,7 @@ import { checkHttp, is2xx, type CheckStatus } from '../common/http-probe.js';
 import type { Logger } from '../common/log.js';
 import { ProbeScheduler, type ProbeOutcome, type ProbeStats } from '../common/probe-scheduler.js';
 import type { Backend } from './backend.js';
-import type { BackendSet } from './backend-set.js';
+import { probeBackends, type BackendSet } from './backend-set.js';
 import { CHECK_RESULTS } from './traffic-stats.js';
 
 const OK = CHECK_RESULTS.indexOf('ok');
@@ -48,17 +48,11 @@ export class HealthChecker {
       probe: (b) => this.probe(b),
       onError: (err, name) => log.error({ err, backend: name }, 'backend check failed unexpectedly'),
     });
-    backends.onAdded((b) => this.scheduler.add(b.name, b));
-    // remove() takes a backend out of the set before declaring it down
-    backends.onDown((b) => {
-      if (backends.get(b.name) !== b) this.scheduler.remove(b.name, b);
-    });
+    this.start = probeBackends(backends, this.scheduler);
   }
 
-  start(): void {
-    for (const b of this.backends.all) this.scheduler.add(b.name, b);
-    this.scheduler.start();
-  }
+  /** Starts probing (every backend known by then, and each that joins). */
+  readonly start: () => void;
 
   stop(): Promise<void> {
     return this.scheduler.stop();
