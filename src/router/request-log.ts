@@ -121,12 +121,12 @@ export class RequestLog {
   dropped = 0;
   private readonly routes = new Map<string | undefined, Map<string | undefined, RoutePieces>>();
   private routeCount = 0;
-  /** The last client address with the line's end around it (clients keep their connections). */
+  /** The last client address, and it with the line's end around it (clients keep their connections). */
   private client: string | undefined;
+  private clientEnd: Piece = text('');
   private closed = false;
   /** Called when the write under way at close() ends. */
   private onIdle: (() => void) | undefined;
-  private clientEnd: Piece = text('');
 
   /** `target`: `stdout` or a file path (appended to). */
   constructor(
