@@ -36,7 +36,8 @@ const RUNS: Record<string, { policy: string; affinity: boolean }> = {
 };
 /**
  * A run as named on the command line: a RUNS name, optionally with policy parameters after `+`
- * (`cache-load+w_load=1+load_scale=4`); `interval=S` polls the engines' /metrics every S seconds.
+ * (`cache-load+w_load=1+load_scale=4`); `interval=S` polls the engines' /metrics every S seconds;
+ * `workers=N` runs the router with N worker processes (each with its own prefix index).
  */
 function parseRun(spec: string): { policy: string; affinity: boolean; args: string[] } | undefined {
   const [name, ...params] = spec.split('+');
@@ -46,6 +47,7 @@ function parseRun(spec: string): { policy: string; affinity: boolean; args: stri
   for (const p of params) {
     const [key, value] = p.split('=');
     if (key === 'interval') args.push('--engine-metrics-interval', value!);
+    else if (key === 'workers') args.push('--workers', value!);
     else args.push('--policy-param', p);
   }
   return { ...run, args };
@@ -83,7 +85,7 @@ if (opts.help) {
                          [--backends N (4)] [--time-scale S (4)] [--kv-blocks N (1000)] [--max-tokens N (24)]
                          [--slo-ms MS (250 x S)] [--window S (5)] [--warm S (1)] [--seed N (1)]
 Policies: ${Object.keys(RUNS).join(', ')}; parameters after + (cache-load+w_load=1, cache-load+interval=1 to poll
-the engines' /metrics every second). --quick: the chat workload, two rates, round-robin and cache-aware.
+the engines' /metrics every second, cache-aware+workers=2 for a router of two worker processes). --quick: the chat workload, two rates, round-robin and cache-aware.
 Writes DIR/routing-latest.{json,md}.
 `);
   process.exit(0);
