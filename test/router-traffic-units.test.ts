@@ -117,7 +117,8 @@ describe('request log lines', () => {
     const file = join(await mkdtemp(join(tmpdir(), 'reqlog-')), 'requests.log');
     const errors: Error[] = [];
     const log = new RequestLog(file, (e) => errors.push(e));
-    const base = { requestId: 'id-1', model: 'm', backend: 'b', status: 200, attempts: 1, bytesIn: 10, bytesOut: 20, ttftMs: 1.234, durationMs: 12.5, outputTokens: 7, stream: true, client: '127.0.0.1', end: 'completed' as const };
+    const { requestIdOf } = await import('../src/router/request-id.js');
+    const base = { requestId: 'id-1', requestNumber: 0, model: 'm', backend: 'b', status: 200, attempts: 1, bytesIn: 10, bytesOut: 20, ttftMs: 1.234, durationMs: 12.5, outputTokens: 7, stream: true, client: '127.0.0.1', end: 'completed' as const };
     const records = [
       base,
       { ...base, requestId: 'odd "id"\\\n\u0001', model: 'modèle ü', backend: undefined, status: 0, ttftMs: undefined, outputTokens: undefined, end: 'client_gone' as const },
@@ -133,6 +134,8 @@ describe('request log lines', () => {
       { ...base, model: 'modèle "ü"', stream: false },
       { ...base, model: 'modèle "ü"', status: 404, end: 'no_backend' as const, backend: undefined },
       { ...base, client: '::ffff:10.0.0.2' },
+      // ids the router made: the prefix pre-encoded, the counter's base-36 digits written
+      ...[1, 9, 10, 35, 36, 1295, 46_656, 2 ** 40 + 7].map((n) => ({ ...base, requestNumber: n, requestId: requestIdOf(n) })),
       base,
     ];
     for (const r of records) log.write(r);

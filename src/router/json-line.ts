@@ -34,6 +34,7 @@ const BACKSLASH = 0x5c;
 const DOT = 0x2e;
 const MINUS = 0x2d;
 const ZERO = 0x30;
+const LOWER_A = 0x61;
 const NULL_BYTES = text('null');
 
 export class JsonLineWriter {
@@ -83,6 +84,19 @@ export class JsonLineWriter {
     let at = this.at + digits;
     this.at = at;
     for (let m = n; m >= 1; m = Math.floor(m / 10)) buf[--at] = ZERO + (m % 10);
+  }
+
+  /** A positive integer in base 36 (lower case), as Number.prototype.toString(36) writes it. */
+  base36(n: number): void {
+    const buf = this._buf;
+    let digits = 0;
+    for (let m = n; m >= 1; m = Math.floor(m / 36)) digits++;
+    let at = this.at + digits;
+    this.at = at;
+    for (let m = n; m >= 1; m = Math.floor(m / 36)) {
+      const d = m % 36;
+      buf[--at] = d < 10 ? ZERO + d : LOWER_A - 10 + d;
+    }
   }
 
   /** A number with two decimals at most (milliseconds), as JSON.stringify(Math.round(v * 100) / 100) writes it. */

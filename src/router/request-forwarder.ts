@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 // the global `performance` is a lazy accessor on globalThis; the module's own binding skips it on the request path
 import { performance } from 'node:perf_hooks';
 import { SlotList } from '../common/slot-list.js';
@@ -9,6 +8,7 @@ import type { Backend } from './backend.js';
 import type { BackendSet } from './backend-set.js';
 import { routerError, type RouterError, type RouterErrors } from './errors.js';
 import { downstreamResponseHeaders, upstreamHeaderLines } from './headers.js';
+import { nextRequestNumber, requestIdOf } from './request-id.js';
 import type { RequestInfo } from './request-info.js';
 import type { UpstreamConnection, UpstreamHandler } from './upstream/connection.js';
 import type { ResponseHead } from './upstream/response-parser.js';
@@ -30,12 +30,6 @@ export interface ForwarderOptions {
   onFailedRequest?: (r: RequestRecord) => void;
 }
 
-/** Request ids: a random per-process prefix and a counter (unique, and far cheaper than a UUID each). */
-const ID_PREFIX = randomBytes(6).toString('hex');
-let idCounter = 0;
-function nextRequestId(): string {
-  return `${ID_PREFIX}-${(++idCounter).toString(36)}`;
-}
 
 /** Why an attempt failed: the original's three categories, and a backend declared dead meanwhile. */
 type FailureKind = 'connect' | 'timeout' | 'other' | 'down';
@@ -92,6 +86,8 @@ interface Exchange {
   /** Header lines for the upstream, built once for all attempts. */
   headerLines: string;
   requestId: string;
+  /** The counter in a request id the router made; 0 for the client's own id. */
+  requestNumber: number;
   attempts: number;
   tried: Set<Backend> | undefined;
   clientGone: boolean;
@@ -122,6 +118,7 @@ export class RequestForwarder {
   /** The finished request handed to the request log and the recent errors (refilled each time). */
   private readonly record: RequestRecord = {
     requestId: '',
+    requestNumber: 0,
     model: undefined,
     backend: undefined,
     status: 0,
@@ -155,13 +152,16 @@ export class RequestForwarder {
 
   handle(req: Http1Request, res: Http1Response, info: RequestInfo): void {
     const incomingId = req.headers['x-request-id'];
-    const requestId = typeof incomingId === 'string' && incomingId !== '' ? incomingId : nextRequestId();
+    const own = typeof incomingId !== 'string' || incomingId === '';
+    const requestNumber = own ? nextRequestNumber() : 0;
+    const requestId = own ? requestIdOf(requestNumber) : incomingId;
     const ex: Exchange = {
       req,
       res,
       info,
       headerLines: upstreamHeaderLines(req, requestId, req.body?.length ?? 0),
       requestId,
+      requestNumber,
       attempts: 0,
       tried: undefined,
       clientGone: false,
@@ -277,6 +277,7 @@ export class RequestForwarder {
     // one record object, refilled: the log encodes it at once and the recent errors copy what they keep
     const record = this.record;
     record.requestId = ex.requestId;
+    record.requestNumber = ex.requestNumber;
     record.model = model;
     record.backend = backend?.name;
     record.status = status;

@@ -1,4 +1,5 @@
 import { closeSync, openSync, write, writeSync } from 'node:fs';
+import { REQUEST_ID_PREFIX } from './request-id.js';
 import { JsonLineWriter, jsonString, text, utf8Text, worstBytes, type Piece } from './json-line.js';
 
 /** How a proxied request ended, as the request log and the recent-errors list say it. */
@@ -19,6 +20,8 @@ function endPiece(reason: EndReason): Piece {
 /** One finished request, as logged. */
 export interface RequestRecord {
   requestId: string;
+  /** The counter of an id the router made (its prefix, `-` and this in base 36); 0 for a client's own id. */
+  requestNumber: number;
   model: string | undefined;
   backend: string | undefined;
   /** Status the client got; 0 if it got none (gone first, or cut off before the head). */
@@ -87,6 +90,9 @@ const MAX_ROUTES = 1024;
 const OK_STREAMED = ',"status":200,"end":"completed","attempts":1,"stream":true,"bytes_in":';
 const OK_WHOLE = ',"status":200,"end":"completed","attempts":1,"stream":false,"bytes_in":';
 const K_REQUEST_ID = text('Z","request_id":');
+/** The key and the opening of an id the router made, up to its counter. */
+const K_OWN_REQUEST_ID = text(`Z","request_id":"${REQUEST_ID_PREFIX}-`);
+const QUOTE = text('"');
 const K_STATUS = text(',"status":');
 const K_STREAMED = text(',"stream":true,"bytes_in":');
 const K_WHOLE = text(',"stream":false,"bytes_in":');
@@ -164,8 +170,15 @@ export class RequestLog {
 
   private encode(w: JsonLineWriter, r: RequestRecord): void {
     this.start.write(w, Date.now());
-    w.raw(K_REQUEST_ID);
-    w.str(r.requestId);
+    if (r.requestNumber > 0) {
+      // the router's own id: its counter's digits, not the string's characters one by one
+      w.raw(K_OWN_REQUEST_ID);
+      w.base36(r.requestNumber);
+      w.raw(QUOTE);
+    } else {
+      w.raw(K_REQUEST_ID);
+      w.str(r.requestId);
+    }
     const route = this.route(r.model, r.backend);
     if (r.status === 200 && r.attempts === 1 && r.end === 'completed') {
       // the usual line: model to bytes_in as one piece
