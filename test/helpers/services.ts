@@ -316,10 +316,20 @@ export class SseReader {
 }
 
 /** A fresh temporary directory for a test's files. */
+/** Temporary directories made by this test file: removed when its process exits. */
+const tempDirs: string[] = [];
+
 export async function tempDir(prefix = 'infini-test-'): Promise<string> {
   const { mkdtemp } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
-  return mkdtemp(join(tmpdir(), prefix));
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  if (tempDirs.push(dir) === 1) {
+    const { rmSync } = await import('node:fs');
+    process.on('exit', () => {
+      for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  return dir;
 }
 
 /** Starts `n` mock engines on ephemeral ports, named mock-a, mock-b, ... unless names are given. */
