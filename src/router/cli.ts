@@ -39,7 +39,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const errorFormat = settings.str('error-format') as ErrorFormat;
     const workers = settings.num('workers');
     const staticServices = settings.optStr('static-services');
-    const accessSettings: AccessSettings = { file: settings.optStr('api-keys'), env: process.env, metricsAuth: settings.bool('metrics-auth') };
+    const accessSettings: AccessSettings = { file: settings.optStr('api-keys'), pollSeconds: settings.num('api-keys-poll'), env: process.env, metricsAuth: settings.bool('metrics-auth') };
     if (workers > 1 && isPrimary) {
       if (staticServices) loadStaticServices(staticServices); // refuse a bad file before forking
       startPrimaryAccess(accessSettings, log);

@@ -23,7 +23,7 @@ export interface KeySourceOptions {
   envText: string | undefined;
   launcherSha256?: string | undefined;
   log: Logger;
-  /** Poll period of the file (ms). */
+  /** Poll period of the file (ms; 0: not polled, SIGHUP only). */
   pollMs?: number;
 }
 
@@ -90,7 +90,7 @@ export class KeySource {
     if (this.watching) return;
     this.watching = true;
     const file = this.opts.file;
-    if (file) {
+    if (file && this.opts.pollMs !== 0) {
       watchFile(file, { interval: this.opts.pollMs ?? 1000, persistent: false }, (cur: Stats, prev: Stats) => {
         if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) this.reload('file changed');
       });
@@ -101,7 +101,7 @@ export class KeySource {
   close(): void {
     if (!this.watching) return;
     this.watching = false;
-    if (this.opts.file) unwatchFile(this.opts.file);
+    if (this.opts.file && this.opts.pollMs !== 0) unwatchFile(this.opts.file);
     process.off('SIGHUP', this.onSighup);
   }
 }

@@ -44,6 +44,8 @@ export interface Verdict {
 }
 
 const MINUTE_MS = 60_000;
+/** Refills add fractions: a level this close below a whole unit counts as that unit. */
+const EPSILON = 1e-9;
 /** A key at its limit of requests in flight is told to come back after this long (nothing else is known). */
 const PARALLEL_RETRY_MS = 1000;
 
@@ -67,11 +69,11 @@ function refill(b: Bucket, limit: number, now: number): void {
 
 function stateOf(b: Bucket, limit: number): LimitState {
   const level = Math.min(limit, b.level);
-  return { limit, remaining: Math.max(0, Math.floor(level)), resetMs: Math.ceil(((limit - level) * MINUTE_MS) / limit) };
+  return { limit, remaining: Math.max(0, Math.floor(level + EPSILON)), resetMs: Math.ceil(((limit - level) * MINUTE_MS) / limit) };
 }
 
 /** Milliseconds until bucket `b` holds `need` units. */
-const waitFor = (b: Bucket, need: number, limit: number) => Math.ceil(((need - b.level) * MINUTE_MS) / limit);
+const waitFor = (b: Bucket, need: number, limit: number) => Math.max(1, Math.ceil(((need - EPSILON - b.level) * MINUTE_MS) / limit));
 
 /**
  * The buckets of every key, by key name. The clock is injected (tests drive time); limits come
@@ -118,7 +120,7 @@ export class RateLimiter {
       report();
       return { ok: false, refusal: 'parallel', retryAfterMs: PARALLEL_RETRY_MS, requested: 1, requests, tokens };
     }
-    if (rpm !== undefined && s.requests!.level < 1) {
+    if (rpm !== undefined && s.requests!.level < 1 - EPSILON) {
       report();
       return { ok: false, refusal: 'requests', retryAfterMs: waitFor(s.requests!, 1, rpm), requested: 1, requests, tokens };
     }
@@ -129,7 +131,7 @@ export class RateLimiter {
       }
       // at least one token must be there: a key in debt waits even for requests that reserve none
       const need = Math.max(1, reserve);
-      if (s.tokens!.level < need) {
+      if (s.tokens!.level < need - EPSILON) {
         report();
         return { ok: false, refusal: 'tokens', retryAfterMs: waitFor(s.tokens!, need, tpm), requested: reserve, requests, tokens };
       }

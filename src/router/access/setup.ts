@@ -13,6 +13,8 @@ import { onPrimaryReload, serveSharedLimits, SharedLimits } from './shared-limit
 
 export interface AccessSettings {
   file: string | undefined;
+  /** Poll period of the file (0: SIGHUP only). */
+  pollSeconds: number;
   env: NodeJS.ProcessEnv;
   metricsAuth: boolean;
 }
@@ -56,7 +58,7 @@ export function startAccess(
   }
   let source: KeySource;
   try {
-    source = new KeySource({ ...src, log: opts.log });
+    source = new KeySource({ ...src, log: opts.log, pollMs: s.pollSeconds * 1000 });
   } catch (err) {
     startupError(err);
   }
