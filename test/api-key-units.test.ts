@@ -146,7 +146,11 @@ describe('key file', () => {
     fails('[[keys]]\nname = "a"\nkey = "has a space"', /key: only visible ASCII/);
     fails('[backend_key_env]\n"gpu-*" = "not a name"', /backend_key_env.gpu-\*: expected the name of an environment variable/);
     fails('{"keys": [{"name": "a", "key": "sk-aaaaaaaa", "models": "m"}]}', /'a'.*models: expected an array/, 'json');
-    fails('keys = [', /not valid TOML/);
+    fails('keys = [', /not valid TOML at line 1/);
+    // syntax errors say where, never what the text there is (it may be a key)
+    for (const [text, format] of [['{"keys": [{"name": "a", "key": sk-secret-1234}]}', 'json'], ['{"keys": [{"name": "a", "key": "sk-secret-1234" x', 'json'], ['[[keys]]\nkey = "sk-secret-1234" x', 'toml'], ['key = sk-secret-1234', 'toml']] as const) {
+      assert.throws(() => parseKeyFile(text, format, 'f'), (err: unknown) => err instanceof KeyFileError && !/secret/.test(err.message) && /not valid/.test(err.message));
+    }
     fails('{"keys": ', /not valid JSON/, 'json');
     assert.throws(
       () => toml('[[keys]]\nname = "a"\nkey = "sk-secret-\u0001"'),

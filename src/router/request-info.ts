@@ -25,7 +25,7 @@ export interface RequestInfo {
   priority?: number | undefined;
 }
 
-/** What the forwarder tells a keyed request's admission (access/grant.ts) about its answer. */
+/** What the forwarder tells a keyed request's admission (access/gate.ts) about its answer. */
 export interface RequestGrant {
   /** Whether the answer's bytes are searched for `usage` (the key has a tokens-per-minute limit). */
   readonly scansUsage: boolean;

@@ -173,7 +173,11 @@ export class AccessGate {
     const reserve = limits.tpm !== undefined ? promptEstimate + (maxTokens ?? 0) : 0;
     this.opts.keeper.admit(entry.name, limits, reserve, (v) => {
       if (!v.ok) {
-        this.opts.errors.send(res, accessError.limited(entry.name, v), Object.fromEntries(pairs(rateLimitHeaders(v, []))));
+        const err = accessError.limited(entry.name, v);
+        const headers = Object.fromEntries(pairs(rateLimitHeaders(v, [])));
+        // also in the original error format (which sends no Retry-After of its own)
+        if (err.retryAfterS !== undefined) headers['retry-after'] = String(err.retryAfterS);
+        this.opts.errors.send(res, err, headers);
         return;
       }
       const grant = new Grant(this.opts.keeper, entry, limits, reserve, promptEstimate, maxTokens, v);

@@ -146,14 +146,31 @@ export function formatOf(path: string): KeyFileFormat {
   return path.toLowerCase().endsWith('.json') ? 'json' : 'toml';
 }
 
+/**
+ * Where a syntax error is, without the parsers' excerpts of the text (which may hold a key):
+ * smol-toml's first message line and its line and column; JSON.parse's position as line and column.
+ */
+function syntaxWhere(err: unknown, text: string): string {
+  if (!(err instanceof Error)) return '';
+  const e = err as Error & { line?: unknown; column?: unknown };
+  if (typeof e.line === 'number' && typeof e.column === 'number') {
+    const what = e.message.split('\n')[0]!.replace(/^Invalid TOML document: /, '');
+    return ` at line ${e.line}, column ${e.column}: ${what}`;
+  }
+  const pos = /position (\d+)/.exec(e.message);
+  if (pos === null) return /Unexpected end/.test(e.message) ? ': it ends too early' : '';
+  const before = text.slice(0, Number(pos[1]));
+  const line = before.split('\n').length;
+  return ` at line ${line}, column ${before.length - before.lastIndexOf('\n')}`;
+}
+
 /** Parses and checks a key file's text; throws KeyFileError, nothing else. */
 export function parseKeyFile(text: string, format: KeyFileFormat, source: string): KeyConfig {
   let data: unknown;
   try {
     data = format === 'json' ? JSON.parse(text) : parseToml(text);
   } catch (err) {
-    const message = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new KeyFileError(`${source}: not valid ${format === 'json' ? 'JSON' : 'TOML'}: ${message}`);
+    throw new KeyFileError(`${source}: not valid ${format === 'json' ? 'JSON' : 'TOML'}${syntaxWhere(err, text)}`);
   }
   return keyConfigOf(data, source);
 }
