@@ -303,9 +303,9 @@ describe('limits with --workers', () => {
     mocks = await startMocks([{ models: 'm' }]);
     const dir = await tempDir('infini-keys-workers-');
     keysPath = join(dir, 'keys.json');
-    await writeFile(keysPath, JSON.stringify({ keys: [{ name: 'w', key: 'sk-workers-1', rpm: 4 }] }));
+    await writeFile(keysPath, JSON.stringify({ keys: [{ name: 'w', key: 'sk-workers-1', rpm: 4 }, { name: 'prometheus', key: 'sk-scraper-1', scope: 'admin' }] }));
     const services = await writeStaticServices([{ name: 'mock-a', port: mocks[0]!.port, models: ['m'] }], dir);
-    router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', services, '--api-keys', keysPath, '--api-keys-poll', '0', '--workers', '2']);
+    router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', services, '--api-keys', keysPath, '--api-keys-poll', '0', '--workers', '2', '--metrics-auth']);
     await router.waitForLog((l) => l.msg === 'router listening' && router.logs.filter((x) => x.msg === 'router listening').length >= 2);
   });
   after(async () => {
@@ -322,6 +322,15 @@ describe('limits with --workers', () => {
       statuses.push(res.status);
     }
     assert.deepEqual(statuses, [200, 200, 200, 200, 429, 429, 429, 429]);
+  });
+
+  it('--metrics-auth: /metrics needs an admin key', async () => {
+    assert.equal((await http('GET', `${router.url}/metrics`)).status, 401);
+    assert.equal((await http('GET', `${router.url}/metrics`, { headers: bearer('sk-workers-1') })).status, 403);
+    const scraped = await http('GET', `${router.url}/metrics`, { headers: bearer('sk-scraper-1') });
+    assert.equal(scraped.status, 200);
+    assert.match(scraped.text, /infini_router_/);
+    assert.equal((await http('GET', `${router.url}/health`)).status, 200);
   });
 
   it('SIGHUP to the primary reloads the keys of every worker', async () => {
