@@ -3,7 +3,8 @@
  * limits hold for the router as a whole, whichever worker a connection landed on (a client on one
  * keep-alive connection, or on many, sees the same limit). A keyed request with limits costs one
  * IPC round trip to the primary at admission and one message at its end; requests of keys without
- * limits, and every request when no keys are configured, never leave their worker. A worker that
+ * limits, and every request when no keys are configured, never leave their worker, and a key out of
+ * requests per minute is refused by the worker itself until its bucket has refilled. A worker that
  * dies gives back its requests in flight. Several router replicas do not share limits: each
  * enforces the whole limit (run one router per key's traffic, or divide the limits among them).
  */
@@ -100,11 +101,24 @@ export class SharedLimits implements LimitKeeper {
       }
       this.waiting.delete(m.id);
       clearTimeout(w.timer);
+      if (verdict?.refusal === 'requests' && verdict.retryAfterMs > 0) this.outOfRequests.set(w.name, { until: Date.now() + verdict.retryAfterMs, rpm: w.limits.rpm, verdict });
       w.done(verdict ?? { ok: false, refusal: 'unavailable', retryAfterMs: 1000 });
     });
   }
 
   admit(name: string, limits: Limits, reserve: number, done: (v: Verdict) => void): void {
+    // a key out of requests stays out until its bucket refills (nothing else gives requests back):
+    // a client that keeps knocking is answered here, without a round trip to the primary
+    const out = this.outOfRequests.get(name);
+    if (out !== undefined) {
+      const left = out.until - Date.now();
+      if (left > 0 && out.rpm === limits.rpm) {
+        const r = out.verdict.requests;
+        done({ ...out.verdict, retryAfterMs: left, requests: r && { ...r, resetMs: Math.max(0, r.resetMs - (out.verdict.retryAfterMs - left)) } });
+        return;
+      }
+      this.outOfRequests.delete(name);
+    }
     const id = ++this.nextId;
     const timer = setTimeout(() => {
       const w = this.waiting.get(id)!;
@@ -117,6 +131,9 @@ export class SharedLimits implements LimitKeeper {
     process.send!({ type: ADMIT, id, name, limits, reserve });
   }
 
+  /** Keys the primary refused for requests per minute, until when (bounded by the configured keys). */
+  private readonly outOfRequests = new Map<string, { until: number; rpm: number | undefined; verdict: Verdict }>();
+
   /** Admissions given up on: if the primary admits them after all, they are settled at once. */
   private readonly late = new Map<number, { name: string; limits: Limits; reserve: number }>();
 
@@ -125,6 +142,7 @@ export class SharedLimits implements LimitKeeper {
   }
 
   retain(names: ReadonlySet<string>): void {
+    this.outOfRequests.clear();
     process.send?.({ type: RETAIN, names: [...names] });
   }
 }
