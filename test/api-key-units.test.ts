@@ -201,3 +201,61 @@ describe('key lookup', () => {
     assert.equal(set.backendLine('cpu-1'), '');
   });
 });
+
+describe('access gate (in process, fake requests)', async () => {
+  const { AccessGate, LocalLimits } = await import('../src/router/access/gate.js');
+  const { KeySource } = await import('../src/router/access/key-source.js');
+  const { RouterErrors } = await import('../src/router/errors.js');
+  const { RateLimiter: Limiter } = await import('../src/router/access/rate-limits.js');
+  type Info = import('../src/router/request-info.js').RequestInfo;
+
+  const silent = { info() {}, warn() {}, error() {} } as unknown as import('../src/common/log.js').Logger;
+  const envText = JSON.stringify([
+    { name: 'vip', key: 'sk-vip-00001', priority: 7, tpm: 1000 },
+    { name: 'plain', key: 'sk-plain-0001' },
+  ]);
+  const c = clock();
+  const limiter = new Limiter(c.now);
+  const forwarded: Info[] = [];
+  const gate = new AccessGate({
+    source: new KeySource({ file: undefined, envText, log: silent }),
+    keeper: new LocalLimits(limiter),
+    errors: new RouterErrors('openai'),
+    metricsAuth: false,
+    forward: (_req, _res, info) => forwarded.push(info),
+  });
+  const info = (extra: Partial<Info> = {}): Info => ({ model: 'm', stream: false, promptCacheKey: undefined, size: 40, sessionKey: undefined, body: undefined, maxTokens: 100, ...extra });
+  const answered: number[] = [];
+  const res = () => ({ finished: false, socket: { destroyed: false }, writeHead: (status: number) => answered.push(status), end() {} }) as never;
+  const req = (key: string) => ({ headers: { authorization: `Bearer ${key}` } }) as never;
+
+  it("puts the key's priority on the request for the wait queue, and a grant that settles its reservation", () => {
+    gate.admit(req('sk-vip-00001'), res(), info());
+    const admitted = forwarded.pop()!;
+    assert.equal(admitted.priority, 7);
+    assert.ok(admitted.grant?.scansUsage);
+    // reserved: 40 bytes / 4 + 100 max tokens
+    assert.equal(limiter.admit('vip', { tpm: 1000 }, 0).tokens!.remaining, 890);
+    limiter.settle('vip', { tpm: 1000 }, 0, 0);
+    const headers: string[] = [];
+    admitted.grant!.headers(headers);
+    assert.deepEqual(headers.slice(0, 4), ['x-ratelimit-limit-tokens', '1000', 'x-ratelimit-remaining-tokens', '890']);
+    // the answer's usage replaces the reservation: 110 reserved, 30 used
+    const answer = Buffer.from('{"usage":{"prompt_tokens":10,"completion_tokens":20,"total_tokens":30}}');
+    admitted.grant!.scan(answer, 0, answer.length);
+    admitted.grant!.settle(200, 20);
+    admitted.grant!.settle(200, 20); // once only
+    assert.equal(limiter.admit('vip', { tpm: 1000 }, 0).tokens!.remaining, 970);
+    assert.equal(limiter.inFlight('vip'), 1);
+  });
+
+  it('no priority and no grant for a key without them; an unknown key answered 401 by the gate', () => {
+    gate.admit(req('sk-plain-0001'), res(), info());
+    const admitted = forwarded.pop()!;
+    assert.equal(admitted.priority, undefined);
+    assert.equal(admitted.grant, undefined);
+    gate.admit(req('sk-nobody-0001'), res(), info());
+    assert.equal(answered.pop(), 401);
+    assert.equal(forwarded.length, 0);
+  });
+});

@@ -110,7 +110,7 @@ describe('router with API keys', () => {
     requestLog = join(dir, 'requests.log');
     const services = await writeStaticServices([{ name: 'echo', port: backend.port, models: ['model-a', 'model-b'] }], dir);
     router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--static-services', services, '--api-keys', keys, '--request-log', requestLog], {
-      env: { ECHO_BACKEND_KEY: 'backend-own-secret' },
+      env: { ECHO_BACKEND_KEY: 'backend-own-secret', INFINI_API_KEYS: 'sk-from-env-0001' },
     });
   });
   after(async () => {
@@ -145,6 +145,11 @@ describe('router with API keys', () => {
     assert.match(denied.body.error.message, /does not exist or you do not have access to it/);
     const noModel = await http('POST', `${router.url}/v1/embeddings`, { body: { input: 'x' }, headers: bearer('sk-test-team-a') });
     assert.equal(noModel.status, 400);
+  });
+
+  it('INFINI_API_KEYS adds client keys to the file\'s', async () => {
+    assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: chat('model-b'), headers: bearer('sk-from-env-0001') })).status, 200);
+    assert.equal((await http('GET', `${router.url}/stats`, { headers: bearer('sk-from-env-0001') })).status, 403);
   });
 
   it('/v1/models lists only the models of the key', async () => {
@@ -235,7 +240,7 @@ describe('router with API keys', () => {
   it('no key in the request log or the router\'s own log', async () => {
     await waitFor(async () => (await readFile(requestLog, 'utf8').catch(() => '')).includes('"status":200'), 'request log lines');
     const logged = (await readFile(requestLog, 'utf8')) + router.stderrText + router.stdout;
-    for (const secret of ['sk-test-team-a', 'sk-test-admin', 'sk-test-tokens', 'sk-test-parallel', 'sk-wrong-key-12345', 'backend-own-secret']) assert.ok(!logged.includes(secret), secret);
+    for (const secret of ['sk-from-env-0001', 'sk-test-team-a', 'sk-test-admin', 'sk-test-tokens', 'sk-test-parallel', 'sk-wrong-key-12345', 'backend-own-secret']) assert.ok(!logged.includes(secret), secret);
   });
 });
 
