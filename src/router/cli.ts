@@ -4,6 +4,7 @@ import { listen } from '../common/listen.js';
 import { createLogger } from '../common/log.js';
 import { resolveSettings } from '../common/settings.js';
 import { onShutdownSignal } from '../common/shutdown.js';
+import { startAccess, startPrimaryAccess, type AccessSettings } from './access/setup.js';
 import { BackendSet } from './backend-set.js';
 import { RouterErrors, type ErrorFormat } from './errors.js';
 import { HealthChecker } from './health-checker.js';
@@ -38,8 +39,10 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const errorFormat = settings.str('error-format') as ErrorFormat;
     const workers = settings.num('workers');
     const staticServices = settings.optStr('static-services');
+    const accessSettings: AccessSettings = { file: settings.optStr('api-keys'), pollSeconds: settings.num('api-keys-poll'), env: process.env, metricsAuth: settings.bool('metrics-auth') };
     if (workers > 1 && isPrimary) {
       if (staticServices) loadStaticServices(staticServices); // refuse a bad file before forking
+      startPrimaryAccess(accessSettings, log);
       runPrimary(workers, log, { drainMs: seconds('drain-timeout') });
       return;
     }
@@ -65,7 +68,8 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const requestLog =
       requestLogTarget === 'off' ? undefined : new RequestLog(requestLogTarget, (err) => log.error({ err: err.message, target: requestLogTarget }, 'request log write failed'));
     const recentErrors = new RecentErrors();
-    const proxy = new RequestForwarder(backends, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log, requestLog, onFailedRequest: recentErrors.onFailedRequest });
+    const access = startAccess(accessSettings, { errors, log, forward: (req, res, info) => proxy.handle(req, res, info) });
+    const proxy = new RequestForwarder(backends, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log, requestLog, onFailedRequest: recentErrors.onFailedRequest, ...access?.forwarding });
     const checker = new HealthChecker(backends, seconds('health-interval'), seconds('health-timeout'), log, settings.num('health-concurrency'));
     const api = new RouterServer({
       backends,
@@ -78,6 +82,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       healthChecks: () => checker.stats(),
       recentErrors,
       wantsPrompt: policy.wantsPrompt,
+      access: access?.gate,
       log,
     });
     const watcher = registryUrl
@@ -99,6 +104,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     // stoppable from here on, also while the first registry listing is still under way
     const drainMs = seconds('drain-timeout');
     const stop = onShutdownSignal(log, async () => {
+      access?.close();
       await watcher?.stop();
       await checker.stop();
       await engineSignals?.stop();

@@ -23,6 +23,8 @@ export interface RouterError {
   originalStatus?: number;
   /** Sent as Retry-After (openai format only: the original sent none). */
   retryAfterS?: number;
+  /** OpenAI `type` where it is not the status's usual one (rate limits: `requests`, `tokens`). */
+  type?: string;
 }
 
 /** Builders of the router's errors; messages keep the original's text. */
@@ -66,7 +68,7 @@ export class RouterErrors {
     }
     this.count(err.status);
     const retry: Record<string, string> = err.retryAfterS !== undefined ? { 'retry-after': String(err.retryAfterS) } : {};
-    sendOpenAIError(res, { status: err.status, message: err.message, type: errorType(err.status), code: err.code, param: err.param ?? null }, { ...headers, ...retry });
+    sendOpenAIError(res, { status: err.status, message: err.message, type: err.type ?? errorType(err.status), code: err.code, param: err.param ?? null }, { ...headers, ...retry });
     return err.status;
   }
 

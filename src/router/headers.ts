@@ -17,12 +17,14 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 /**
  * The header lines (each ending in CRLF) of the request to the upstream: hop-by-hop removed,
  * X-Forwarded-For appended with the client's address, X-Request-Id kept or generated, and the
- * Content-Length of the buffered body. Values are Node's latin1 strings, so writing them as latin1
- * sends the client's bytes unchanged.
+ * Content-Length of the buffered body; `strip` names more headers to drop (the client's API key).
+ * Values are Node's latin1 strings, so writing them as latin1 sends the client's bytes unchanged.
  */
-export function upstreamHeaderLines(req: Http1Request, requestId: string, bodyLength: number): string {
+export function upstreamHeaderLines(req: Http1Request, requestId: string, bodyLength: number, strip?: ReadonlySet<string>): string {
   const raw = req.rawHeaders;
-  const extra = connectionTokens(req.headers.connection);
+  const tokens = connectionTokens(req.headers.connection);
+  // one optional set in the loop, as without `strip`
+  const extra = strip === undefined ? tokens : tokens === undefined ? strip : new Set([...tokens, ...strip]);
   let out = '';
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;

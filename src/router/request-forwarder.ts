@@ -28,6 +28,10 @@ export interface ForwarderOptions {
   requestLog?: RequestLog;
   /** Told of every request that did not end well (an error status, or not completed): the dashboard's recent errors. */
   onFailedRequest?: (r: RequestRecord) => void;
+  /** Request headers never forwarded (the client's API key, when keys are configured). */
+  stripHeaders?: ReadonlySet<string>;
+  /** A backend's own credential, as a header line (or ''), when keys are configured. */
+  backendLine?: (backend: Backend) => string;
 }
 
 
@@ -159,7 +163,7 @@ export class RequestForwarder {
       req,
       res,
       info,
-      headerLines: upstreamHeaderLines(req, requestId, req.body?.length ?? 0),
+      headerLines: upstreamHeaderLines(req, requestId, req.body?.length ?? 0, this.opts.stripHeaders),
       requestId,
       requestNumber,
       attempts: 0,
@@ -206,7 +210,8 @@ export class RequestForwarder {
     ex.current = attempt;
     this.active.add(attempt);
     const method = ex.req.method;
-    const head = `${method} ${backend.basePath}${ex.req.url} HTTP/1.1\r\nhost: ${backend.hostHeader}\r\n${ex.headerLines}\r\n`;
+    const auth = this.opts.backendLine === undefined ? '' : this.opts.backendLine(backend);
+    const head = `${method} ${backend.basePath}${ex.req.url} HTTP/1.1\r\nhost: ${backend.hostHeader}\r\n${auth}${ex.headerLines}\r\n`;
     attempt.conn = backend.pool.request(head, ex.req.body, method === 'HEAD', attempt);
   }
 
@@ -264,6 +269,9 @@ export class RequestForwarder {
     const ttftMs = ex.firstByteAt > 0 ? ex.firstByteAt - ex.startedAt : undefined;
     if (ttftMs !== undefined && backend !== undefined) (ex.info.stream ? cell.ttft : cell.ttftWhole).observe(ttftMs / 1000);
     const tokens = ex.outputTokens;
+    // a keyed request gives back what it reserved of its key's limits
+    const grant = ex.info.grant;
+    if (grant !== undefined) grant.settle(status, tokens);
     if (tokens > 0) {
       cell.outputTokens += tokens;
       // a stream's decode speed (tokens after the first, over the time after it); a whole answer's tokens over its duration
@@ -379,6 +387,7 @@ class Attempt implements UpstreamHandler {
     // The backend's chunk framing goes out as it is to a client that speaks chunked.
     const passFraming = head.framing === 'chunked' && ex.req.httpVersionMinor === 1;
     if (passFraming) headers.push('transfer-encoding', 'chunked');
+    if (ex.info.grant !== undefined) ex.info.grant.headers(headers);
     // names and values passed the response parser (and the client's id the request parser): checked
     res.writeHead(status, headers, passFraming, true);
     ex.status = status;
@@ -398,6 +407,8 @@ class Attempt implements UpstreamHandler {
       const tokens = completionTokens(data, Math.max(start, end - USAGE_TAIL_BYTES), end);
       if (tokens >= 0) ex.outputTokens = tokens;
     }
+    const grant = ex.info.grant;
+    if (grant !== undefined && grant.scansUsage) grant.scan(data, start, end);
     // the data lives in the connection's read buffer: writeFrom copies it
     const res = ex.res;
     if (!res.writeFrom(data, start, end) && !this.blocked) {

@@ -17,6 +17,24 @@ export interface RequestInfo {
    * `wantsPrompt` of extractInto): other requests pay nothing for it.
    */
   prompt?: string | undefined;
+  /** `max_completion_tokens` (else `max_tokens`) of the body: reserved against a key's tokens per minute. */
+  maxTokens?: number | undefined;
+  /** Set when the request was admitted with a client API key (access/): told of its answer and its end. */
+  grant?: RequestGrant | undefined;
+  /** The key's priority (higher first), for the per-model wait queue; undefined without one. */
+  priority?: number | undefined;
+}
+
+/** What the forwarder tells a keyed request's admission (access/gate.ts) about its answer. */
+export interface RequestGrant {
+  /** Whether the answer's bytes are searched for `usage` (the key has a tokens-per-minute limit). */
+  readonly scansUsage: boolean;
+  /** A piece of the answer as it is relayed. */
+  scan(buf: Buffer, start: number, end: number): void;
+  /** Adds the x-ratelimit-* headers to the answer's (flat name, value list). */
+  headers(out: string[]): void;
+  /** The request ended (once): the status the client got (0: none) and the completion tokens seen (-1: none). */
+  settle(status: number, completionTokens: number): void;
 }
 
 /** Assumed bytes per token id when a prompt is given as token ids. */
@@ -59,7 +77,7 @@ function promptSize(prompt: unknown): number {
  * per request, no copies). Each field is read on its own, so an unexpected shape of one (token-id
  * prompt, numeric model, odd messages) never hides the others.
  */
-export function extractInto<T extends Pick<RequestInfo, 'model' | 'stream' | 'promptCacheKey' | 'size' | 'streamUsage' | 'prompt'>>(
+export function extractInto<T extends Pick<RequestInfo, 'model' | 'stream' | 'promptCacheKey' | 'size' | 'streamUsage' | 'prompt' | 'maxTokens'>>(
   info: T,
   body: Buffer | undefined,
   /** Whether the model's policy matches on prompt text (then `prompt` is filled); absent: no policy does. */
@@ -85,6 +103,8 @@ export function extractInto<T extends Pick<RequestInfo, 'model' | 'stream' | 'pr
   }
   info.promptCacheKey = typeof b.prompt_cache_key === 'string' && b.prompt_cache_key !== '' ? b.prompt_cache_key : undefined;
   info.size = Array.isArray(b.messages) ? messagesSize(b.messages) : promptSize(b.prompt);
+  const maxTokens = b.max_completion_tokens ?? b.max_tokens;
+  if (typeof maxTokens === 'number' && maxTokens >= 0) info.maxTokens = maxTokens;
   if (wantsPrompt !== undefined && wantsPrompt(info.model)) info.prompt = promptText(b);
   return info;
 }

@@ -4,6 +4,7 @@ import type { Http1Response } from '../common/http1/response.js';
 import { Http1Server, type Http1Request } from '../common/http1/server.js';
 import type { Logger } from '../common/log.js';
 import type { ProbeStats } from '../common/probe-scheduler.js';
+import type { AccessGate } from './access/gate.js';
 import type { BackendSet } from './backend-set.js';
 import { Dashboard } from './dashboard.js';
 import { routerError, type RouterErrors } from './errors.js';
@@ -29,6 +30,8 @@ export interface RouterServerOptions {
   recentErrors?: RecentErrors;
   /** Whether a model's policy matches on prompt text (cache policies); absent: none does, no text is built. */
   wantsPrompt?: (model: string | undefined) => boolean;
+  /** Client API keys (--api-keys, INFINI_API_KEYS); absent: the router is open, as without keys. */
+  access?: AccessGate;
   log: Logger;
 }
 
@@ -60,7 +63,10 @@ export class RouterServer {
       log: opts.log,
     });
     const health: LocalHandler = (res) => this.health(res);
-    const models: LocalHandler = (res) => sendJson(res, 200, { object: 'list', data: aggregateModels(opts.backends.all, Date.now(), this.startedSeconds) });
+    const models: LocalHandler = (res, req) => {
+      const all = aggregateModels(opts.backends.all, Date.now(), this.startedSeconds);
+      sendJson(res, 200, { object: 'list', data: opts.access === undefined ? all : opts.access.visibleModels(req, all) });
+    };
     // a Map: a fresh path string is looked up without being interned as a property name
     this.local = new Map<string, LocalHandler>([
       ['/health', health],
@@ -88,17 +94,25 @@ export class RouterServer {
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const local = this.local.get(path);
+    const access = this.opts.access;
     if (local !== undefined) {
+      if (access !== undefined && !access.allowLocal(path, req, res)) return;
       if (req.method === 'GET' || req.method === 'HEAD') return local(res, req);
       this.opts.errors.send(res, routerError.methodNotAllowed(req.method, path), { allow: 'GET, HEAD' });
       return;
     }
+    // with keys configured the gate checks, counts and then forwards
+    if (access !== undefined) return access.admit(req, res, this.routingInfo(req));
     this.opts.proxy.handle(req, res, this.routingInfo(req));
   }
 
   private routingInfo(req: Http1Request): RequestInfo {
     const body = req.body;
-    const info: RequestInfo = extractInto({ model: undefined, stream: false, streamUsage: false, promptCacheKey: undefined, size: 0, sessionKey: undefined, body, prompt: undefined }, body, this.opts.wantsPrompt);
+    const info: RequestInfo = extractInto(
+      { model: undefined, stream: false, streamUsage: false, promptCacheKey: undefined, size: 0, sessionKey: undefined, body, prompt: undefined, maxTokens: undefined, grant: undefined, priority: undefined },
+      body,
+      this.opts.wantsPrompt,
+    );
     info.sessionKey = sessionKey(info.model, info.promptCacheKey, req.headers);
     return info;
   }

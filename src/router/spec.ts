@@ -68,8 +68,19 @@ export function routerSpec(name = 'infini-svc router'): ServiceSpec {
         metavar: 'WHERE',
         help: 'one JSON line per proxied request (id, model, backend, status, attempts, bytes, TTFT, duration, client, how it ended; never bodies or headers): off, stdout, or a file path. `up` turns it on (stdout, so in the router\'s log file)',
       },
-      { key: 'workers', type: 'integer', default: 1, min: 1, max: 256, metavar: 'N', help: 'router processes sharing the port (each balances on its own; /metrics is aggregated, /stats is per worker)' },
+      {
+        key: 'api-keys',
+        type: 'string',
+        metavar: 'FILE',
+        help:
+          'client API keys (TOML; JSON if FILE ends in .json): [[keys]] with name, key_sha256 (or key), models (globs), scope (client or admin), rpm, tpm, max_parallel_requests, priority; reloaded when it changes and on SIGHUP. The environment variable INFINI_API_KEYS adds keys (comma-separated, client scope, or JSON). With neither the router is open; with either every request needs a key (Authorization: Bearer or x-api-key) and /stats, /services and the dashboard\'s data an admin key. See examples/api-keys.toml',
+      },
+      { key: 'api-keys-poll', type: 'number', default: 1, min: 0, max: 3600, metavar: 'SECONDS', help: 'how often the --api-keys file is checked for changes (0: only SIGHUP reloads it)' },
+      { key: 'metrics-auth', type: 'boolean', help: '/metrics needs an admin key too (when keys are configured; Prometheus sends one with `authorization` in its scrape config)' },
+      { key: 'workers', type: 'integer', default: 1, min: 1, max: 256, metavar: 'N', help: 'router processes sharing the port (each balances on its own; /metrics is aggregated, /stats is per worker; per-key limits are kept by the primary for all of them)' },
     ],
-    epilog: 'Local endpoints: GET /health (/status), /stats, /services, /models, /v1/models, /metrics; everything else is proxied.',
+    epilog:
+      'Local endpoints: GET /health (/status), /stats, /services, /models, /v1/models, /metrics, /dashboard; everything else is proxied.\n' +
+      'With API keys: /health and the dashboard page are open, /metrics too unless --metrics-auth; /models lists what the key may use.',
   };
 }

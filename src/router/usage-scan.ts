@@ -3,8 +3,9 @@
  * come from the backend's own `usage` without parsing or re-serialising the answer.
  */
 
-const KEY = Buffer.from('"completion_tokens"', 'latin1');
-const KEY_LAST = KEY.length - 1;
+const COMPLETION_KEY = Buffer.from('"completion_tokens"', 'latin1');
+/** `usage.total_tokens` (prompt and completion): what per-key token limits count. */
+const TOTAL_KEY = Buffer.from('"total_tokens"', 'latin1');
 /**
  * Answers and stream events put `usage` last (OpenAI, vLLM, SGLang, llama.cpp), so only this tail
  * of each read is searched: the cost per read stays small however large the read.
@@ -21,10 +22,11 @@ function isSpace(c: number): boolean {
   return c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
 }
 
-/** Whether KEY ends at `buf[at]` and starts at or after `from`. */
-function keyEndsAt(buf: Buffer, at: number, from: number): boolean {
-  if (at - KEY_LAST < from) return false;
-  for (let k = KEY_LAST - 2, i = at - 2; k >= 0; k--, i--) if (buf[i] !== KEY[k]) return false;
+/** Whether `key` ends at `buf[at]` and starts at or after `from`. */
+function keyEndsAt(key: Buffer, buf: Buffer, at: number, from: number): boolean {
+  const last = key.length - 1;
+  if (at - last < from) return false;
+  for (let k = last - 2, i = at - 2; k >= 0; k--, i--) if (buf[i] !== key[k]) return false;
   return true;
 }
 
@@ -35,9 +37,19 @@ function keyEndsAt(buf: Buffer, at: number, from: number): boolean {
  * first (from the end) key, which in an answer is a few dozen bytes from its end.
  */
 export function completionTokens(buf: Buffer, start: number, end: number): number {
+  return lastCount(COMPLETION_KEY, buf, start, end);
+}
+
+/** The last `total_tokens` count in `buf[start, end)`, as completionTokens does it. */
+export function totalTokens(buf: Buffer, start: number, end: number): number {
+  return lastCount(TOTAL_KEY, buf, start, end);
+}
+
+/** The last count after `key` (a quoted name ending in `s"`) in `buf[start, end)`, or -1. */
+function lastCount(key: Buffer, buf: Buffer, start: number, end: number): number {
   // the key's closing quote, preceded by its `s`
-  for (let at = end - 1; at >= start + KEY_LAST; at--) {
-    if (buf[at] !== QUOTE || buf[at - 1] !== LAST_LETTER || !keyEndsAt(buf, at, start)) continue;
+  for (let at = end - 1; at >= start + key.length - 1; at--) {
+    if (buf[at] !== QUOTE || buf[at - 1] !== LAST_LETTER || !keyEndsAt(key, buf, at, start)) continue;
     let i = at + 1;
     while (i < end && isSpace(buf[i]!)) i++;
     if (i >= end || buf[i] !== COLON) continue;

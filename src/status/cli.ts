@@ -22,6 +22,8 @@ export function withWatchValue(argv: readonly string[]): string[] {
 function targetsOf(settings: ReturnType<typeof resolveSettings>): StatusTargets {
   const file = settings.optStr('file');
   const t: StatusTargets = { registryUrl: settings.str('registry-url'), routerUrl: settings.str('router-url'), babysitters: [] };
+  const apiKey = settings.optStr('api-key');
+  if (apiKey) t.apiKey = apiKey;
   if (file === undefined) return t;
   let text: string;
   try {

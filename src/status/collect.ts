@@ -33,6 +33,8 @@ export interface StatusTargets {
   registryUrl: string;
   routerUrl: string;
   babysitters: SitterTarget[];
+  /** Sent to the router (Bearer) when it requires API keys. */
+  apiKey?: string;
 }
 
 /** Babysitters asked at once. */
@@ -45,13 +47,14 @@ const record = (v: unknown): Record<string, any> => (typeof v === 'object' && v 
 export async function collectStatus(t: StatusTargets, timeoutMs = 2000): Promise<StatusRow[]> {
   const reg = trimSlash(t.registryUrl);
   const rtr = trimSlash(t.routerUrl);
+  const auth = t.apiKey ? { authorization: `Bearer ${t.apiKey}` } : undefined;
   const [regHealth, regStats, listing, rtrHealth, rtrStats, rtrTraffic] = await Promise.all([
     getJson(`${reg}/health`, timeoutMs),
     getJson(`${reg}/stats`, timeoutMs),
     getJson(`${reg}/services`, timeoutMs),
     getJson(`${rtr}/health`, timeoutMs),
-    getJson(`${rtr}/stats`, timeoutMs),
-    getJson(`${rtr}/dashboard/api/traffic`, timeoutMs),
+    getJson(`${rtr}/stats`, timeoutMs, auth),
+    getJson(`${rtr}/dashboard/api/traffic`, timeoutMs, auth),
   ]);
   const rows: StatusRow[] = [];
   const regUp = regHealth?.status === 200;
@@ -65,7 +68,9 @@ export async function collectStatus(t: StatusTargets, timeoutMs = 2000): Promise
   const figures = new Map<string, Record<string, unknown>>();
   for (const f of Array.isArray(traffic.backends) ? traffic.backends : []) if (typeof f?.backend === 'string') figures.set(f.backend, f);
   const total = record(traffic.total);
-  rows.push({ service: 'router', kind: 'router', state: rtrUp ? 'ready' : 'down', pid: rtrUp ? num(rtrStats?.body?.pid) : null, uptime_s: rtrUp ? num(rtrStats?.body?.uptime) : null, restarts: null, models: routerModels, in_flight: rtrUp ? num(rtrStats?.body?.in_flight) : null, req_s: num(total.req_s), ttft_p50_ms: num(total.ttft_p50_ms), url: rtr, up: rtrUp });
+  // a router with API keys answers its details only to an admin key: say what is missing
+  const denied = rtrStats?.status === 401 ? ' (needs --api-key)' : rtrStats?.status === 403 ? ' (--api-key is not an admin key)' : '';
+  rows.push({ service: 'router', kind: 'router', state: rtrUp ? `ready${denied}` : 'down', pid: rtrUp ? num(rtrStats?.body?.pid) : null, uptime_s: rtrUp ? num(rtrStats?.body?.uptime) : null, restarts: null, models: routerModels, in_flight: rtrUp ? num(rtrStats?.body?.in_flight) : null, req_s: num(total.req_s), ttft_p50_ms: num(total.ttft_p50_ms), url: rtr, up: rtrUp });
 
   // the router knows a babysitter's backend as `<babysitter>-server` (its record's parent_service is the babysitter)
   const backendOf = new Map<string, Record<string, unknown>>();

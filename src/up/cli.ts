@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UsageError, runCommand } from '../common/command.js';
@@ -8,6 +9,8 @@ import { onStopSignals } from '../common/shutdown.js';
 import { applyLaunchEnvironment, DEFAULT_CLUSTER, parseCluster, resolveBinds } from './cluster-file.js';
 import { babysitterSettings, Cluster, formatTable, launchPlan } from './cluster.js';
 import { UpConsole } from './console.js';
+import { sha256Hex } from '../router/access/key-file.js';
+import { KEYS_ENV, LAUNCHER_KEY_ENV } from '../router/access/key-source.js';
 import { upSpec } from './spec.js';
 
 export { upSpec };
@@ -33,6 +36,12 @@ export function main(argv: string[], name = 'infini-svc up'): Promise<void> {
     if (bindProblem) throw new UsageError(`--bind: '${bind}' ${bindProblem}`);
     const plan = resolveBinds(applyLaunchEnvironment(parseCluster(text, file ?? '(default)'), process.env, process.cwd()), bind);
     const log = createLogger('up', settings.str('log-level'));
+    const apiKeys = settings.optStr('api-keys');
+    if (apiKeys) plan.router.flags['api-keys'] = resolve(apiKeys);
+    const keyed = plan.router.flags['api-keys'] !== undefined || !!process.env[KEYS_ENV];
+    // a key of up's own (admin, this run only; the router gets its hash) to follow its router's backends
+    const launcherKey = randomBytes(24).toString('base64url');
+    process.env[LAUNCHER_KEY_ENV] = sha256Hex(launcherKey);
     if (!plan.registry.enabled && !plan.router.enabled && plan.babysitters.length === 0) {
       log.warn('nothing to start (LAUNCH_COMPONENTS or the cluster file leaves every component out)');
       return;
@@ -47,6 +56,7 @@ export function main(argv: string[], name = 'infini-svc up'): Promise<void> {
       heartbeatSeconds: settings.num('heartbeat-interval'),
       log,
       out,
+      routerHeaders: { authorization: `Bearer ${launcherKey}` },
     });
 
     let stopping: Promise<void> | undefined;
@@ -82,10 +92,11 @@ export function main(argv: string[], name = 'infini-svc up'): Promise<void> {
       lines.push(
         'Try:',
         `  curl ${cluster.routerHintBase}/v1/chat/completions -H 'Content-Type: application/json' \\`,
+        ...(keyed ? ['    -H "Authorization: Bearer $YOUR_API_KEY" \\'] : []),
         `    -d '{"model":"${firstModel}","messages":[{"role":"user","content":"Hello!"}],"stream":true}'`,
         '',
-        `Dashboard: ${cluster.routerHintBase}/dashboard`,
-        `Status:    npx infini-svc status${plan.source === '(default)' ? '' : ` --file ${plan.source}`}`,
+        `Dashboard: ${cluster.routerHintBase}/dashboard${keyed ? ' (asks for an admin key)' : ''}`,
+        `Status:    ${keyed ? 'INFINI_API_KEY=$ADMIN_KEY ' : ''}npx infini-svc status${plan.source === '(default)' ? '' : ` --file ${plan.source}`}`,
         `Requests:  ${join(dataDir, 'logs', 'router.log')} (a JSON line each)`,
         '',
       );

@@ -23,6 +23,8 @@ export interface ClusterOptions {
   heartbeatSeconds: number;
   log: Logger;
   out: UpConsole;
+  /** Headers of up's own requests to its router (its launcher key, when the router requires keys). */
+  routerHeaders?: Record<string, string>;
 }
 
 interface Row {
@@ -252,7 +254,7 @@ export class Cluster {
           async () => {
             if ((await getJson(`${httpUrl(localHost(b.bind), b.port + 1)}/health`))?.status !== 200) return false;
             if (!this.router) return true;
-            const services = (await getJson(`${this.routerBase}/services`))?.body?.services;
+            const services = (await getJson(`${this.routerBase}/services`, undefined, this.opts.routerHeaders))?.body?.services;
             return Array.isArray(services) && services.some((s: any) => s.name === `${b.name}-server` && s.healthy === true);
           },
           () => crashLooping(this.watch.state(b.name)!),
@@ -320,7 +322,7 @@ export class Cluster {
     }
     if (this.router) {
       const h = await getJson(`${this.routerBase}/health`);
-      const m = await getJson(`${this.routerBase}/v1/models`);
+      const m = await getJson(`${this.routerBase}/v1/models`, undefined, this.opts.routerHeaders);
       const ids = (Array.isArray(m?.body?.data) ? m!.body.data.map((x: any) => x.id).join(', ') : '') || '-';
       rows.push({ service: 'router', url: tableUrl(this.plan.router.host, this.plan.router.port), models: ids, state: h?.status === 200 ? `ready (${h.body.healthy_services} backends)` : 'down' });
     }

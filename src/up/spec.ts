@@ -14,6 +14,7 @@ export function upSpec(name = 'infini-svc up'): ServiceSpec {
       { key: 'wait-timeout', type: 'number', default: 1800, min: 1, max: 86_400, metavar: 'SECONDS', help: 'how long to wait for every backend to be routable' },
       { key: 'heartbeat-interval', type: 'number', default: 5, min: 0.1, max: 3600, metavar: 'SECONDS', help: 'heartbeat of inline babysitters that set none' },
       { key: 'bind', type: 'string', default: LOCAL_BIND, env: 'INFINI_UP_BIND', metavar: 'ADDR', help: 'address of every service whose section sets none (registry/router host, babysitter bind); 0.0.0.0 exposes them' },
+      { key: 'api-keys', type: 'string', metavar: 'FILE', help: "the router's client API key file (its --api-keys; see examples/api-keys.toml); up uses a key of its own to watch the router" },
       { key: 'print-default', type: 'boolean', help: 'print the embedded default cluster file and exit' },
     ],
     epilog:

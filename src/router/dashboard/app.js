@@ -156,13 +156,45 @@ const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
     upd.textContent = `updated ${new Date(s.time).toLocaleTimeString()}`;
   }
 
+  const KEY_ITEM = 'infini-svc-admin-key';
+  let waitingForKey = false;
+  function askKey(why) {
+    waitingForKey = true;
+    sessionStorage.removeItem(KEY_ITEM);
+    $('login-why').textContent = why;
+    $('login').hidden = false;
+    $('key').focus();
+    const upd = $('updated');
+    upd.className = 'stale';
+    upd.textContent = 'waiting for an admin key';
+  }
+  $('login').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const key = $('key').value.trim();
+    if (!key) return;
+    sessionStorage.setItem(KEY_ITEM, key);
+    $('key').value = '';
+    $('login').hidden = true;
+    waitingForKey = false;
+    poll();
+  });
+
   let timer;
   let asked = 0;
   async function poll() {
     clearTimeout(timer);
     const mine = ++asked;
     try {
-      const res = await fetch(`/dashboard/api/snapshot?limit=${MAX_ROWS}&filter=${encodeURIComponent($('filter').value.trim())}`, { cache: 'no-store' });
+      const key = sessionStorage.getItem(KEY_ITEM);
+      const res = await fetch(`/dashboard/api/snapshot?limit=${MAX_ROWS}&filter=${encodeURIComponent($('filter').value.trim())}`, {
+        cache: 'no-store',
+        headers: key ? { authorization: `Bearer ${key}` } : {},
+      });
+      // a router with API keys: ask for an admin key (kept for this browser session only), and poll again once given
+      if (res.status === 401 || res.status === 403) {
+        askKey(res.status === 403 ? 'That key has client scope: the dashboard needs an admin key.' : key ? 'That key was not accepted.' : 'This router needs an admin API key.');
+        return;
+      }
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const s = await res.json();
       // an answer overtaken by a newer poll (the filter changed meanwhile) is dropped
@@ -172,7 +204,7 @@ const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
       upd.className = 'stale';
       upd.textContent = `router not answering (${err.message}); retrying`;
     } finally {
-      if (mine === asked) timer = setTimeout(poll, POLL_MS);
+      if (mine === asked && !waitingForKey) timer = setTimeout(poll, POLL_MS);
     }
   }
 
