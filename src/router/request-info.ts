@@ -17,6 +17,11 @@ export interface RequestInfo {
    * `wantsPrompt` of extractInto): other requests pay nothing for it.
    */
   prompt?: string | undefined;
+  /**
+   * Order in the wait queue when every backend of the model is full: higher first, first come first
+   * served within a priority (absent: 0). Set from the client's API key when keys are configured.
+   */
+  priority?: number;
 }
 
 /** Assumed bytes per token id when a prompt is given as token ids. */
