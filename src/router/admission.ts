@@ -98,11 +98,14 @@ export class Admission<T extends Waiting<T>> {
     if (typeof w === 'string') {
       this.statsOf(model).outcomes[FULL]!++;
       const limits = this.queue.limits;
-      const why = w === 'full' ? `${limits.maxPerKey} requests wait for this model` : `waiting requests hold ${this.queue.bytes} body bytes of ${limits.maxBytes}`;
+      const why =
+        w === 'bytes' ? `waiting requests hold ${this.queue.bytes} body bytes of --queue-max-bytes ${limits.maxBytes}` : limits.maxPerKey === 0 ? 'no request waits: --queue-size 0' : `${limits.maxPerKey} requests wait for this model`;
       this.host.refuse(item, routerError.queueFull(model, why), 'queue_full');
       return true;
     }
     item.waiter = w;
+    // the model's series exist from its first waiter on (its length gauge reads 0 when none waits)
+    this.statsOf(model);
     this.arm(now);
     return true;
   }

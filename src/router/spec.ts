@@ -55,7 +55,7 @@ export function routerSpec(name = 'infini-svc router'): ServiceSpec {
         min: 0,
         max: 1_000_000,
         metavar: 'N',
-        help: "requests in flight per backend at most, for backends whose registration gives no metadata.max_concurrency (0: unlimited); a backend at its limit is no candidate, and when all of a model's are, requests wait in the model's queue. with --workers W each process allows ceil(N / W)",
+        help: "requests in flight per backend at most, for backends whose registration gives no metadata.max_concurrency (0: unlimited); a backend at its limit is no candidate, and when all of a model's are, requests wait in the model's queue; with --workers W each process allows ceil(N / W)",
       },
       {
         key: 'max-concurrency',
