@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { describe, it } from './helpers/test.js';
+import { Admission } from '../src/router/admission.js';
 import { BackendLimits, metadataLimit, perProcess } from '../src/router/backend-limits.js';
 import { BackendSet } from '../src/router/backend-set.js';
 import type { Backend } from '../src/router/backend.js';
@@ -245,5 +246,81 @@ describe('backend set with limits', () => {
     list[1]!.inFlight++;
     assert.equal(set.pick(info({ model: undefined }), Date.now()), undefined);
     assert.ok(set.saturated(undefined));
+  });
+});
+
+describe('admission: serving the queue when backends get room', () => {
+  interface Item {
+    id: string;
+    info: RequestInfo;
+    tried: Set<Backend> | undefined;
+    waiter: Waiter<Item> | undefined;
+    queuedMs: number;
+  }
+  const item = (id: string, over: Partial<Item> = {}): Item => ({ id, info: info(), tried: undefined, waiter: undefined, queuedMs: -1, ...over });
+  const tick = () => new Promise<void>((r) => setImmediate(r));
+
+  function setup(queueSize = 10) {
+    const { set, list } = fleet('round-robin', [
+      { name: 'a', limit: 1 },
+      { name: 'b', limit: 1 },
+    ]);
+    const sent: string[] = [];
+    const refused: string[] = [];
+    const adm = new Admission<Item>(
+      set,
+      {
+        dispatch: (it, b) => {
+          sent.push(`${it.id}->${b.name}`);
+          b.inFlight++;
+        },
+        refuse: (it, err, reason) => refused.push(`${it.id}:${reason}:${err.code}`),
+      },
+      { queueSize, maxBytes: 1e6, timeoutMs: 60_000 },
+    );
+    const [a, b] = list as [Backend, Backend];
+    a.inFlight++;
+    b.inFlight++;
+    return { set, a, b, adm, sent, refused };
+  }
+
+  it('serves higher priority first; a retry only a tried backend has room for is looked past, keeping its place', async () => {
+    const { a, b, adm, sent } = setup();
+    const retry = item('retry', { tried: new Set() });
+    assert.ok(adm.admit(retry, 0));
+    retry.tried!.add(a);
+    assert.ok(adm.admit(item('fresh'), 0));
+    assert.ok(adm.admit(item('urgent', { info: info({ priority: 5 }) }), 0));
+    assert.equal(adm.queue.length, 3);
+    a.inFlight--;
+    await tick();
+    assert.deepEqual(sent, ['urgent->a']);
+    a.inFlight--;
+    await tick();
+    // the retry (older) cannot go to a, which it tried: the fresh request behind it takes a
+    assert.deepEqual(sent, ['urgent->a', 'fresh->a']);
+    b.inFlight--;
+    await tick();
+    assert.deepEqual(sent, ['urgent->a', 'fresh->a', 'retry->b']);
+    assert.equal(adm.queue.length, 0);
+    assert.ok(retry.queuedMs >= 0 && retry.waiter === undefined);
+    assert.deepEqual(Array.from(adm.stats.get('m')!.outcomes), [3, 0, 0, 0]);
+    adm.close();
+  });
+
+  it('refuses at once when the queue is full; not saturated (nothing full) is not its business', () => {
+    const { set, adm, refused } = setup(1);
+    assert.ok(adm.admit(item('first'), 0));
+    assert.ok(adm.admit(item('second'), 0));
+    assert.deepEqual(refused, ['second:queue_full:queue_full']);
+    assert.equal(adm.admit(item('other', { info: info({ model: 'unknown' }) }), 0), false);
+    set.remove('a');
+    set.remove('b');
+    assert.equal(adm.admit(item('third'), 0), false, 'no backend at all: the usual 503/404');
+    const w = adm.queue.peek('m')!;
+    adm.leave(w.value);
+    assert.equal(adm.queue.length, 0);
+    assert.deepEqual(Array.from(adm.stats.get('m')!.outcomes), [0, 0, 1, 1]);
+    adm.close();
   });
 });
