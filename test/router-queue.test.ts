@@ -7,7 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from './helpers/test.js';
-import { http, startMocks, startService, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { http, startMocks, startRegistry, startService, tempDir, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
 
 /** Values of `name` whose labels include every pair of `labels`, summed. */
 function value(text: string, name: string, labels: Record<string, string> = {}): number {
@@ -167,6 +169,28 @@ describe('per-backend limits and the wait queue', () => {
     await busy.done;
     await router.stop();
     await Promise.all(mocks.map((m) => m.stop()));
+  });
+
+  it('limits come from the registration (and follow its updates), a config entry before it', async () => {
+    const [mock] = await startMocks([{ models: 'm' }]);
+    const reg = await startRegistry();
+    const dir = await tempDir();
+    const config = join(dir, 'router.toml');
+    await writeFile(config, '[max_concurrency]\n"pinned-*" = 7\n');
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--registry-url', reg.url, '--config', config, '--health-interval', '3600']);
+    const register = (name: string, limit: number) =>
+      http('POST', `${reg.url}/services`, { body: { name, host: '127.0.0.1', port: mock!.port, hostname: 'x', url: mock!.url, status: 'running', metadata: { type: 'openai-api', models: ['m'], max_concurrency: limit } } });
+    await register('free', 2);
+    await register('pinned-1', 2);
+    const limitOf = async (backend: string) => metric(router, 'infini_router_backend_max_concurrency', { backend });
+    await waitFor(async () => (await limitOf('free')) === 2 && (await limitOf('pinned-1')) === 7, 'limits from the registration and the config file');
+    await register('free', 1);
+    await waitFor(async () => (await limitOf('free')) === 1, 'the updated registration');
+    const services = (await http('GET', `${router.url}/services`)).body.services as Array<{ name: string; max_concurrency: number }>;
+    assert.deepEqual(services.map((s) => [s.name, s.max_concurrency]).sort(), [['free', 1], ['pinned-1', 7]]);
+    await router.stop();
+    await reg.stop();
+    await mock!.stop();
   });
 
   it('--workers: each process gets its share of a limit, rounded up', async () => {
