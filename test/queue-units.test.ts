@@ -308,6 +308,21 @@ describe('admission: serving the queue when backends get room', () => {
     adm.close();
   });
 
+  it('a backend of several models gives each place to the request that waited longest among them', async () => {
+    const { set, list } = fleet('least-load', [{ name: 'shared', limit: 1, models: ['x', 'y'] }]);
+    const shared = list[0]!;
+    const sent: string[] = [];
+    const adm = new Admission<Item>(set, { dispatch: (it, b) => (sent.push(it.id), b.inFlight++), refuse: () => assert.fail('nothing refused') }, { queueSize: 10, maxBytes: 1e6, timeoutMs: 60_000 });
+    shared.inFlight++;
+    for (const [id, model] of [['y1', 'y'], ['x1', 'x'], ['y2', 'y'], ['x2', 'x']] as const) assert.ok(adm.admit(item(id, { info: info({ model }) }), 0));
+    for (let i = 0; i < 4; i++) {
+      shared.inFlight--;
+      await tick();
+    }
+    assert.deepEqual(sent, ['y1', 'x1', 'y2', 'x2'], 'in arrival order across the two models (x is listed first)');
+    adm.close();
+  });
+
   it('refuses at once when the queue is full; not saturated (nothing full) is not its business', () => {
     const { set, adm, refused } = setup(1);
     assert.ok(adm.admit(item('first'), 0));

@@ -6,7 +6,7 @@ import { routerError, type RouterError } from './errors.js';
 import type { RequestInfo } from './request-info.js';
 import type { EndReason } from './request-log.js';
 import { Histogram, LATENCY_BUCKETS } from './traffic-stats.js';
-import { WaitQueue, type Waiter } from './wait-queue.js';
+import { servedBefore, WaitQueue, type Waiter } from './wait-queue.js';
 
 /** How a request left the wait queue (or did not enter it: `full`), the `outcome` label. */
 export const QUEUE_OUTCOMES = ['dispatched', 'timeout', 'full', 'client_gone'] as const;
@@ -174,21 +174,41 @@ export class Admission<T extends Waiting<T>> {
     const from = this.roomFrom;
     // dispatching can make room elsewhere (an attempt failing at once): those join this loop
     for (let i = 0; i < from.length && this.queue.length > 0; i++) {
-      for (const m of from[i]!.members) if (this.queue.lengthOf(m.pool.model) > 0) this.serve(m.pool.model);
+      const members = from[i]!.members;
+      if (members.length === 1) {
+        const model = members[0]!.pool.model;
+        while (this.queue.lengthOf(model) > 0 && this.serveOne(model));
+      } else this.serveModels(members.map((m) => m.pool.model));
     }
     from.length = 0;
     this.serving = false;
   };
 
   /**
-   * Sends the model's waiting requests, first first, for as long as its policy finds a backend with
-   * room. A waiting retry that only a backend it already tried has room for is looked past (it
-   * keeps its place) so that it does not hold up the requests behind it.
+   * A backend of several models: each place goes to the request that has waited longest (priority
+   * first) among its models' queues, so that one model's queue cannot starve another's.
    */
-  private serve(model: string | undefined): void {
+  private serveModels(models: Array<string | undefined>): void {
+    const queue = this.queue;
+    models = models.filter((m) => queue.lengthOf(m) > 0);
+    while (models.length > 0) {
+      let best = 0;
+      for (let k = 1; k < models.length; k++) if (servedBefore(queue.peek(models[k])!, queue.peek(models[best])!)) best = k;
+      const model = models[best];
+      if (!this.serveOne(model) || queue.lengthOf(model) === 0) models.splice(best, 1);
+    }
+  }
+
+  /**
+   * Sends the model's first waiting request its policy finds a backend with room for; false when
+   * there is none. A waiting retry that only a backend it already tried has room for is looked past
+   * (it keeps its place) so that it does not hold up the requests behind it.
+   */
+  private serveOne(model: string | undefined): boolean {
     const now = Date.now();
     let passed: Array<Waiter<T>> | undefined;
     let w: Waiter<T> | undefined;
+    let sent = false;
     while ((w = this.queue.peek(model)) !== undefined) {
       const item = w.value;
       const backend = this.backends.pick(item.info, now, item.tried);
@@ -196,13 +216,15 @@ export class Admission<T extends Waiting<T>> {
         this.queue.remove(w);
         this.left(item, w, DISPATCHED, performance.now());
         this.host.dispatch(item, backend);
-        continue;
+        sent = true;
+        break;
       }
       if (item.tried === undefined || item.tried.size === 0) break;
       this.queue.hold(w);
       (passed ??= []).push(w);
     }
     if (passed !== undefined) for (const p of passed) this.queue.unhold(p);
+    return sent;
   }
 
   close(): void {

@@ -39,7 +39,9 @@ export interface WaitQueueLimits {
 /** Why a request was not let in: its key's queue has `maxPerKey` waiters, or the bytes are spent. */
 export type Refusal = 'full' | 'bytes';
 
-const before = <T>(a: Waiter<T>, b: Waiter<T>): boolean => a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq);
+/** Whether `a` is served before `b`: higher priority, then earlier arrival (also across keys). */
+export const servedBefore = <T>(a: Waiter<T>, b: Waiter<T>): boolean => a.priority > b.priority || (a.priority === b.priority && a.seq < b.seq);
+const before = servedBefore;
 const getPos = <T>(w: Waiter<T>): number => w.pos;
 const setPos = <T>(w: Waiter<T>, i: number): void => {
   w.pos = i;
