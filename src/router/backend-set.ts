@@ -302,7 +302,7 @@ export class BackendSet implements BackendOwner {
       for (const m of b.members) if (m.attached) this.detach(m);
       return;
     }
-    for (const m of b.members) this.attach(m);
+    for (const m of b.members) if (!m.attached) this.attach(m);
     this.roomListener?.(b);
   }
 
