@@ -19,6 +19,8 @@ export type ModelPresence = 'served' | 'recent' | 'unknown' | 'undetermined';
 export interface BackendSetOptions {
   /** The clock routability is judged by (tests drive it). */
   now?: () => number;
+  /** A backend's limit of requests in flight from this process (0: unlimited; see backend-limits.ts). */
+  maxConcurrency?: (spec: BackendSpec) => number;
 }
 
 /**
@@ -61,6 +63,10 @@ export class BackendSet implements BackendOwner {
   private changeQueued = false;
   private readonly membershipListeners: Array<(backend: Backend, joined: boolean) => void> = [];
   private readonly downListeners: Array<(backend: Backend, reason: string) => void> = [];
+  private readonly limitOf: ((spec: BackendSpec) => number) | undefined;
+  /** Backends at their limit (0: `saturated` answers at once). */
+  private fullCount = 0;
+  private roomListener: ((backend: Backend) => void) | undefined;
   /**
    * Whether membership is known: false until discovery has listed the registry once (a router
    * that never reached its registry cannot say that a model does not exist).
@@ -74,6 +80,7 @@ export class BackendSet implements BackendOwner {
     opts: BackendSetOptions = {},
   ) {
     this.clock = opts.now ?? Date.now;
+    this.limitOf = opts.maxConcurrency;
   }
 
   /** All backends by name: a copy made on the first read after a change, never changed afterwards. */
@@ -114,6 +121,14 @@ export class BackendSet implements BackendOwner {
     });
   }
 
+  /**
+   * Called when a backend becomes a candidate again with room for a request: below its limit once
+   * more, routable again, joined, or its limit raised (the queue of waiting requests listens).
+   */
+  onRoom(listener: (backend: Backend) => void): void {
+    this.roomListener = listener;
+  }
+
   declareDown(backend: Backend, reason: string): void {
     for (const l of this.downListeners) l(backend, reason);
   }
@@ -128,14 +143,13 @@ export class BackendSet implements BackendOwner {
   upsert(spec: BackendSpec): Backend {
     const existing = this.byName.get(spec.name);
     if (existing) {
-      if (!existing.routingChanges(spec)) {
-        existing.apply(spec);
-        return existing;
-      }
-      this.reindex(existing, spec);
+      if (!existing.routingChanges(spec)) existing.apply(spec);
+      else this.reindex(existing, spec);
+      if (this.limitOf !== undefined) this.setLimit(existing, this.limitOf(spec));
       return existing;
     }
     const backend = new Backend(spec, this.poolOptions);
+    if (this.limitOf !== undefined) backend.maxConcurrency = this.limitOf(spec);
     backend.traffic = this.traffic.forBackend(spec.name);
     this.byName.set(spec.name, backend);
     insertByName(this.ordered, backend);
@@ -155,6 +169,10 @@ export class BackendSet implements BackendOwner {
     this.byName.delete(name);
     this.traffic.backendGone(name, this.clock());
     backend.owner = undefined;
+    if (backend.full) {
+      backend.full = false;
+      this.fullCount--;
+    }
     this.ejections.remove(backend);
     if (backend.attached) this.detachAll(backend);
     for (const m of backend.members) this.dropMember(m);
@@ -211,6 +229,26 @@ export class BackendSet implements BackendOwner {
     }
   }
 
+  /**
+   * Whether a request for `model` (minus `exclude`, its tried backends) would have a candidate but
+   * for limits: some routable backend of the model is full. O(1) while no backend is full, else
+   * O(K); asked only when `pick` found nothing.
+   */
+  saturated(model: string | undefined, exclude?: ReadonlySet<Backend>): boolean {
+    if (this.fullCount === 0) return false;
+    const list = model === undefined ? this.ordered : this.pools.get(model)?.members;
+    if (list === undefined) return false;
+    for (const b of list) if (b.full && b.attached && !exclude?.has(b)) return true;
+    return false;
+  }
+
+  /** Changes a backend's limit of requests in flight (0: unlimited); in-flight requests above a lowered limit go on. */
+  setLimit(b: Backend, limit: number): void {
+    if (limit === b.maxConcurrency) return;
+    b.maxConcurrency = limit;
+    this.checkFull(b);
+  }
+
   /** Routable candidates for a model, minus already-tried backends: a fresh list, O(K) (tests, tools). */
   candidates(model: string | undefined, now: number, exclude?: ReadonlySet<Backend>): Backend[] {
     const out: Backend[] = [];
@@ -244,16 +282,35 @@ export class BackendSet implements BackendOwner {
 
   /** BackendOwner: a member's in-flight count changed. */
   loadChanged(b: Backend): void {
+    if (b.maxConcurrency > 0) this.checkFull(b);
     const policy = this.policy;
     if (!policy?.loadChanged || !b.attached) return;
     for (const m of b.members) if (m.attached) policy.loadChanged(m);
+  }
+
+  /**
+   * A full backend stays routable (health, counts) but leaves the candidates: its members leave the
+   * index while it is full and come back when it has room.
+   */
+  private checkFull(b: Backend): void {
+    const full = b.maxConcurrency > 0 && b.inFlight >= b.maxConcurrency;
+    if (full === b.full) return;
+    b.full = full;
+    this.fullCount += full ? 1 : -1;
+    if (!b.attached) return;
+    if (full) {
+      for (const m of b.members) if (m.attached) this.detach(m);
+      return;
+    }
+    for (const m of b.members) if (!m.attached) this.attach(m);
+    this.roomListener?.(b);
   }
 
   private buildAnyPool(): void {
     this.anyPoolBuilt = true;
     for (const b of this.ordered) {
       this.addMember(b, this.anyPool);
-      if (b.attached) this.attach(b.members[b.members.length - 1]!);
+      if (b.attached && !b.full) this.attach(b.members[b.members.length - 1]!);
     }
   }
 
@@ -344,7 +401,9 @@ export class BackendSet implements BackendOwner {
   private attachAll(b: Backend): void {
     b.attached = true;
     this.routableCount++;
+    if (b.full) return;
     for (const m of b.members) this.attach(m);
+    this.roomListener?.(b);
   }
 
   private detachAll(b: Backend): void {

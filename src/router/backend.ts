@@ -84,6 +84,13 @@ export class Backend {
   /** Round-robin state of models this backend stopped declaring, kept in case it declares them again. */
   rrCarry: Map<string, number> | undefined;
 
+  /**
+   * Requests this process may have in flight to it (0: unlimited; see backend-limits.ts), and
+   * whether it has that many: a full backend is no candidate (its set takes it out of the index).
+   */
+  maxConcurrency = 0;
+  full = false;
+
   private listed = true;
   private checked = true;
   private ejectEnd = 0;
@@ -244,6 +251,7 @@ export class Backend {
       models: this.models,
       metadata: this.metadata,
       in_flight: this.inFlight,
+      max_concurrency: this.maxConcurrency,
       last_response_ms: this.lastResponseMs,
       listed_healthy: this.listedHealthy,
       check_ok: this.checkOk,

@@ -5,6 +5,7 @@ import { createLogger } from '../common/log.js';
 import { resolveSettings } from '../common/settings.js';
 import { onShutdownSignal } from '../common/shutdown.js';
 import { startAccess, startPrimaryAccess, type AccessSettings } from './access/setup.js';
+import { BackendLimits, perProcess } from './backend-limits.js';
 import { BackendSet } from './backend-set.js';
 import { RouterErrors, type ErrorFormat } from './errors.js';
 import { HealthChecker } from './health-checker.js';
@@ -40,6 +41,8 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const workers = settings.num('workers');
     const staticServices = settings.optStr('static-services');
     const accessSettings: AccessSettings = { file: settings.optStr('api-keys'), pollSeconds: settings.num('api-keys-poll'), env: process.env, metricsAuth: settings.bool('metrics-auth') };
+    // limits are per process: each of N workers enforces its share (see backend-limits.ts)
+    const limits = new BackendLimits({ defaultLimit: settings.num('backend-max-concurrency'), table: settings.table('max-concurrency'), workers });
     if (workers > 1 && isPrimary) {
       if (staticServices) loadStaticServices(staticServices); // refuse a bad file before forking
       startPrimaryAccess(accessSettings, log);
@@ -51,7 +54,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       connectTimeoutMs: seconds('connect-timeout'),
       headersTimeoutMs: totalTimeoutMs,
       idleTimeoutMs: seconds('idle-timeout'),
-    });
+    }, { maxConcurrency: limits.of });
     if (staticServices) for (const s of loadStaticServices(staticServices)) backends.upsert(s);
     if (!registryUrl && backends.size === 0) log.warn('no --registry-url and no --static-services: every request will get 503');
 
@@ -69,7 +72,8 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       requestLogTarget === 'off' ? undefined : new RequestLog(requestLogTarget, (err) => log.error({ err: err.message, target: requestLogTarget }, 'request log write failed'));
     const recentErrors = new RecentErrors();
     const access = startAccess(accessSettings, { errors, log, forward: (req, res, info) => proxy.handle(req, res, info) });
-    const proxy = new RequestForwarder(backends, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log, requestLog, onFailedRequest: recentErrors.onFailedRequest, ...access?.forwarding });
+    const queue = { queueSize: perProcess(settings.num('queue-size'), workers), maxBytes: perProcess(settings.num('queue-max-bytes'), workers), timeoutMs: seconds('queue-timeout') };
+    const proxy = new RequestForwarder(backends, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log, requestLog, onFailedRequest: recentErrors.onFailedRequest, queue, ...access?.forwarding });
     const checker = new HealthChecker(backends, seconds('health-interval'), seconds('health-timeout'), log, settings.num('health-concurrency'));
     const api = new RouterServer({
       backends,
@@ -94,7 +98,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
         })
       : undefined;
 
-    const metrics = new RouterMetrics({ backends, inFlight: () => proxy.inFlight, routerErrors: errors.counts, policy, feedState: watcher && (() => watcher.state), engineScrapes: () => engineSignals?.counts });
+    const metrics = new RouterMetrics({ backends, inFlight: () => proxy.inFlight, admission: proxy.admission, routerErrors: errors.counts, policy, feedState: watcher && (() => watcher.state), engineScrapes: () => engineSignals?.counts });
     api.setMetrics(metrics);
     // counters of backends gone for a while leave /metrics
     const forget = setInterval(() => backends.traffic.forgetGone(Date.now()), 60_000);

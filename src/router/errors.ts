@@ -21,11 +21,16 @@ export interface RouterError {
   param?: string | null;
   /** The original's status where it differs (an unknown model was 503 there). */
   originalStatus?: number;
-  /** Sent as Retry-After (openai format only: the original sent none). */
+  /** Sent as Retry-After (openai format only: the original sent none)... */
   retryAfterS?: number;
   /** OpenAI `type` where it is not the status's usual one (rate limits: `requests`, `tokens`). */
   type?: string;
+  /** ...unless the error is new here, with no original wording to keep (the wait queue's). */
+  retryAfterAlways?: boolean;
 }
+
+/** Seconds a client refused by a full wait queue, or one that waited out --queue-timeout, is told to wait. */
+export const QUEUE_RETRY_AFTER_S = 5;
 
 /** Builders of the router's errors; messages keep the original's text. */
 export const routerError = {
@@ -47,6 +52,22 @@ export const routerError = {
   upstreamUnavailable: (): RouterError => ({ status: 503, message: 'Service unavailable - connection refused', code: 'upstream_unavailable' }),
   upstreamTimeout: (): RouterError => ({ status: 504, message: 'Service timeout', code: 'upstream_timeout' }),
   upstreamFailed: (): RouterError => ({ status: 502, message: 'Bad gateway - error communicating with service', code: 'upstream_error' }),
+  /** Every backend of the model is at its limit and the model's wait queue (or the queues' bytes) is full. */
+  queueFull: (model: string | undefined, why: string): RouterError => ({
+    status: 503,
+    message: `${model !== undefined ? `Every backend of model '${model}'` : 'Every backend'} is at its concurrency limit and the wait queue is full (${why})`,
+    code: 'queue_full',
+    retryAfterS: QUEUE_RETRY_AFTER_S,
+    retryAfterAlways: true,
+  }),
+  /** The request waited --queue-timeout for a backend of its model to have room. */
+  queueTimeout: (model: string | undefined, seconds: number): RouterError => ({
+    status: 503,
+    message: `No backend${model !== undefined ? ` of model '${model}'` : ''} had room within the queue timeout (${seconds} s)`,
+    code: 'queue_timeout',
+    retryAfterS: QUEUE_RETRY_AFTER_S,
+    retryAfterAlways: true,
+  }),
   methodNotAllowed: (method: string, path: string): RouterError => ({ status: 405, message: `method ${method} not allowed on ${path}`, code: 'method_not_allowed' }),
   metricsUnavailable: (why: string): RouterError => ({ status: 503, message: `metrics unavailable: ${why}`, code: 'metrics_unavailable' }),
 };
@@ -63,7 +84,7 @@ export class RouterErrors {
     if (this.format === 'original') {
       const status = err.originalStatus ?? err.status;
       this.count(status);
-      sendError(res, status, err.message, headers);
+      sendError(res, status, err.message, err.retryAfterAlways ? { ...headers, 'retry-after': String(err.retryAfterS) } : headers);
       return status;
     }
     this.count(err.status);

@@ -4,6 +4,7 @@ import { SlotList } from '../common/slot-list.js';
 import type { Http1Response } from '../common/http1/response.js';
 import type { Http1Request } from '../common/http1/server.js';
 import type { Logger } from '../common/log.js';
+import { Admission, QUEUE_DEFAULTS, type AdmissionOptions } from './admission.js';
 import type { Backend } from './backend.js';
 import type { BackendSet } from './backend-set.js';
 import { routerError, type RouterError, type RouterErrors } from './errors.js';
@@ -15,6 +16,7 @@ import type { ResponseHead } from './upstream/response-parser.js';
 import type { EndReason, RequestLog, RequestRecord } from './request-log.js';
 import { FAILURE_KINDS, NO_MODEL, routeIndex, ROUTES, type FailureLabel, type TrafficCell } from './traffic-stats.js';
 import { USAGE_TAIL_BYTES, completionTokens } from './usage-scan.js';
+import type { Waiter } from './wait-queue.js';
 
 export interface ForwarderOptions {
   maxErrors: number;
@@ -32,6 +34,8 @@ export interface ForwarderOptions {
   stripHeaders?: ReadonlySet<string>;
   /** A backend's own credential, as a header line (or ''), when keys are configured. */
   backendLine?: (backend: Backend) => string;
+  /** The wait queue for models whose backends are all at their limit (--queue-size, ...). */
+  queue?: AdmissionOptions;
 }
 
 
@@ -110,6 +114,10 @@ interface Exchange {
   backend: Backend | undefined;
   route: number;
   ended: boolean;
+  /** Its place in the wait queue while it waits for a backend with room. */
+  waiter: Waiter<Exchange> | undefined;
+  /** Milliseconds it waited there, -1 if it never did. */
+  queuedMs: number;
 }
 
 /**
@@ -131,6 +139,7 @@ export class RequestForwarder {
     bytesOut: 0,
     ttftMs: undefined,
     durationMs: 0,
+    queuedMs: undefined,
     outputTokens: undefined,
     stream: false,
     client: '',
@@ -139,6 +148,8 @@ export class RequestForwarder {
   /** Attempts in flight, swept for the total timeout (one timer for all instead of one each). */
   private readonly active = new SlotList<Attempt>();
   private readonly sweeper: NodeJS.Timeout;
+  /** Requests waiting for a backend with room when every candidate is at its limit. */
+  readonly admission: Admission<Exchange>;
 
   constructor(
     private readonly backends: BackendSet,
@@ -148,6 +159,17 @@ export class RequestForwarder {
     this.sweeper = setInterval(() => this.sweep(), every);
     this.sweeper.unref();
     backends.onDown((b, reason) => this.backendDown(b, reason));
+    this.admission = new Admission<Exchange>(
+      backends,
+      {
+        dispatch: (ex, backend) => this.send(ex, backend),
+        refuse: (ex, err, reason) => {
+          ex.backend = undefined;
+          this.failExchange(ex, err, reason);
+        },
+      },
+      opts.queue ?? QUEUE_DEFAULTS,
+    );
   }
 
   get inFlight(): number {
@@ -179,10 +201,13 @@ export class RequestForwarder {
       backend: undefined,
       route: routeIndex(req.url),
       ended: false,
+      waiter: undefined,
+      queuedMs: -1,
     };
-    // a client gone early aborts the upstream
+    // a client gone early aborts the upstream, or leaves the wait queue
     res.onClose = () => {
       ex.clientGone = true;
+      if (ex.waiter !== undefined) this.admission.leave(ex);
       ex.current?.abort();
       this.end(ex, 'client_gone');
     };
@@ -195,6 +220,8 @@ export class RequestForwarder {
     const now = Date.now();
     const backend = ex.attempts < this.opts.maxAttempts ? this.backends.pick(ex.info, now, ex.tried) : undefined;
     if (!backend) {
+      // every candidate is at its limit: the request waits for room (or the queue refuses it)
+      if (ex.attempts < this.opts.maxAttempts && this.admission.admit(ex, ex.req.body?.length ?? 0)) return;
       if (lastFailure !== undefined) return this.failExchange(ex, FAILURE_ERRORS[lastFailure](ex.info.model), lastFailure === 'timeout' ? 'timeout' : 'upstream_error');
       const model = ex.info.model;
       ex.backend = undefined;
@@ -202,6 +229,11 @@ export class RequestForwarder {
       if (model !== undefined && this.backends.presence(model, now) === 'unknown') return this.failExchange(ex, routerError.modelNotFound(model), 'no_backend');
       return this.failExchange(ex, routerError.noHealthyBackend(model), 'no_backend');
     }
+    this.send(ex, backend);
+  }
+
+  /** Sends an attempt of the request to the chosen backend. */
+  private send(ex: Exchange, backend: Backend): void {
     ex.attempts++;
     ex.backend = backend;
     backend.requestCount++;
@@ -294,6 +326,7 @@ export class RequestForwarder {
     record.bytesOut = ex.bytesOut;
     record.ttftMs = ttftMs;
     record.durationMs = ms;
+    record.queuedMs = ex.queuedMs >= 0 ? ex.queuedMs : undefined;
     record.outputTokens = tokens >= 0 ? tokens : undefined;
     record.stream = ex.info.stream;
     record.client = ex.req.remoteAddress;
@@ -334,6 +367,7 @@ export class RequestForwarder {
 
   close(): void {
     clearInterval(this.sweeper);
+    this.admission.close();
   }
 }
 

@@ -3,7 +3,7 @@ import { REQUEST_ID_PREFIX } from './request-id.js';
 import { JsonLineWriter, jsonString, text, utf8Text, worstBytes, type Piece } from './json-line.js';
 
 /** How a proxied request ended, as the request log and the recent-errors list say it. */
-export type EndReason = 'completed' | 'client_gone' | 'upstream_error' | 'timeout' | 'no_backend';
+export type EndReason = 'completed' | 'client_gone' | 'upstream_error' | 'timeout' | 'no_backend' | 'queue_full' | 'queue_timeout';
 
 /** The end reason with the keys around it, as one piece (fewer copies per line). */
 const END_ATTEMPTS: Record<EndReason, Piece> = {
@@ -12,6 +12,8 @@ const END_ATTEMPTS: Record<EndReason, Piece> = {
   upstream_error: endPiece('upstream_error'),
   timeout: endPiece('timeout'),
   no_backend: endPiece('no_backend'),
+  queue_full: endPiece('queue_full'),
+  queue_timeout: endPiece('queue_timeout'),
 };
 function endPiece(reason: EndReason): Piece {
   return text(`,"end":"${reason}","attempts":`);
@@ -32,6 +34,8 @@ export interface RequestRecord {
   /** Milliseconds to the first answer byte; undefined if none arrived. */
   ttftMs: number | undefined;
   durationMs: number;
+  /** Milliseconds it waited for a backend with room (the wait queue); undefined if it never waited. */
+  queuedMs?: number | undefined;
   outputTokens: number | undefined;
   stream: boolean;
   client: string;
@@ -100,6 +104,7 @@ const K_BYTES_OUT = text(',"bytes_out":');
 const K_TTFT = text(',"ttft_ms":');
 const K_DURATION = text(',"duration_ms":');
 const K_TOKENS = text(',"output_tokens":');
+const K_QUEUED = text(',"queued_ms":');
 const NULL = text('null');
 /** Bytes of a line beyond its strings (keys, numbers, time); generous. */
 const FIXED_BYTES = 512;
@@ -200,6 +205,10 @@ export class RequestLog {
     else w.fixed2(r.ttftMs);
     w.raw(K_DURATION);
     w.fixed2(r.durationMs);
+    if (r.queuedMs !== undefined) {
+      w.raw(K_QUEUED);
+      w.fixed2(r.queuedMs);
+    }
     if (r.outputTokens !== undefined) {
       w.raw(K_TOKENS);
       w.int(r.outputTokens);

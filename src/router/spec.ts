@@ -1,4 +1,5 @@
 import type { Setting, ServiceSpec } from '../common/settings.js';
+import { QUEUE_DEFAULTS } from './admission.js';
 import { ERROR_FORMATS } from './errors.js';
 import { POLICIES } from './policies/index.js';
 
@@ -47,6 +48,25 @@ export function routerSpec(name = 'infini-svc router'): ServiceSpec {
         metavar: 'SECONDS',
         help: "poll each backend's /metrics this often for its engine's waiting requests and KV usage, scored by cache-load (0: off; only backends of models routed by cache-load are polled)",
       },
+      {
+        key: 'backend-max-concurrency',
+        type: 'integer',
+        default: 0,
+        min: 0,
+        max: 1_000_000,
+        metavar: 'N',
+        help: "requests in flight per backend at most, for backends whose registration gives no metadata.max_concurrency (0: unlimited); a backend at its limit is no candidate, and when all of a model's are, requests wait in the model's queue; with --workers W each process allows ceil(N / W)",
+      },
+      {
+        key: 'max-concurrency',
+        type: 'table',
+        fileOnly: true,
+        fileKeys: ['max_concurrency'],
+        help: 'a limit per backend: [max_concurrency] with "NAME-OR-GLOB" = N (0: unlimited); before metadata.max_concurrency and --backend-max-concurrency; exact names first, then globs in file order',
+      },
+      { key: 'queue-size', type: 'integer', default: QUEUE_DEFAULTS.queueSize, min: 0, max: 1_000_000, metavar: 'N', help: 'requests waiting per model when every backend of the model is at its limit (higher priority first, then first come first served); beyond it 503 queue_full at once (0: no waiting)' },
+      seconds('queue-timeout', QUEUE_DEFAULTS.timeoutMs / 1000, 'longest wait in the queue; then 503 queue_timeout with Retry-After'),
+      { key: 'queue-max-bytes', type: 'bytes', default: QUEUE_DEFAULTS.maxBytes, min: 1, metavar: 'BYTES', help: 'request body bytes held by waiting requests of all models together; beyond it 503 queue_full at once' },
       { key: 'max-body', type: 'bytes', default: 32 * 1024 ** 2, min: 1, metavar: 'BYTES', help: 'largest request body (suffixes KiB, MiB)' },
       { key: 'max-buffered', type: 'bytes', default: 1024 ** 3, min: 1, metavar: 'BYTES', help: 'request body bytes held for all connections together; beyond it, connections still sending a body wait' },
       { key: 'max-connections', type: 'integer', default: 16_384, min: 1, metavar: 'N', help: 'cap on client connections' },
