@@ -203,6 +203,38 @@ describe('per-backend limits and the wait queue', () => {
     await mock!.stop();
   });
 
+  it("waiting requests are served by their API key's priority, then in arrival order", async () => {
+    const dir = await tempDir();
+    const keys = join(dir, 'keys.json');
+    await writeFile(keys, JSON.stringify({ keys: [
+      { name: 'batch', key: 'sk-test-batch', priority: 0 },
+      { name: 'interactive', key: 'sk-test-interactive', priority: 10 },
+    ] }));
+    const { mocks, router } = await limitedRouter([1], ['--queue-timeout', '20', '--api-keys', keys]);
+    const as = (key: string) => ({ authorization: `Bearer ${key}` });
+    const ac = new AbortController();
+    const hang = fetch(`${router.url}${URL_PATH}`, { method: 'POST', body: JSON.stringify(chat), headers: { 'content-type': 'application/json', 'x-mock-hang': '1', ...as('sk-test-batch') }, signal: ac.signal }).catch((e: unknown) => e);
+    await waitFor(async () => (await metric(router, 'infini_router_in_flight')) === 1, 'the backend busy');
+    const send = (key: string, id: string) => http('POST', `${router.url}${URL_PATH}`, { body: chat, headers: { ...as(key), 'x-request-id': id } });
+    const batch1 = send('sk-test-batch', 'batch-1');
+    await waitFor(async () => (await metric(router, 'infini_router_queue_length', { model: 'm' })) === 1, 'batch-1 waits');
+    const batch2 = send('sk-test-batch', 'batch-2');
+    await waitFor(async () => (await metric(router, 'infini_router_queue_length', { model: 'm' })) === 2, 'batch-2 waits');
+    const interactive = send('sk-test-interactive', 'interactive');
+    await waitFor(async () => (await metric(router, 'infini_router_queue_length', { model: 'm' })) === 3, 'interactive waits');
+    ac.abort();
+    for (const r of await Promise.all([batch1, batch2, interactive])) assert.equal(r.status, 200, r.text);
+    // one at a time through the limit of 1: the log's order of completion is the order of dispatch
+    const order = await waitFor(() => {
+      const ids = requestLines(router).map((l) => l.request_id).filter((id) => id !== undefined && ['batch-1', 'batch-2', 'interactive'].includes(id));
+      return ids.length === 3 ? ids : undefined;
+    }, 'three log lines', 5000);
+    assert.deepEqual(order, ['interactive', 'batch-1', 'batch-2'], 'the higher priority first, then first come first served');
+    await hang;
+    await router.stop();
+    await Promise.all(mocks.map((m) => m.stop()));
+  });
+
   it('soak: many requests through short timeouts leave nothing behind', { timeout: 60_000 }, async () => {
     // about 120 ms per request on 2 backends x 2 slots; ~100 requests/s offered for 3 s with a 0.3 s wait and 16 places (more than 0.3 s of work)
     const { mocks, router } = await limitedRouter([2, 2], ['--queue-size', '16', '--queue-timeout', '0.3'], ['--ttft-ms', '20', '--itl-ms', '10', '--output-tokens', '10']);
