@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { checkBearer } from '../common/auth.js';
+import { Admission } from './admission.js';
+import { refusedAddress } from './address-check.js';
 import { BodyTooLargeError, isPlainObject, parseJsonBody, readBody, sendError, sendJson } from '../common/http-json.js';
 import type { Logger } from '../common/log.js';
 import { rfc3339 } from '../common/time.js';
@@ -28,6 +30,8 @@ export interface RegistryServerOptions {
   counters?: RegistryCounters;
   /** Its state file, for the write-duration histogram. */
   stateFile?: StateFile;
+  /** Address guard, record cap and rate limits (admission.ts); the defaults when absent. */
+  admission?: Admission;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, name: string, query: URLSearchParams) => Promise<void>;
@@ -82,6 +86,11 @@ export class RegistryServer {
       if (!handler) {
         const allow = Object.keys(route).join(', ');
         return sendError(res, 405, `method ${req.method} not allowed on ${path} (allowed: ${allow})`, { allow });
+      }
+      const throttled = handler === this.health ? undefined : this.opts.admission?.charge(req, handler === this.heartbeat);
+      if (throttled) {
+        req.resume();
+        return sendError(res, 429, throttled.message, { 'retry-after': String(throttled.retryAfterS) });
       }
       await handler(req, res, name, query);
     } catch (err) {
@@ -187,6 +196,15 @@ export class RegistryServer {
     if (!body) return;
     const checked = validateRegistration(body.value);
     if (!checked.ok) return sendError(res, 400, checked.error);
+    const admission = this.opts.admission;
+    if (admission) {
+      const refused = refusedAddress(admission.guard, checked.value);
+      if (refused) return sendError(res, 400, refused);
+      // a re-registration replaces its record: only new names count against the cap
+      if (this.opts.store.counts().total >= admission.maxServices && !(await this.opts.store.get(checked.value.name))) {
+        return sendError(res, 429, `the registry holds its maximum of ${admission.maxServices} services (--max-services); '${checked.value.name}' was not registered`, { 'retry-after': '30' });
+      }
+    }
     const rec = await this.opts.store.put(checked.value);
     this.counters.registrations++;
     this.opts.log.info({ service: rec.name, url: rec.url, type: rec.metadata.type }, 'service registered');
@@ -208,6 +226,8 @@ export class RegistryServer {
     if (!parsed.ok) return sendError(res, 400, parsed.error);
     const checked = validateUpdate(parsed.value, name);
     if (!checked.ok) return sendError(res, 400, checked.error);
+    const refused = this.opts.admission && refusedAddress(this.opts.admission.guard, checked.value);
+    if (refused) return sendError(res, 400, refused);
     const rec = await this.opts.store.update(name, checked.value, { heartbeat: true });
     if (!rec) return this.notFound(res, name);
     sendJson(res, 200, { message: `Service '${name}' updated successfully`, service: this.view(rec) });

@@ -3,6 +3,7 @@ import { fnv1a } from '../common/hash.js';
 import type { Member } from './backend-pool.js';
 import type { EngineSnapshot } from './engine-signals.js';
 import { BackendTraffic } from './traffic-stats.js';
+import type { AddressGuard } from '../common/address-guard.js';
 import { UpstreamPool } from './upstream/pool.js';
 
 /** What a backend is, as described by a static entry or a registry record. */
@@ -26,6 +27,8 @@ export interface PoolOptions {
   headersTimeoutMs: number;
   /** Longest silence between body chunks. */
   idleTimeoutMs: number;
+  /** Addresses the router may connect to, for backends from the registry (static ones are the operator's own). */
+  guard?: AddressGuard;
 }
 
 /** How long an unused upstream connection stays open (a server's Keep-Alive hint can shorten it). */
@@ -172,7 +175,7 @@ export class Backend {
       this.url = spec.url;
       this.hostHeader = parsed.host;
       this.basePath = parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/+$/, '');
-      this.pool = UpstreamPool.forOrigin(parsed, { ...this.poolOptions, keepAliveMs: KEEP_ALIVE_MS });
+      this.pool = UpstreamPool.forOrigin(parsed, { ...this.poolOptions, keepAliveMs: KEEP_ALIVE_MS, guard: spec.isStatic ? undefined : this.poolOptions.guard });
       if (old) void old.close().catch(() => undefined);
     }
   }

@@ -44,6 +44,8 @@ export const routerError = {
   }),
   upstreamUnavailable: (): RouterError => ({ status: 503, message: 'Service unavailable - connection refused', code: 'upstream_unavailable' }),
   upstreamTimeout: (): RouterError => ({ status: 504, message: 'Service timeout', code: 'upstream_timeout' }),
+  /** The backend's address is one the router may not connect to (--allow-networks / --deny-networks, built-in rules). */
+  addressRefused: (): RouterError => ({ status: 502, message: "Bad gateway - the backend's address is refused by the router's network policy (see the router's log)", code: 'upstream_address_refused' }),
   upstreamFailed: (): RouterError => ({ status: 502, message: 'Bad gateway - error communicating with service', code: 'upstream_error' }),
   methodNotAllowed: (method: string, path: string): RouterError => ({ status: 405, message: `method ${method} not allowed on ${path}`, code: 'method_not_allowed' }),
   metricsUnavailable: (why: string): RouterError => ({ status: 503, message: `metrics unavailable: ${why}`, code: 'metrics_unavailable' }),

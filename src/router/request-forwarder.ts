@@ -10,6 +10,7 @@ import type { BackendSet } from './backend-set.js';
 import { routerError, type RouterError, type RouterErrors } from './errors.js';
 import { downstreamResponseHeaders, upstreamHeaderLines } from './headers.js';
 import type { RequestInfo } from './request-info.js';
+import { ADDRESS_REFUSED } from './upstream/address-policy.js';
 import type { UpstreamConnection, UpstreamHandler } from './upstream/connection.js';
 import type { ResponseHead } from './upstream/response-parser.js';
 import type { EndReason, RequestLog, RequestRecord } from './request-log.js';
@@ -37,8 +38,11 @@ function nextRequestId(): string {
   return `${ID_PREFIX}-${(++idCounter).toString(36)}`;
 }
 
-/** Why an attempt failed: the original's three categories, and a backend declared dead meanwhile. */
-type FailureKind = 'connect' | 'timeout' | 'other' | 'down';
+/**
+ * Why an attempt failed: the original's three categories, a backend declared dead meanwhile, and
+ * an address the router's guard refuses (never connected to).
+ */
+type FailureKind = 'connect' | 'timeout' | 'other' | 'down' | 'refused';
 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UPSTREAM_CONNECT_TIMEOUT', 'EADDRNOTAVAIL']);
 const TIMEOUT_CODES = new Set(['UPSTREAM_HEADERS_TIMEOUT', 'UPSTREAM_BODY_TIMEOUT', 'ROUTER_TOTAL_TIMEOUT']);
@@ -48,6 +52,7 @@ function classify(err: Error): FailureKind {
   if (CONNECT_CODES.has(code)) return 'connect';
   if (TIMEOUT_CODES.has(code)) return 'timeout';
   if (code === BACKEND_DOWN) return 'down';
+  if (code === ADDRESS_REFUSED) return 'refused';
   return 'other';
 }
 
@@ -57,6 +62,7 @@ const FAILURE_ERRORS: Record<FailureKind, (model: string | undefined) => RouterE
   timeout: routerError.upstreamTimeout,
   other: routerError.upstreamFailed,
   down: routerError.noHealthyBackend,
+  refused: routerError.addressRefused,
 };
 
 const BACKEND_DOWN = 'ROUTER_BACKEND_DOWN';
@@ -76,7 +82,7 @@ class BackendDownError extends Error {
   }
 }
 
-const FAILURE_LABEL: Record<FailureKind, FailureLabel> = { connect: 'connect', timeout: 'timeout', down: 'down', other: 'reset' };
+const FAILURE_LABEL: Record<FailureKind, FailureLabel> = { connect: 'connect', timeout: 'timeout', down: 'down', other: 'reset', refused: 'address_refused' };
 const FAILURE_INDEX = (label: FailureLabel) => FAILURE_KINDS.indexOf(label);
 const MALFORMED = FAILURE_INDEX('malformed');
 const STATUS_502 = FAILURE_INDEX('status_502');
@@ -217,6 +223,8 @@ export class RequestForwarder {
     backend.inFlight--;
     if (ex.current === attempt) ex.current = undefined;
     if (failure === undefined || ex.clientGone) return;
+    // a refused address stays refused: the backend is ejected at once (its health checks then fail too)
+    if (failure === 'refused') this.addressRefused(backend, attempt.refusal);
     // a backend already declared dead is not judged again by this attempt
     if (failure !== 'down') this.recordFailure(backend);
     if (!attempt.malformed) backend.traffic.failures[FAILURE_INDEX(FAILURE_LABEL[failure])]!++;
@@ -293,6 +301,11 @@ export class RequestForwarder {
     if (failed) this.opts.onFailedRequest?.(record);
   }
 
+  private addressRefused(backend: Backend, why: string | undefined): void {
+    backend.consecutiveFailures = Math.max(backend.consecutiveFailures, this.opts.maxErrors - 1);
+    this.opts.log.warn({ backend: backend.name, url: backend.url, reason: why }, 'backend address refused by the network policy');
+  }
+
   /** Counts a failed attempt; enough consecutive ones eject the backend for a while. */
   recordFailure(backend: Backend): void {
     if (backend.recordFailure(this.opts.maxErrors, Date.now())) {
@@ -344,6 +357,8 @@ class Attempt implements UpstreamHandler {
   private done = false;
   /** The attempt failed on a malformed answer (counted as such, not by its error class). */
   malformed = false;
+  /** Why the guard refused the backend's address, when it did. */
+  refusal: string | undefined;
   /** The backend's cell for the request's model, found at the first stream event that needs it. */
   private cell: TrafficCell | undefined;
   private blocked = false;
@@ -426,6 +441,7 @@ class Attempt implements UpstreamHandler {
       return;
     }
     const kind = classify(err);
+    if (kind === 'refused') this.refusal = err.message;
     // A malformed answer is an answer: the backend may have run the request, so it is not retried.
     const malformed = (err as NodeJS.ErrnoException).code === 'UPSTREAM_PROTOCOL';
     if (malformed) {

@@ -134,7 +134,7 @@ export class BackendWatch {
   private async pollOnce(): Promise<void> {
     await Promise.all(
       this.sitters.map(async (s) => {
-        const info = toSitterInfo((await getJson(s.infoUrl))?.body);
+        const info = toSitterInfo((await getJson(s.infoUrl, undefined, process.env.INFINI_REGISTRY_TOKEN))?.body);
         const state = this.states.get(s.name);
         if (!info || !state) return;
         for (const r of changes(state, info)) this.out.say(s.name, r.message, r.detail);

@@ -325,7 +325,7 @@ export class Cluster {
       rows.push({ service: 'router', url: tableUrl(this.plan.router.host, this.plan.router.port), models: ids, state: h?.status === 200 ? `ready (${h.body.healthy_services} backends)` : 'down' });
     }
     for (const b of this.plan.babysitters) {
-      const info = toSitterInfo((await getJson(`${httpUrl(localHost(b.bind), b.port + 1)}/info`))?.body);
+      const info = toSitterInfo((await getJson(`${httpUrl(localHost(b.bind), b.port + 1)}/info`, undefined, process.env.INFINI_REGISTRY_TOKEN))?.body);
       const models = info?.models.length ? info.models.join(', ') : '-';
       rows.push({ service: b.name, url: tableUrl(b.bind, b.port, `babysitter :${b.port + 1}`), models, state: info ? describeState(info) : 'down' });
     }
