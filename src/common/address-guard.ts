@@ -125,11 +125,13 @@ export class AddressGuard {
     for (const candidate of inner ? [ip, inner] : [ip]) {
       for (const r of BUILT_IN) if (r.blocks.some((b) => inCidr(candidate, b))) return { rule: r.rule, reason: `${shown} is ${r.what}` };
     }
-    for (const candidate of inner ? [ip, inner] : [ip]) {
+    // an operator's blocks match an address in either spelling: IPv4 also as ::ffff:a.b.c.d (as net.BlockList does)
+    const spellings = inner ? [ip, inner] : ip.family === 4 ? [ip, { family: 6 as const, value: 0xffff00000000n | ip.value }] : [ip];
+    for (const candidate of spellings) {
       const hit = this.deny.find((b) => inCidr(candidate, b));
       if (hit) return { rule: 'deny-networks', reason: `${shown} is in ${hit.text} (--deny-networks)` };
     }
-    if (this.allow.length > 0 && !this.allow.some((b) => inCidr(ip, b) || (inner !== undefined && inCidr(inner, b)))) {
+    if (this.allow.length > 0 && !this.allow.some((b) => spellings.some((c) => inCidr(c, b)))) {
       return { rule: 'allow-networks', reason: `${shown} is outside --allow-networks (${this.allow.map((b) => b.text).join(', ')})` };
     }
     return undefined;

@@ -1,4 +1,4 @@
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import dns, { type LookupAddress } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import type { AddressGuard } from '../../common/address-guard.js';
 import { parseIp } from '../../common/cidr.js';
@@ -31,10 +31,13 @@ export function addressPolicy(guard: AddressGuard, host: string): AddressPolicy 
   return { lookup: guardedLookup(guard) };
 }
 
-/** dns.lookup keeping only the addresses the guard allows; none left is an AddressRefusedError. */
+/**
+ * dns.lookup keeping only the addresses the guard allows; none left is an AddressRefusedError.
+ * (`dns.lookup` is read at each call, as net reads it, so a test can stand in for DNS.)
+ */
 export function guardedLookup(guard: AddressGuard): LookupFunction {
   return (hostname, options, callback) => {
-    dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
+    dns.lookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
       if (err) return (callback as (e: Error) => void)(err);
       const allowed = addresses.filter((a) => guard.checkAddress(a.address) === undefined);
       if (allowed.length === 0) {
