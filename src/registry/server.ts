@@ -50,6 +50,8 @@ export class RegistryServer {
   /** Event-loop delay since start, for /stats (10 ms resolution: stalls, not scheduling noise). */
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
   /** /stats distributions, recomputed when the feed index moves. */
+  /** New names being saved right now (the record cap counts them). */
+  private registering = 0;
   private distributions: { index: number; epoch: string; status: Record<string, number>; host: Record<string, number> } | undefined;
 
   constructor(private readonly opts: RegistryServerOptions) {
@@ -197,15 +199,25 @@ export class RegistryServer {
     const checked = validateRegistration(body.value);
     if (!checked.ok) return sendError(res, 400, checked.error);
     const admission = this.opts.admission;
+    let reserved = false;
     if (admission) {
       const refused = refusedAddress(admission.guard, checked.value);
       if (refused) return sendError(res, 400, refused);
-      // a re-registration replaces its record: only new names count against the cap
-      if (this.opts.store.counts().total >= admission.maxServices && !(await this.opts.store.get(checked.value.name))) {
-        return sendError(res, 429, `the registry holds its maximum of ${admission.maxServices} services (--max-services); '${checked.value.name}' was not registered`, { 'retry-after': '30' });
+      // a re-registration replaces its record: only new names count against the cap, those still being saved included
+      if (!this.opts.store.all().has(checked.value.name)) {
+        if (this.opts.store.counts().total + this.registering >= admission.maxServices) {
+          return sendError(res, 429, `the registry holds its maximum of ${admission.maxServices} services (--max-services); '${checked.value.name}' was not registered`, { 'retry-after': '30' });
+        }
+        reserved = true;
+        this.registering++;
       }
     }
-    const rec = await this.opts.store.put(checked.value);
+    let rec: ServiceRecord;
+    try {
+      rec = await this.opts.store.put(checked.value);
+    } finally {
+      if (reserved) this.registering--;
+    }
     this.counters.registrations++;
     this.opts.log.info({ service: rec.name, url: rec.url, type: rec.metadata.type }, 'service registered');
     sendJson(res, 201, { message: `Service '${rec.name}' registered successfully`, service: this.view(rec) });
