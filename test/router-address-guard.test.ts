@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from './helpers/test.js';
+import { AddressGuard } from '../src/common/address-guard.js';
+import { probeGuard } from '../src/common/guarded-lookup.js';
+import { checkHttp } from '../src/common/http-probe.js';
 import { http, metric, ROOT, startMocks, startRegistry, startService, tempDir, waitFor, type RunningService } from './helpers/services.js';
 
 const chat = { model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 };
@@ -80,5 +85,36 @@ describe('router: DNS rebinding after the backend was checked', () => {
     assert.equal((await backendInfo(router, 'rebinder'))?.healthy, false);
     const after = await http('POST', `${router.url}/v1/chat/completions`, { body: chat });
     assert.equal(after.status, 503, after.text);
+  });
+});
+
+describe('health probes under the guard (registry prober, router checks)', () => {
+  let server: Server;
+  let base: string;
+  before(async () => {
+    // /health redirects where a registration could never point
+    server = createServer((req, res) => {
+      if (req.url === '/meta') res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
+      else if (req.url === '/hex') res.writeHead(302, { location: 'http://0xa9fea9fe/' }).end();
+      else res.writeHead(200).end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('do not follow a redirect to a refused address, in any spelling', async () => {
+    const g = probeGuard(new AddressGuard());
+    assert.equal(await checkHttp(`${base}/ok`, 2000, g), 200);
+    assert.equal(await checkHttp(`${base}/meta`, 2000, g), 'error');
+    assert.equal(await checkHttp(`${base}/hex`, 2000, g), 'error');
+  });
+
+  it('refuse a name that resolves to a denied address, and a denied literal', async () => {
+    const g = probeGuard(new AddressGuard({ deny: ['127.0.0.0/8', '::1/128'] }));
+    const port = (server.address() as AddressInfo).port;
+    assert.equal(await checkHttp(`http://localhost:${port}/ok`, 2000, g), 'error');
+    assert.equal(await checkHttp(`${base}/ok`, 2000, g), 'error');
+    assert.equal(await checkHttp(`${base}/ok`, 2000), 200, 'without a guard, as before');
   });
 });

@@ -83,8 +83,13 @@ export class AddressGuard {
     } catch {
       return { rule: 'invalid-host', reason: `'${url}' is not a valid URL` };
     }
+    return this.checkParsed(parsed);
+  }
+
+  /** A URL already parsed (a probe's target, a redirect): no second parse. Never throws. */
+  checkParsed(parsed: URL): Refusal | undefined {
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return { rule: 'scheme', reason: `scheme '${parsed.protocol.slice(0, -1)}' is not allowed (only http and https)` };
-    if (parsed.hostname === '') return { rule: 'invalid-host', reason: `'${url}' has no host` };
+    if (parsed.hostname === '') return { rule: 'invalid-host', reason: `'${parsed.href}' has no host` };
     return this.checkNormalised(parsed.hostname);
   }
 

@@ -5,6 +5,7 @@ import { createLogger } from '../common/log.js';
 import { resolveSettings } from '../common/settings.js';
 import { onShutdownSignal } from '../common/shutdown.js';
 import { AddressGuard } from '../common/address-guard.js';
+import { probeGuard } from '../common/guarded-lookup.js';
 import { UsageError } from '../common/command.js';
 import { Admission } from './admission.js';
 import { EmbeddedStore } from './embedded-store.js';
@@ -48,7 +49,7 @@ export function main(argv: string[], name = 'infini-svc registry'): Promise<void
     const stateFile = settings.bool('no-persist') ? undefined : new StateFile(resolve(settings.str('state-file')), log);
     const store = new EmbeddedStore({ heartbeatTimeoutMs, maxHoldMs: staleTimeoutMs, stateFile, log });
     const restored = await store.open();
-    const prober = new HealthProber(store, healthIntervalMs, healthTimeoutMs, log, settings.num('health-concurrency'));
+    const prober = new HealthProber(store, healthIntervalMs, healthTimeoutMs, log, settings.num('health-concurrency'), probeGuard(guard));
     const counters = newRegistryCounters();
     const reaper = new StaleReaper(store, { cleanupIntervalMs, staleTimeoutMs, healthCheckEveryMs: Math.min(1000, heartbeatTimeoutMs / 4) }, log, counters);
     const api = new RegistryServer({ store, prober, authToken, log, counters, stateFile, admission });

@@ -77,12 +77,12 @@ export class HealthChecker {
     // an address the guard refuses is never probed (the probe would be the request the guard stops)
     const refusal = await b.pool.addressRefusal();
     if (refusal) return this.refused(b, refusal.message);
-    let status: CheckStatus = await checkHttp(`${b.babysitterUrl}/health`, this.timeoutMs);
+    let status: CheckStatus = await checkHttp(`${b.babysitterUrl}/health`, this.timeoutMs, b.probeGuard);
     if (status === 'refused') {
       // nothing listens at port+1: no babysitter, so ask the backend itself
       const base = b.url.replace(/\/+$/, '');
-      status = await checkHttp(`${base}/health`, this.timeoutMs);
-      if (!is2xx(status) && status !== 'inconclusive') status = await checkHttp(`${base}/v1/models`, this.timeoutMs);
+      status = await checkHttp(`${base}/health`, this.timeoutMs, b.probeGuard);
+      if (!is2xx(status) && status !== 'inconclusive') status = await checkHttp(`${base}/v1/models`, this.timeoutMs, b.probeGuard);
     }
     if (status === 'inconclusive') {
       b.traffic.checks[INCONCLUSIVE]!++;

@@ -1,14 +1,9 @@
-import dns, { type LookupAddress } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import type { AddressGuard } from '../../common/address-guard.js';
 import { parseIp } from '../../common/cidr.js';
+import { AddressRefusedError, guardedLookup } from '../../common/guarded-lookup.js';
 
-export const ADDRESS_REFUSED = 'UPSTREAM_ADDRESS_REFUSED';
-
-/** A backend's address is one the router may not connect to (address-guard.ts): a failure of its own kind. */
-export class AddressRefusedError extends Error {
-  readonly code = ADDRESS_REFUSED;
-}
+export { ADDRESS_REFUSED, AddressRefusedError } from '../../common/guarded-lookup.js';
 
 /**
  * How one backend's connections get their address under the guard, decided once per backend: an IP
@@ -29,27 +24,6 @@ export function addressPolicy(guard: AddressGuard, host: string): AddressPolicy 
   const named = guard.checkHost(host);
   if (named) return { refusal: new AddressRefusedError(`backend address refused (${named.rule}): ${named.reason}`) };
   return { lookup: guardedLookup(guard) };
-}
-
-/**
- * dns.lookup keeping only the addresses the guard allows; none left is an AddressRefusedError.
- * (`dns.lookup` is read at each call, as net reads it, so a test can stand in for DNS.)
- */
-export function guardedLookup(guard: AddressGuard): LookupFunction {
-  return (hostname, options, callback) => {
-    dns.lookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
-      if (err) return (callback as (e: Error) => void)(err);
-      const allowed = addresses.filter((a) => guard.checkAddress(a.address) === undefined);
-      if (allowed.length === 0) {
-        const first = addresses[0];
-        const r = first ? guard.checkAddress(first.address) : undefined;
-        const why = r ? `${hostname} resolves to ${first!.address}, refused (${r.rule}): ${r.reason}` : `${hostname} resolves to no address`;
-        return (callback as (e: Error) => void)(new AddressRefusedError(`backend address refused: ${why}`));
-      }
-      if (options.all) (callback as (e: null, a: LookupAddress[]) => void)(null, allowed);
-      else callback(null, allowed[0]!.address, allowed[0]!.family);
-    });
-  };
 }
 
 /** Resolves a name the way a connect would (for health checks): the refusal, or undefined when some address is allowed. */
