@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
 import { after, before, describe, it } from './helpers/test.js';
-import { http, startRegistry, type RunningService } from './helpers/services.js';
+import { http, metric, startRegistry, type RunningService } from './helpers/services.js';
 
 /** A registration whose url is `url` and whose host is `host` (127.0.0.1 unless given). */
 function reg(name: string, url: string, host = '127.0.0.1') {
@@ -76,6 +76,14 @@ describe('registry: service addresses (table of URL forms)', () => {
     });
   });
 
+  it('counts the refusals (/metrics) and logs them', async () => {
+    // the schemes are refused by validation before the guard
+    const refusedForms = table.filter(([url, , status]) => status === 400 && url.startsWith('http')).length;
+    assert.equal(await metric(registry.url, 'infini_registry_refused_total', 'reason="address"'), refusedForms);
+    const line = await registry.waitForLog((l) => l.msg === 'registration refused: service address' && String(l.reason).includes('metadata'));
+    assert.equal(line.client, '127.0.0.1');
+  });
+
   it('checks updates too, and keeps the record as it was', async () => {
     assert.equal((await http('POST', `${registry.url}/services`, { body: reg('moved', 'http://127.0.0.1:9100') })).status, 201);
     const r = await http('PUT', `${registry.url}/services/moved`, { body: { url: 'http://0xa9fea9fe/' } });
@@ -122,6 +130,7 @@ describe('registry: flood caps', () => {
     const over = await http('POST', `${registry.url}/services`, { body: reg('cap-3', 'http://127.0.0.1:9000') });
     assert.equal(over.status, 429);
     assert.match(over.body.error, /maximum of 3 services \(--max-services\); 'cap-3' was not registered/);
+    assert.equal(await metric(registry.url, 'infini_registry_refused_total', 'reason="max_services"'), 1);
     assert.ok(Number(over.headers.get('retry-after')) > 0);
     assert.equal((await http('POST', `${registry.url}/services`, { body: reg('cap-1', 'http://127.0.0.1:9001') })).status, 201, 'a record may re-register');
     assert.equal((await http('DELETE', `${registry.url}/services/cap-0`)).status, 200);
@@ -148,6 +157,7 @@ describe('registry: flood caps', () => {
     assert.equal((await postFrom('127.0.0.9', agent, registry.url, undefined, '/services/known/heartbeat')).status, 200);
     assert.equal((await postFrom('127.0.0.9', agent, registry.url, reg('more', 'http://127.0.0.1:9000'))).status, 429, 'still limited');
     assert.equal((await http('GET', `${registry.url}/health`)).status, 200, '/health is never limited');
+    assert.equal(await metric(registry.url, 'infini_registry_refused_total', 'reason="rate_limit"'), 36);
     agent.destroy();
     await registry.stop();
   });

@@ -32,6 +32,8 @@ export interface Throttled {
 export class Admission {
   readonly guard: AddressGuard;
   readonly maxServices: number;
+  /** Refusals by reason, for /metrics. */
+  readonly refused = { rate_limit: 0, heartbeat_rate_limit: 0, max_services: 0, address: 0 };
   private readonly calls: ClientBuckets | undefined;
   private readonly beats: ClientBuckets | undefined;
 
@@ -55,6 +57,7 @@ export class Admission {
     const client = req.socket.remoteAddress ?? '';
     const wait = buckets.take(client);
     if (wait === 0) return undefined;
+    this.refused[heartbeat ? 'heartbeat_rate_limit' : 'rate_limit']++;
     const [flag, rate] = heartbeat ? ['--heartbeat-rate-limit', this.opts.heartbeatRateLimit] : ['--rate-limit', this.opts.rateLimit];
     return { message: `too many requests from ${client}: over ${rate} per second (${flag}, burst ${this.opts.burst}); retry after ${wait} s`, retryAfterS: wait };
   }

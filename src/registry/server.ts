@@ -60,7 +60,7 @@ export class RegistryServer {
     this.listings = new ListingCache(opts.store, this.now);
     this.targets = new PrometheusTargets(opts.store);
     this.counters = opts.counters ?? newRegistryCounters();
-    this.metrics = new RegistryMetrics({ store: opts.store, prober: opts.prober, counters: this.counters, subscribers: () => this.streams.size, stateFile: opts.stateFile });
+    this.metrics = new RegistryMetrics({ store: opts.store, prober: opts.prober, counters: this.counters, subscribers: () => this.streams.size, stateFile: opts.stateFile, refused: opts.admission?.refused });
     this.loopDelay.enable();
     this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => void this.handle(req, res));
   }
@@ -202,10 +202,15 @@ export class RegistryServer {
     let reserved = false;
     if (admission) {
       const refused = refusedAddress(admission.guard, checked.value);
-      if (refused) return sendError(res, 400, refused);
+      if (refused) {
+        admission.refused.address++;
+        this.opts.log.warn({ service: checked.value.name, client: req.socket.remoteAddress, reason: refused }, 'registration refused: service address');
+        return sendError(res, 400, refused);
+      }
       // a re-registration replaces its record: only new names count against the cap, those still being saved included
       if (!this.opts.store.all().has(checked.value.name)) {
         if (this.opts.store.counts().total + this.registering >= admission.maxServices) {
+          admission.refused.max_services++;
           return sendError(res, 429, `the registry holds its maximum of ${admission.maxServices} services (--max-services); '${checked.value.name}' was not registered`, { 'retry-after': '30' });
         }
         reserved = true;
@@ -239,7 +244,10 @@ export class RegistryServer {
     const checked = validateUpdate(parsed.value, name);
     if (!checked.ok) return sendError(res, 400, checked.error);
     const refused = this.opts.admission && refusedAddress(this.opts.admission.guard, checked.value);
-    if (refused) return sendError(res, 400, refused);
+    if (refused) {
+      this.opts.admission!.refused.address++;
+      return sendError(res, 400, refused);
+    }
     const rec = await this.opts.store.update(name, checked.value, { heartbeat: true });
     if (!rec) return this.notFound(res, name);
     sendJson(res, 200, { message: `Service '${name}' updated successfully`, service: this.view(rec) });
