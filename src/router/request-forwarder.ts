@@ -223,8 +223,6 @@ export class RequestForwarder {
     backend.inFlight--;
     if (ex.current === attempt) ex.current = undefined;
     if (failure === undefined || ex.clientGone) return;
-    // a refused address stays refused: the backend is ejected at once (its health checks then fail too)
-    if (failure === 'refused') this.addressRefused(backend, attempt.refusal);
     // a backend already declared dead is not judged again by this attempt
     if (failure !== 'down') this.recordFailure(backend);
     if (!attempt.malformed) backend.traffic.failures[FAILURE_INDEX(FAILURE_LABEL[failure])]!++;
@@ -301,7 +299,8 @@ export class RequestForwarder {
     if (failed) this.opts.onFailedRequest?.(record);
   }
 
-  private addressRefused(backend: Backend, why: string | undefined): void {
+  /** A refused address stays refused: this failure ejects the backend at once (its health checks then fail too). */
+  addressRefused(backend: Backend, why: string): void {
     backend.consecutiveFailures = Math.max(backend.consecutiveFailures, this.opts.maxErrors - 1);
     this.opts.log.warn({ backend: backend.name, url: backend.url, reason: why }, 'backend address refused by the network policy');
   }
@@ -357,8 +356,6 @@ class Attempt implements UpstreamHandler {
   private done = false;
   /** The attempt failed on a malformed answer (counted as such, not by its error class). */
   malformed = false;
-  /** Why the guard refused the backend's address, when it did. */
-  refusal: string | undefined;
   /** The backend's cell for the request's model, found at the first stream event that needs it. */
   private cell: TrafficCell | undefined;
   private blocked = false;
@@ -441,7 +438,7 @@ class Attempt implements UpstreamHandler {
       return;
     }
     const kind = classify(err);
-    if (kind === 'refused') this.refusal = err.message;
+    if (kind === 'refused') this.forwarder.addressRefused(this.backend, err.message);
     // A malformed answer is an answer: the backend may have run the request, so it is not retried.
     const malformed = (err as NodeJS.ErrnoException).code === 'UPSTREAM_PROTOCOL';
     if (malformed) {
