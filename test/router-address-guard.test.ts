@@ -8,6 +8,7 @@ import { after, before, describe, it } from './helpers/test.js';
 import { AddressGuard } from '../src/common/address-guard.js';
 import { probeGuard } from '../src/common/guarded-lookup.js';
 import { checkHttp } from '../src/common/http-probe.js';
+import { UpstreamPool } from '../src/router/upstream/pool.js';
 import { http, metric, ROOT, startMocks, startRegistry, startService, tempDir, waitFor, type RunningService } from './helpers/services.js';
 
 const chat = { model: 'm', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 };
@@ -116,5 +117,48 @@ describe('health probes under the guard (registry prober, router checks)', () =>
     assert.equal(await checkHttp(`http://localhost:${port}/ok`, 2000, g), 'error');
     assert.equal(await checkHttp(`${base}/ok`, 2000, g), 'error');
     assert.equal(await checkHttp(`${base}/ok`, 2000), 200, 'without a guard, as before');
+  });
+});
+
+describe('upstream pool under the guard', () => {
+  const opts = { connectTimeoutMs: 2000, headersTimeoutMs: 2000, idleTimeoutMs: 2000, keepAliveMs: 1000 };
+  /** One GET through a pool for `origin`; resolves with the status or the error's code and message. */
+  function once(origin: string, guard: AddressGuard): Promise<{ status?: number; code?: string; message?: string; size: number }> {
+    const pool = UpstreamPool.forOrigin(new URL(origin), { ...opts, guard });
+    return new Promise((resolve) => {
+      pool.request('GET /ok HTTP/1.1\r\nhost: x\r\n\r\n', undefined, false, {
+        onHeaders: (head) => resolve({ status: head.status, size: pool.size }),
+        onData: () => true,
+        onComplete: () => pool.destroy(),
+        onError: (err) => {
+          resolve({ code: (err as NodeJS.ErrnoException).code, message: err.message, size: pool.size });
+          pool.destroy();
+        },
+      });
+    });
+  }
+  let server: Server;
+  let port: number;
+  before(async () => {
+    server = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('fails a refused literal without connecting, naming the rule; an allowed one connects', async () => {
+    const denied = await once(`http://127.0.0.1:${port}`, new AddressGuard({ deny: ['127.0.0.0/8'] }));
+    assert.equal(denied.code, 'UPSTREAM_ADDRESS_REFUSED');
+    assert.match(denied.message!, /backend address refused \(deny-networks\): 127\.0\.0\.1 is in 127\.0\.0\.0\/8/);
+    assert.equal(denied.size, 0, 'the connection is gone');
+    assert.equal((await once(`http://127.0.0.1:${port}`, new AddressGuard())).status, 200);
+    assert.equal((await once(`http://[::ffff:169.254.169.254]:${port}`, new AddressGuard())).code, 'UPSTREAM_ADDRESS_REFUSED');
+  });
+
+  it('resolves a name through the guard at connect time', async () => {
+    const denied = await once(`http://localhost:${port}`, new AddressGuard({ deny: ['127.0.0.0/8', '::1/128'] }));
+    assert.equal(denied.code, 'UPSTREAM_ADDRESS_REFUSED');
+    assert.match(denied.message!, /localhost resolves to/);
+    assert.equal((await once(`http://localhost:${port}`, new AddressGuard({ deny: ['::1/128'] }))).status, 200, 'an allowed address of the name is used');
   });
 });
