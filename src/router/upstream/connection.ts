@@ -1,6 +1,6 @@
 import { connect as netConnect, Socket } from 'node:net';
-import type { AddressPolicy } from './address-policy.js';
 import { connect as tlsConnect } from 'node:tls';
+import type { AddressPolicy } from './address-policy.js';
 import { ResponseParser, type ParserSink, type ResponseHead } from './response-parser.js';
 import { writeBuffer, writeOut } from '../../common/http1/write-buffer.js';
 
