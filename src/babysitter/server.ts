@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { httpUrl } from '../common/address.js';
+import { checkBearer } from '../common/auth.js';
 import { sendError, sendJson } from '../common/http-json.js';
 import type { CommandLine } from './command-line.js';
 import { BACKEND_TYPES, type BabysitterConfig } from './config.js';
@@ -30,7 +31,7 @@ export class BabysitterServer {
       '/health': () => this.health(res),
       '/models': () => this.models(res),
       '/v1/models': () => this.models(res),
-      '/info': () => this.info(res),
+      '/info': () => this.info(req, res),
       '/metrics': () => this.prometheus(res),
     };
     const route = routes[path!];
@@ -78,9 +79,16 @@ export class BabysitterServer {
     res.end(body);
   }
 
-  private info(res: ServerResponse): void {
+  /**
+   * The supervisor's state. Recent engine output and the command line can hold secrets, so with a
+   * cluster token configured (--registry-token) they are shown only to a caller that sends it; the
+   * rest (what `status` and the dashboard read) stays open. A wrong token is refused outright.
+   */
+  private info(req: IncomingMessage, res: ServerResponse): void {
+    const auth = checkBearer(req, this.cfg.registryToken);
+    if (auth === 'wrong') return sendError(res, 403, 'invalid bearer token');
     const s = this.supervisor;
-    sendJson(res, 200, {
+    const summary = {
       name: this.cfg.name,
       service: this.cfg.name,
       babysitter: 'enhanced',
@@ -101,10 +109,11 @@ export class BabysitterServer {
       group_watch: s.watched,
       next_start_in_s: s.nextStartAt !== undefined ? Math.max(0, (s.nextStartAt - Date.now()) / 1000) : null,
       models: s.models.map((m) => m.id),
-      command: [this.cmd.program, ...this.cmd.args],
       registry_url: this.cfg.registryUrl ?? null,
-      metadata: this.cfg.metadata,
-      recent_logs: s.recentLines.slice(-50),
-    });
+    };
+    if (auth === 'missing') {
+      return sendJson(res, 200, { ...summary, details: 'withheld: send the cluster token (--registry-token) as Authorization: Bearer for the command, metadata and recent_logs' }, { 'www-authenticate': 'Bearer' });
+    }
+    sendJson(res, 200, { ...summary, command: [this.cmd.program, ...this.cmd.args], metadata: this.cfg.metadata, recent_logs: s.recentLines.slice(-50) });
   }
 }

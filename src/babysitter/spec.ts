@@ -40,7 +40,7 @@ export function babysitterSpec(name = 'infini-svc babysitter'): ServiceSpec {
       backend('work-dir', 'work_dir', { type: 'string', metavar: 'DIR', help: 'working directory of the backend' }),
       backend('env', 'env', { type: 'map', multiple: true, dashValue: true, metavar: 'K=V', help: 'environment for the backend ("K=V K2=V2" also accepted; values are never logged)' }),
       { key: 'registry-url', type: 'string', metavar: 'URL', help: 'register with this registry and heartbeat' },
-      { key: 'registry-token', type: 'string', env: 'INFINI_REGISTRY_TOKEN', secret: true, metavar: 'TOKEN', help: 'bearer token for the registry' },
+      { key: 'registry-token', type: 'string', env: 'INFINI_REGISTRY_TOKEN', secret: true, metavar: 'TOKEN', help: 'bearer token for the registry; when set, /info shows the command, metadata and recent output only to callers sending it' },
       { key: 'router-url', type: 'string', unused: true, metavar: 'URL', help: 'accepted for compatibility, unused' },
       { key: 'max-restarts', type: 'integer', default: 10_000, min: 0, metavar: 'N', help: 'restarts before the backend is reported failed', fileKeys: ['babysitter.max_restarts'] },
       seconds('restart-delay', 5, 'first restart delay, doubling per consecutive failure', 0),
@@ -58,6 +58,6 @@ export function babysitterSpec(name = 'infini-svc babysitter'): ServiceSpec {
       { key: 'ndev', type: 'string', unused: true, help: 'accepted for compatibility, unused' },
       { key: 'max-batch', type: 'string', unused: true, help: 'accepted for compatibility, unused' },
     ],
-    epilog: 'Endpoints on port+1: GET /health (200 only while the backend is ready, else 503), /models, /info, /metrics (Prometheus).',
+    epilog: 'Endpoints on port+1: GET /health (200 only while the backend is ready, else 503), /models, /info (details need the token when one is set), /metrics (Prometheus).',
   };
 }

@@ -14,3 +14,6 @@ export async function getJson(url: string, timeoutMs = 2000, headers?: Record<st
     return undefined;
   }
 }
+
+/** `Authorization: Bearer` headers for getJson, or none without a token. */
+export const bearer = (token: string | undefined): Record<string, string> | undefined => (token ? { authorization: `Bearer ${token}` } : undefined);

@@ -1,5 +1,6 @@
 import { request as httpsRequest } from 'node:https';
-import { connect } from 'node:net';
+import { connect, type LookupFunction } from 'node:net';
+import type { ProbeGuard } from './guarded-lookup.js';
 
 /** Outcome of one GET probe: the status code, or why there was none (the babysitter's probes). */
 export type ProbeStatus = number | 'refused' | 'error';
@@ -42,15 +43,15 @@ const MAX_REDIRECTS = 5;
 const MAX_HEAD_BYTES = 16 * 1024;
 
 /** One GET under way: reports the status and Location of the answer, or an error (its code). */
-type Get = (target: URL, answer: (status: number, location: string | undefined) => void, fail: (code?: string) => void) => { destroy(): void };
+type Get = (target: URL, answer: (status: number, location: string | undefined) => void, fail: (code?: string) => void, lookup: LookupFunction | undefined) => { destroy(): void };
 
 /**
  * Plain HTTP, written and read by hand: a health check needs the status line and a Location
  * header, nothing else, and a bare socket costs less than half the CPU of http.request (which
  * matters at thousands of checks per second).
  */
-const plainGet: Get = (target, answer, fail) => {
-  const socket = connect({ host: target.hostname.replace(/^\[|\]$/g, ''), port: Number(target.port) || 80 });
+const plainGet: Get = (target, answer, fail, lookup) => {
+  const socket = connect({ host: target.hostname.replace(/^\[|\]$/g, ''), port: Number(target.port) || 80, ...(lookup ? { lookup } : {}) });
   socket.setNoDelay(true);
   let head = '';
   socket.on('connect', () => socket.write(`GET ${target.pathname}${target.search} HTTP/1.1\r\nHost: ${target.host}\r\nAccept: */*\r\nConnection: close\r\n\r\n`));
@@ -69,8 +70,8 @@ const plainGet: Get = (target, answer, fail) => {
 };
 
 /** HTTPS through node:https (certificate checks and all), rare for health endpoints. */
-const tlsGet: Get = (target, answer, fail) => {
-  const req = httpsRequest(target, { agent: false, headers: { connection: 'close' } });
+const tlsGet: Get = (target, answer, fail, lookup) => {
+  const req = httpsRequest(target, { agent: false, headers: { connection: 'close' }, ...(lookup ? { lookup } : {}) });
   req.on('error', (err: NodeJS.ErrnoException) => fail(err.code));
   req.on('response', (res) => {
     res.resume();
@@ -84,9 +85,11 @@ const tlsGet: Get = (target, answer, fail) => {
  * The health checks of the registry's prober and the router's checker: a GET for the status only,
  * on a connection of its own that is closed as soon as the head arrives (no keep-alive sockets
  * left open per target: at 50,000 targets that exhausts file descriptors), following redirects as
- * fetch did. The timeout runs from when this call starts. Never throws.
+ * fetch did. The timeout runs from when this call starts. Never throws. Under a `guard`, every
+ * target, redirects included, keeps to the addresses it allows ('error' otherwise): a health
+ * check is a request too, and a redirect must not lead it where a registration could not.
  */
-export function checkHttp(url: string, timeoutMs: number): Promise<CheckStatus> {
+export function checkHttp(url: string, timeoutMs: number, guard?: ProbeGuard): Promise<CheckStatus> {
   return new Promise((resolve) => {
     let settled = false;
     let current: { destroy(): void } | undefined;
@@ -105,6 +108,7 @@ export function checkHttp(url: string, timeoutMs: number): Promise<CheckStatus> 
     }, timeoutMs);
     const get = (target: URL, redirects: number): void => {
       if (target.protocol !== 'http:' && target.protocol !== 'https:') return finish('error');
+      if (guard?.refuses(target)) return finish('error');
       let attempt: { destroy(): void };
       try {
         attempt = (target.protocol === 'https:' ? tlsGet : plainGet)(
@@ -124,6 +128,7 @@ export function checkHttp(url: string, timeoutMs: number): Promise<CheckStatus> 
           (code) => {
             if (current === attempt) finish(code === 'ECONNREFUSED' ? 'refused' : 'error');
           },
+          guard?.lookup,
         );
       } catch {
         return finish('error');

@@ -4,6 +4,10 @@ import { listen } from '../common/listen.js';
 import { createLogger } from '../common/log.js';
 import { resolveSettings } from '../common/settings.js';
 import { onShutdownSignal } from '../common/shutdown.js';
+import { AddressGuard } from '../common/address-guard.js';
+import { probeGuard } from '../common/guarded-lookup.js';
+import { UsageError } from '../common/command.js';
+import { Admission } from './admission.js';
 import { EmbeddedStore } from './embedded-store.js';
 import { HealthProber } from './health-prober.js';
 import { newRegistryCounters } from './metrics.js';
@@ -28,13 +32,27 @@ export function main(argv: string[], name = 'infini-svc registry'): Promise<void
     const log = createLogger('registry', settings.str('log-level'));
     const authToken = settings.optStr('auth-token');
 
+    let guard: AddressGuard;
+    try {
+      guard = new AddressGuard({ allow: settings.list('allow-networks') ?? [], deny: settings.list('deny-networks') ?? [] });
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const admission = new Admission({
+      guard,
+      maxServices: settings.num('max-services'),
+      rateLimit: settings.num('rate-limit'),
+      heartbeatRateLimit: settings.num('heartbeat-rate-limit'),
+      burst: settings.num('rate-burst'),
+    });
+
     const stateFile = settings.bool('no-persist') ? undefined : new StateFile(resolve(settings.str('state-file')), log);
     const store = new EmbeddedStore({ heartbeatTimeoutMs, maxHoldMs: staleTimeoutMs, stateFile, log });
     const restored = await store.open();
-    const prober = new HealthProber(store, healthIntervalMs, healthTimeoutMs, log, settings.num('health-concurrency'));
+    const prober = new HealthProber(store, healthIntervalMs, healthTimeoutMs, log, settings.num('health-concurrency'), probeGuard(guard));
     const counters = newRegistryCounters();
     const reaper = new StaleReaper(store, { cleanupIntervalMs, staleTimeoutMs, healthCheckEveryMs: Math.min(1000, heartbeatTimeoutMs / 4) }, log, counters);
-    const api = new RegistryServer({ store, prober, authToken, log, counters, stateFile });
+    const api = new RegistryServer({ store, prober, authToken, log, counters, stateFile, admission });
 
     const bound = await listen(api.server, port, host, name);
     await prober.start();

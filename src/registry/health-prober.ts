@@ -1,3 +1,4 @@
+import type { ProbeGuard } from '../common/guarded-lookup.js';
 import { checkHttp, is2xx } from '../common/http-probe.js';
 import type { Logger } from '../common/log.js';
 import { ProbeScheduler, type ProbeOutcome, type ProbeStats } from '../common/probe-scheduler.js';
@@ -25,6 +26,8 @@ export class HealthProber {
     private readonly timeoutMs: number,
     private readonly log: Logger,
     concurrency: number,
+    /** Keeps probes (and their redirects) to the addresses registrations may have. */
+    private readonly guard?: ProbeGuard,
   ) {
     this.scheduler = new ProbeScheduler<string>({
       intervalMs,
@@ -60,7 +63,7 @@ export class HealthProber {
 
   /** Probes one service now and records the result (the on-demand GET /services/{name}/health). */
   async probeOne(rec: ServiceRecord): Promise<ServiceRecord | undefined> {
-    const status = await checkHttp(probeUrl(rec), this.timeoutMs);
+    const status = await checkHttp(probeUrl(rec), this.timeoutMs, this.guard);
     if (status === 'inconclusive') return rec;
     return this.record(rec, is2xx(status) ? 'healthy' : 'unhealthy');
   }
@@ -68,7 +71,7 @@ export class HealthProber {
   private async probeByName(name: string): Promise<ProbeOutcome> {
     const rec = await this.store.get(name);
     if (!rec) return 'gone';
-    const status = await checkHttp(probeUrl(rec), this.timeoutMs);
+    const status = await checkHttp(probeUrl(rec), this.timeoutMs, this.guard);
     if (status === 'inconclusive') {
       this.log.debug({ service: name, timeout_ms: this.timeoutMs }, 'health probe inconclusive (the registry was too busy to time it); retrying soon');
       return 'inconclusive';

@@ -23,6 +23,8 @@ export interface RegistryMetricsSources {
   /** Open change-feed streams (GET /events). */
   subscribers: () => number;
   stateFile?: StateFile;
+  /** Requests refused by the flood caps and the address guard, by reason (admission.ts). */
+  refused?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -56,6 +58,17 @@ export class RegistryMetrics {
     plain('infini_registry_heartbeats_total', 'Heartbeats accepted (POST /services/{name}/heartbeat)', () => counters.heartbeats);
     plain('infini_registry_evictions_total', 'Services removed by the stale cleanup', () => counters.evictions);
     plain('infini_registry_state_writes_total', 'State-file writes (journal appends and snapshots)', () => store.stateCounters()?.writes ?? 0);
+    const refused = src.refused;
+    new Counter({
+      name: 'infini_registry_refused_total',
+      help: 'Requests refused by reason: rate_limit, heartbeat_rate_limit (429, per client address), max_services (429, the registry is full), address (400, a service address the guard refuses)',
+      labelNames: ['reason'] as const,
+      registers,
+      collect() {
+        this.reset();
+        if (refused) for (const [reason, n] of Object.entries(refused)) this.inc({ reason }, n);
+      },
+    });
     new Counter({
       name: 'infini_registry_health_probes_total',
       help: 'Finished background health probes by result (inconclusive: the registry was too busy to time it)',

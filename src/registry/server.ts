@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { checkBearer } from '../common/auth.js';
+import { Admission } from './admission.js';
+import { refusedAddress } from './address-check.js';
 import { BodyTooLargeError, isPlainObject, parseJsonBody, readBody, sendError, sendJson } from '../common/http-json.js';
 import type { Logger } from '../common/log.js';
 import { rfc3339 } from '../common/time.js';
@@ -28,6 +30,8 @@ export interface RegistryServerOptions {
   counters?: RegistryCounters;
   /** Its state file, for the write-duration histogram. */
   stateFile?: StateFile;
+  /** Address guard, record cap and rate limits (admission.ts); the defaults when absent. */
+  admission?: Admission;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, name: string, query: URLSearchParams) => Promise<void>;
@@ -46,6 +50,8 @@ export class RegistryServer {
   /** Event-loop delay since start, for /stats (10 ms resolution: stalls, not scheduling noise). */
   private readonly loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
   /** /stats distributions, recomputed when the feed index moves. */
+  /** New names being saved right now (the record cap counts them). */
+  private registering = 0;
   private distributions: { index: number; epoch: string; status: Record<string, number>; host: Record<string, number> } | undefined;
 
   constructor(private readonly opts: RegistryServerOptions) {
@@ -54,7 +60,7 @@ export class RegistryServer {
     this.listings = new ListingCache(opts.store, this.now);
     this.targets = new PrometheusTargets(opts.store);
     this.counters = opts.counters ?? newRegistryCounters();
-    this.metrics = new RegistryMetrics({ store: opts.store, prober: opts.prober, counters: this.counters, subscribers: () => this.streams.size, stateFile: opts.stateFile });
+    this.metrics = new RegistryMetrics({ store: opts.store, prober: opts.prober, counters: this.counters, subscribers: () => this.streams.size, stateFile: opts.stateFile, refused: opts.admission?.refused });
     this.loopDelay.enable();
     this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => void this.handle(req, res));
   }
@@ -82,6 +88,11 @@ export class RegistryServer {
       if (!handler) {
         const allow = Object.keys(route).join(', ');
         return sendError(res, 405, `method ${req.method} not allowed on ${path} (allowed: ${allow})`, { allow });
+      }
+      const throttled = handler === this.health ? undefined : this.opts.admission?.charge(req, handler === this.heartbeat);
+      if (throttled) {
+        req.resume();
+        return sendError(res, 429, throttled.message, { 'retry-after': String(throttled.retryAfterS) });
       }
       await handler(req, res, name, query);
     } catch (err) {
@@ -187,7 +198,31 @@ export class RegistryServer {
     if (!body) return;
     const checked = validateRegistration(body.value);
     if (!checked.ok) return sendError(res, 400, checked.error);
-    const rec = await this.opts.store.put(checked.value);
+    const admission = this.opts.admission;
+    let reserved = false;
+    if (admission) {
+      const refused = refusedAddress(admission.guard, checked.value);
+      if (refused) {
+        admission.refused.address++;
+        this.opts.log.warn({ service: checked.value.name, client: req.socket.remoteAddress, reason: refused }, 'registration refused: service address');
+        return sendError(res, 400, refused);
+      }
+      // a re-registration replaces its record: only new names count against the cap, those still being saved included
+      if (!this.opts.store.all().has(checked.value.name)) {
+        if (this.opts.store.counts().total + this.registering >= admission.maxServices) {
+          admission.refused.max_services++;
+          return sendError(res, 429, `the registry holds its maximum of ${admission.maxServices} services (--max-services); '${checked.value.name}' was not registered`, { 'retry-after': '30' });
+        }
+        reserved = true;
+        this.registering++;
+      }
+    }
+    let rec: ServiceRecord;
+    try {
+      rec = await this.opts.store.put(checked.value);
+    } finally {
+      if (reserved) this.registering--;
+    }
     this.counters.registrations++;
     this.opts.log.info({ service: rec.name, url: rec.url, type: rec.metadata.type }, 'service registered');
     sendJson(res, 201, { message: `Service '${rec.name}' registered successfully`, service: this.view(rec) });
@@ -208,6 +243,11 @@ export class RegistryServer {
     if (!parsed.ok) return sendError(res, 400, parsed.error);
     const checked = validateUpdate(parsed.value, name);
     if (!checked.ok) return sendError(res, 400, checked.error);
+    const refused = this.opts.admission && refusedAddress(this.opts.admission.guard, checked.value);
+    if (refused) {
+      this.opts.admission!.refused.address++;
+      return sendError(res, 400, refused);
+    }
     const rec = await this.opts.store.update(name, checked.value, { heartbeat: true });
     if (!rec) return this.notFound(res, name);
     sendJson(res, 200, { message: `Service '${name}' updated successfully`, service: this.view(rec) });

@@ -3,6 +3,8 @@ import { fnv1a } from '../common/hash.js';
 import type { Member } from './backend-pool.js';
 import type { EngineSnapshot } from './engine-signals.js';
 import { BackendTraffic } from './traffic-stats.js';
+import type { AddressGuard } from '../common/address-guard.js';
+import { probeGuard, type ProbeGuard } from '../common/guarded-lookup.js';
 import { UpstreamPool } from './upstream/pool.js';
 
 /** What a backend is, as described by a static entry or a registry record. */
@@ -26,6 +28,16 @@ export interface PoolOptions {
   headersTimeoutMs: number;
   /** Longest silence between body chunks. */
   idleTimeoutMs: number;
+  /** Addresses the router may connect to, for backends from the registry (static ones are the operator's own). */
+  guard?: AddressGuard;
+}
+
+/** One probe guard per address guard, shared by its backends. */
+const probeGuards = new WeakMap<AddressGuard, ProbeGuard>();
+function probeGuardOf(guard: AddressGuard): ProbeGuard {
+  let g = probeGuards.get(guard);
+  if (!g) probeGuards.set(guard, (g = probeGuard(guard)));
+  return g;
 }
 
 /** How long an unused upstream connection stays open (a server's Keep-Alive hint can shorten it). */
@@ -72,6 +84,8 @@ export class Backend {
   /** Stable 32-bit hash of the name, for rendezvous hashing. */
   nameHash = 0;
   pool!: UpstreamPool;
+  /** Keeps health checks (and their redirects) to allowed addresses; none for static services. */
+  probeGuard: ProbeGuard | undefined;
 
   /** Set by the BackendSet holding this backend: routability and load changes update its index. */
   owner: BackendOwner | undefined;
@@ -179,7 +193,9 @@ export class Backend {
       this.url = spec.url;
       this.hostHeader = parsed.host;
       this.basePath = parsed.pathname === '/' ? '' : parsed.pathname.replace(/\/+$/, '');
-      this.pool = UpstreamPool.forOrigin(parsed, { ...this.poolOptions, keepAliveMs: KEEP_ALIVE_MS });
+      const guard = spec.isStatic ? undefined : this.poolOptions.guard;
+      this.pool = UpstreamPool.forOrigin(parsed, { ...this.poolOptions, keepAliveMs: KEEP_ALIVE_MS, guard });
+      this.probeGuard = guard && probeGuardOf(guard);
       if (old) void old.close().catch(() => undefined);
     }
   }

@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
-import { runCommand } from '../common/command.js';
+import { AddressGuard } from '../common/address-guard.js';
+import { runCommand, UsageError } from '../common/command.js';
 import { listen } from '../common/listen.js';
 import { createLogger } from '../common/log.js';
 import { resolveSettings } from '../common/settings.js';
@@ -40,6 +41,13 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const errorFormat = settings.str('error-format') as ErrorFormat;
     const workers = settings.num('workers');
     const staticServices = settings.optStr('static-services');
+    // a bad CIDR is refused before forking
+    let guard: AddressGuard;
+    try {
+      guard = new AddressGuard({ allow: settings.list('allow-networks') ?? [], deny: settings.list('deny-networks') ?? [] });
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
     const accessSettings: AccessSettings = { file: settings.optStr('api-keys'), pollSeconds: settings.num('api-keys-poll'), env: process.env, metricsAuth: settings.bool('metrics-auth') };
     // limits are per process: each of N workers enforces its share (see backend-limits.ts)
     const limits = new BackendLimits({ defaultLimit: settings.num('backend-max-concurrency'), table: settings.table('max-concurrency'), workers });
@@ -51,6 +59,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     }
 
     const backends = new BackendSet({
+      guard,
       connectTimeoutMs: seconds('connect-timeout'),
       headersTimeoutMs: totalTimeoutMs,
       idleTimeoutMs: seconds('idle-timeout'),

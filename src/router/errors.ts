@@ -51,6 +51,8 @@ export const routerError = {
   }),
   upstreamUnavailable: (): RouterError => ({ status: 503, message: 'Service unavailable - connection refused', code: 'upstream_unavailable' }),
   upstreamTimeout: (): RouterError => ({ status: 504, message: 'Service timeout', code: 'upstream_timeout' }),
+  /** The backend's address is one the router may not connect to (--allow-networks / --deny-networks, built-in rules). */
+  addressRefused: (): RouterError => ({ status: 502, message: "Bad gateway - the backend's address is refused by the router's network policy (see the router's log)", code: 'upstream_address_refused' }),
   upstreamFailed: (): RouterError => ({ status: 502, message: 'Bad gateway - error communicating with service', code: 'upstream_error' }),
   /** Every backend of the model is at its limit and the model's wait queue (or the queues' bytes) is full. */
   queueFull: (model: string | undefined, why: string): RouterError => ({

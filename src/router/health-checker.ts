@@ -62,15 +62,27 @@ export class HealthChecker {
     return this.scheduler.stats();
   }
 
+  private refused(b: Backend, why: string): ProbeOutcome {
+    if (this.backends.get(b.name) !== b) return 'gone';
+    if (b.checkOk) this.log.warn({ backend: b.name, url: b.url, reason: why }, 'backend check fails: address refused by the network policy');
+    b.checkOk = false;
+    b.errorCount++;
+    b.traffic.checks[NOT_READY]!++;
+    return 'failed';
+  }
+
   private async probe(b: Backend): Promise<ProbeOutcome> {
     if (this.backends.get(b.name) !== b) return 'gone';
     const started = performance.now();
-    let status: CheckStatus = await checkHttp(`${b.babysitterUrl}/health`, this.timeoutMs);
+    // an address the guard refuses is never probed (the probe would be the request the guard stops)
+    const refusal = await b.pool.addressRefusal();
+    if (refusal) return this.refused(b, refusal.message);
+    let status: CheckStatus = await checkHttp(`${b.babysitterUrl}/health`, this.timeoutMs, b.probeGuard);
     if (status === 'refused') {
       // nothing listens at port+1: no babysitter, so ask the backend itself
       const base = b.url.replace(/\/+$/, '');
-      status = await checkHttp(`${base}/health`, this.timeoutMs);
-      if (!is2xx(status) && status !== 'inconclusive') status = await checkHttp(`${base}/v1/models`, this.timeoutMs);
+      status = await checkHttp(`${base}/health`, this.timeoutMs, b.probeGuard);
+      if (!is2xx(status) && status !== 'inconclusive') status = await checkHttp(`${base}/v1/models`, this.timeoutMs, b.probeGuard);
     }
     if (status === 'inconclusive') {
       b.traffic.checks[INCONCLUSIVE]!++;

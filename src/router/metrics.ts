@@ -132,7 +132,7 @@ export class RouterMetrics {
       add(name, help, 'counter', (out) => {
         for (const t of traffic.backends.values()) value(t, out);
       });
-    perTraffic('infini_router_upstream_failures_total', 'Failed attempts by backend and kind: connect, timeout, down (declared dead while waiting), malformed (answer), reset (connection lost before an answer), status_502/status_503 (answered so)', (t, out) => {
+    perTraffic('infini_router_upstream_failures_total', 'Failed attempts by backend and kind: connect, timeout, down (declared dead while waiting), malformed (answer), reset (connection lost before an answer), status_502/status_503 (answered so), address_refused (the address guard refused the backend\'s address)', (t, out) => {
       for (let k = 0; k < FAILURE_KINDS.length; k++) if (t.failures[k]! > 0) out.push({ labels: { backend: t.backend, kind: FAILURE_KINDS[k]! }, value: t.failures[k]! });
     });
     perTraffic('infini_router_retries_total', 'Requests retried on another backend after an attempt on this one failed', (t, out) => {

@@ -11,6 +11,7 @@ import { routerError, type RouterError, type RouterErrors } from './errors.js';
 import { downstreamResponseHeaders, upstreamHeaderLines } from './headers.js';
 import { nextRequestNumber, requestIdOf } from './request-id.js';
 import type { RequestInfo } from './request-info.js';
+import { ADDRESS_REFUSED } from './upstream/address-policy.js';
 import type { UpstreamConnection, UpstreamHandler } from './upstream/connection.js';
 import type { ResponseHead } from './upstream/response-parser.js';
 import type { EndReason, RequestLog, RequestRecord } from './request-log.js';
@@ -39,8 +40,11 @@ export interface ForwarderOptions {
 }
 
 
-/** Why an attempt failed: the original's three categories, and a backend declared dead meanwhile. */
-type FailureKind = 'connect' | 'timeout' | 'other' | 'down';
+/**
+ * Why an attempt failed: the original's three categories, a backend declared dead meanwhile, and
+ * an address the router's guard refuses (never connected to).
+ */
+type FailureKind = 'connect' | 'timeout' | 'other' | 'down' | 'refused';
 
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UPSTREAM_CONNECT_TIMEOUT', 'EADDRNOTAVAIL']);
 const TIMEOUT_CODES = new Set(['UPSTREAM_HEADERS_TIMEOUT', 'UPSTREAM_BODY_TIMEOUT', 'ROUTER_TOTAL_TIMEOUT']);
@@ -50,6 +54,7 @@ function classify(err: Error): FailureKind {
   if (CONNECT_CODES.has(code)) return 'connect';
   if (TIMEOUT_CODES.has(code)) return 'timeout';
   if (code === BACKEND_DOWN) return 'down';
+  if (code === ADDRESS_REFUSED) return 'refused';
   return 'other';
 }
 
@@ -59,6 +64,7 @@ const FAILURE_ERRORS: Record<FailureKind, (model: string | undefined) => RouterE
   timeout: routerError.upstreamTimeout,
   other: routerError.upstreamFailed,
   down: routerError.noHealthyBackend,
+  refused: routerError.addressRefused,
 };
 
 const BACKEND_DOWN = 'ROUTER_BACKEND_DOWN';
@@ -78,7 +84,7 @@ class BackendDownError extends Error {
   }
 }
 
-const FAILURE_LABEL: Record<FailureKind, FailureLabel> = { connect: 'connect', timeout: 'timeout', down: 'down', other: 'reset' };
+const FAILURE_LABEL: Record<FailureKind, FailureLabel> = { connect: 'connect', timeout: 'timeout', down: 'down', other: 'reset', refused: 'address_refused' };
 const FAILURE_INDEX = (label: FailureLabel) => FAILURE_KINDS.indexOf(label);
 const MALFORMED = FAILURE_INDEX('malformed');
 const STATUS_502 = FAILURE_INDEX('status_502');
@@ -335,6 +341,12 @@ export class RequestForwarder {
     if (failed) this.opts.onFailedRequest?.(record);
   }
 
+  /** A refused address stays refused: this failure ejects the backend at once (its health checks then fail too). */
+  addressRefused(backend: Backend, why: string): void {
+    backend.consecutiveFailures = Math.max(backend.consecutiveFailures, this.opts.maxErrors - 1);
+    this.opts.log.warn({ backend: backend.name, url: backend.url, reason: why }, 'backend address refused by the network policy');
+  }
+
   /** Counts a failed attempt; enough consecutive ones eject the backend for a while. */
   recordFailure(backend: Backend): void {
     if (backend.recordFailure(this.opts.maxErrors, Date.now())) {
@@ -472,6 +484,7 @@ class Attempt implements UpstreamHandler {
       return;
     }
     const kind = classify(err);
+    if (kind === 'refused') this.forwarder.addressRefused(this.backend, err.message);
     // A malformed answer is an answer: the backend may have run the request, so it is not retried.
     const malformed = (err as NodeJS.ErrnoException).code === 'UPSTREAM_PROTOCOL';
     if (malformed) {

@@ -19,6 +19,8 @@ export function routerSpec(name = 'infini-svc router'): ServiceSpec {
       { key: 'host', type: 'string', default: '0.0.0.0', metavar: 'ADDR', help: 'bind address' },
       { key: 'registry-url', type: 'string', metavar: 'URL', help: 'discover backends from this registry' },
       { key: 'registry-token', type: 'string', env: 'INFINI_REGISTRY_TOKEN', secret: true, metavar: 'TOKEN', help: 'bearer token for the registry' },
+      { key: 'allow-networks', type: 'list', metavar: 'CIDRS', help: 'connect only to backends from the registry whose addresses (as resolved at connect time) are in these blocks (comma-separated, IPv4 and IPv6)' },
+      { key: 'deny-networks', type: 'list', metavar: 'CIDRS', help: 'never connect to backends from the registry at addresses in these blocks (wins over --allow-networks); link-local, cloud metadata, unspecified, multicast and broadcast addresses are always refused. Static services are not checked' },
       { key: 'static-services', type: 'string', metavar: 'FILE', help: 'JSON file of static backends' },
       seconds('health-interval', 30, "period of the router's own backend checks"),
       seconds('health-timeout', 5, 'timeout of one check'),

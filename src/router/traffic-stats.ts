@@ -176,7 +176,7 @@ export class BackendTraffic {
 }
 
 /** Why an attempt failed, as the `kind` label of infini_router_upstream_failures_total. */
-export const FAILURE_KINDS = ['connect', 'timeout', 'down', 'malformed', 'reset', 'status_502', 'status_503'] as const;
+export const FAILURE_KINDS = ['connect', 'timeout', 'down', 'malformed', 'reset', 'status_502', 'status_503', 'address_refused'] as const;
 export type FailureLabel = (typeof FAILURE_KINDS)[number];
 
 /** A health check's result, as the `result` label of infini_router_health_checks_total. */

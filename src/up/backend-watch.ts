@@ -1,7 +1,7 @@
 import type { Logger } from '../common/log.js';
 import { PeriodicTask } from '../common/periodic.js';
 import type { UpConsole } from './console.js';
-import { getJson } from '../common/get-json.js';
+import { bearer, getJson } from '../common/get-json.js';
 import { CRASH_LOOP_FAILURES, downReason, failureCount, seconds, toSitterInfo, type SitterInfo } from '../babysitter/info.js';
 
 /** Lines of a failing engine's output shown with each failure. */
@@ -134,7 +134,7 @@ export class BackendWatch {
   private async pollOnce(): Promise<void> {
     await Promise.all(
       this.sitters.map(async (s) => {
-        const info = toSitterInfo((await getJson(s.infoUrl))?.body);
+        const info = toSitterInfo((await getJson(s.infoUrl, undefined, bearer(process.env.INFINI_REGISTRY_TOKEN)))?.body);
         const state = this.states.get(s.name);
         if (!info || !state) return;
         for (const r of changes(state, info)) this.out.say(s.name, r.message, r.detail);

@@ -11,7 +11,7 @@ import { BackendWatch, crashLooping } from './backend-watch.js';
 import { ChildService } from './child-service.js';
 import { registryUrlOf, type ClusterPlan } from './cluster-file.js';
 import type { UpConsole } from './console.js';
-import { getJson } from '../common/get-json.js';
+import { bearer, getJson } from '../common/get-json.js';
 import { babysitterConfig } from '../babysitter/config.js';
 import { babysitterSpec } from '../babysitter/spec.js';
 import { readConfigFile, resolveSettings, type Settings } from '../common/settings.js';
@@ -327,7 +327,7 @@ export class Cluster {
       rows.push({ service: 'router', url: tableUrl(this.plan.router.host, this.plan.router.port), models: ids, state: h?.status === 200 ? `ready (${h.body.healthy_services} backends)` : 'down' });
     }
     for (const b of this.plan.babysitters) {
-      const info = toSitterInfo((await getJson(`${httpUrl(localHost(b.bind), b.port + 1)}/info`))?.body);
+      const info = toSitterInfo((await getJson(`${httpUrl(localHost(b.bind), b.port + 1)}/info`, undefined, bearer(process.env.INFINI_REGISTRY_TOKEN)))?.body);
       const models = info?.models.length ? info.models.join(', ') : '-';
       rows.push({ service: b.name, url: tableUrl(b.bind, b.port, `babysitter :${b.port + 1}`), models, state: info ? describeState(info) : 'down' });
     }

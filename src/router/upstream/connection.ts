@@ -1,5 +1,6 @@
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import type { AddressPolicy } from './address-policy.js';
 import { ResponseParser, type ParserSink, type ResponseHead } from './response-parser.js';
 import { writeBuffer, writeOut } from '../../common/http1/write-buffer.js';
 
@@ -35,6 +36,8 @@ export interface Endpoint {
   host: string;
   port: number;
   tls: boolean;
+  /** Under the address guard: how the host is resolved, or why it is refused (address-policy.ts). */
+  address?: AddressPolicy;
 }
 
 export const enum Phase {
@@ -82,8 +85,15 @@ export class UpstreamConnection implements ParserSink {
     keepAliveMs: number,
   ) {
     this.keepAliveMs = keepAliveMs;
-    if (endpoint.tls) {
-      this.socket = tlsConnect({ host: endpoint.host, port: endpoint.port, servername: endpoint.host });
+    const lookup = endpoint.address?.lookup;
+    const refusal = endpoint.address?.refusal;
+    if (refusal !== undefined) {
+      // never connected: the request fails as a connect error does, once 'close' comes (next tick)
+      this.lastError = refusal;
+      this.socket = new Socket();
+      this.socket.destroy();
+    } else if (endpoint.tls) {
+      this.socket = tlsConnect({ host: endpoint.host, port: endpoint.port, servername: endpoint.host, ...(lookup ? { lookup } : {}) });
       this.socket.setNoDelay(true);
       this.socket.setKeepAlive(true, 60_000);
       this.socket.on('secureConnect', () => this.onConnect());
@@ -97,6 +107,7 @@ export class UpstreamConnection implements ParserSink {
         noDelay: true,
         keepAlive: true,
         keepAliveInitialDelay: 60_000,
+        ...(lookup ? { lookup } : {}),
         onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf as Buffer) },
       });
       this.socket.on('connect', () => this.onConnect());

@@ -1,4 +1,6 @@
+import type { AddressGuard } from '../../common/address-guard.js';
 import { SlotList } from '../../common/slot-list.js';
+import { addressPolicy, resolveRefusal, type AddressRefusedError } from './address-policy.js';
 import { Phase, UpstreamConnection, UpstreamError, type ConnectionOwner, type Endpoint, type UpstreamHandler } from './connection.js';
 
 export interface UpstreamPoolOptions {
@@ -9,6 +11,8 @@ export interface UpstreamPoolOptions {
   idleTimeoutMs: number;
   /** How long an unused connection is kept open. */
   keepAliveMs: number;
+  /** Connect only to addresses this allows (none: any). */
+  guard?: AddressGuard;
 }
 
 /**
@@ -36,7 +40,13 @@ export class UpstreamPool implements ConnectionOwner {
   static forOrigin(origin: URL, opts: UpstreamPoolOptions): UpstreamPool {
     const tls = origin.protocol === 'https:';
     const host = origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname;
-    return new UpstreamPool({ host, port: Number(origin.port) || (tls ? 443 : 80), tls }, opts);
+    const address = opts.guard ? addressPolicy(opts.guard, host) : undefined;
+    return new UpstreamPool({ host, port: Number(origin.port) || (tls ? 443 : 80), tls, address }, opts);
+  }
+
+  /** Whether the guard refuses this backend's address now (a name is resolved again), for health checks. */
+  addressRefusal(): Promise<AddressRefusedError | undefined> {
+    return resolveRefusal(this.endpoint.address, this.endpoint.host);
   }
 
   /** Connections open (busy and idle). */
