@@ -1,9 +1,12 @@
 import cluster from 'node:cluster';
+import type { Server as TlsServer } from 'node:tls';
 import { runCommand } from '../common/command.js';
 import { listen } from '../common/listen.js';
 import { createLogger } from '../common/log.js';
 import { resolveSettings } from '../common/settings.js';
 import { onShutdownSignal } from '../common/shutdown.js';
+import { trustCaFile } from '../common/client-tls.js';
+import { reloadOnHangup, serverTlsOptions, tlsFilesOf } from '../common/tls-files.js';
 import { BackendSet } from './backend-set.js';
 import { RouterErrors, type ErrorFormat } from './errors.js';
 import { HealthChecker } from './health-checker.js';
@@ -38,9 +41,13 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const errorFormat = settings.str('error-format') as ErrorFormat;
     const workers = settings.num('workers');
     const staticServices = settings.optStr('static-services');
+    const tlsFiles = tlsFilesOf(settings);
+    // read (and checked) before forking too: a bad pair stops the primary with one clear line
+    const tls = tlsFiles && serverTlsOptions(tlsFiles);
+    await trustCaFile(settings.optStr('registry-ca'));
     if (workers > 1 && isPrimary) {
       if (staticServices) loadStaticServices(staticServices); // refuse a bad file before forking
-      runPrimary(workers, log, { drainMs: seconds('drain-timeout') });
+      runPrimary(workers, log, { drainMs: seconds('drain-timeout'), forwardHangup: tls !== undefined });
       return;
     }
 
@@ -78,8 +85,11 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       healthChecks: () => checker.stats(),
       recentErrors,
       wantsPrompt: policy.wantsPrompt,
+      tls,
       log,
     });
+    // at once, before anything waits: SIGHUP's default action would end the process
+    if (tlsFiles) reloadOnHangup(api.http.server as TlsServer, tlsFiles, log);
     const watcher = registryUrl
       ? new RegistryWatcher(registryUrl, backends, {
           syncIntervalMs: seconds('registry-sync-interval'),
@@ -113,6 +123,6 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     await watcher?.start();
     checker.start();
     engineSignals?.start();
-    log.info({ port: bound, host, registry_url: registryUrl, static_services: backends.all.filter((b) => b.isStatic).length, policy: policyName }, 'router listening');
+    log.info({ port: bound, host, registry_url: registryUrl, static_services: backends.all.filter((b) => b.isStatic).length, policy: policyName, tls: tls !== undefined }, 'router listening');
   });
 }

@@ -1,4 +1,5 @@
 import type { Server } from 'node:net';
+import type { TlsOptions } from 'node:tls';
 import { sendJson } from '../common/http-json.js';
 import type { Http1Response } from '../common/http1/response.js';
 import { Http1Server, type Http1Request } from '../common/http1/server.js';
@@ -29,6 +30,8 @@ export interface RouterServerOptions {
   recentErrors?: RecentErrors;
   /** Whether a model's policy matches on prompt text (cache policies); absent: none does, no text is built. */
   wantsPrompt?: (model: string | undefined) => boolean;
+  /** Serve HTTPS with these options (tls-files.ts). */
+  tls?: TlsOptions;
   log: Logger;
 }
 
@@ -50,6 +53,7 @@ export class RouterServer {
       tooLargeMessage: (limit) => `request body exceeds --max-body (${limit} bytes)`,
       errorBody: opts.errors.protocolBody,
       onError: (status) => opts.errors.count(status),
+      tls: opts.tls,
     });
     this.http.server.maxConnections = opts.maxConnections;
     this.dashboard = new Dashboard({

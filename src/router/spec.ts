@@ -1,4 +1,5 @@
 import type { Setting, ServiceSpec } from '../common/settings.js';
+import { registryCaSetting, tlsSettings } from '../common/tls-files.js';
 import { ERROR_FORMATS } from './errors.js';
 import { POLICIES } from './policies/index.js';
 
@@ -18,6 +19,7 @@ export function routerSpec(name = 'infini-svc router'): ServiceSpec {
       { key: 'host', type: 'string', default: '0.0.0.0', metavar: 'ADDR', help: 'bind address' },
       { key: 'registry-url', type: 'string', metavar: 'URL', help: 'discover backends from this registry' },
       { key: 'registry-token', type: 'string', env: 'INFINI_REGISTRY_TOKEN', secret: true, metavar: 'TOKEN', help: 'bearer token for the registry' },
+      registryCaSetting,
       { key: 'static-services', type: 'string', metavar: 'FILE', help: 'JSON file of static backends' },
       seconds('health-interval', 30, "period of the router's own backend checks"),
       seconds('health-timeout', 5, 'timeout of one check'),
@@ -68,6 +70,7 @@ export function routerSpec(name = 'infini-svc router'): ServiceSpec {
         metavar: 'WHERE',
         help: 'one JSON line per proxied request (id, model, backend, status, attempts, bytes, TTFT, duration, client, how it ended; never bodies or headers): off, stdout, or a file path. `up` turns it on (stdout, so in the router\'s log file)',
       },
+      ...tlsSettings('router'),
       { key: 'workers', type: 'integer', default: 1, min: 1, max: 256, metavar: 'N', help: 'router processes sharing the port (each balances on its own; /metrics is aggregated, /stats is per worker)' },
     ],
     epilog: 'Local endpoints: GET /health (/status), /stats, /services, /models, /v1/models, /metrics; everything else is proxied.',

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { BodyBuffer, HeadBuffer, type BodyBudget } from './buffers.js';
 import { ChunkedDecoder, ChunkedError } from './chunked.js';
 import { parseRequestHead, RequestError, type RequestHead } from './request-head.js';
@@ -35,6 +36,11 @@ export interface Http1ServerOptions {
   errorBody?: (status: number, message: string) => string;
   /** Told about each of the server's own error answers (metrics). */
   onError?: (status: number) => void;
+  /**
+   * Serve HTTPS: a tls.Server whose established connections go to the same code as plain ones
+   * (certificate and key, see tls-files.ts). Reload with `server.setSecureContext`.
+   */
+  tls?: TlsOptions;
 }
 
 const enum State {
@@ -74,7 +80,7 @@ export class Http1Server implements BodyBudget {
   private readonly connections = new Set<Connection>();
   private readonly sweeper: NodeJS.Timeout;
   closing = false;
-  readonly opts: Required<Omit<Http1ServerOptions, 'onError'>> & Pick<Http1ServerOptions, 'onError'>;
+  readonly opts: Required<Omit<Http1ServerOptions, 'onError' | 'tls'>> & Pick<Http1ServerOptions, 'onError'>;
   /** Body bytes reserved by all connections. */
   buffered = 0;
   /** Connections waiting for body budget, in arrival order. */
@@ -84,6 +90,7 @@ export class Http1Server implements BodyBudget {
     readonly handler: Http1Handler,
     options: Http1ServerOptions,
   ) {
+    const { tls, ...rest } = options;
     this.opts = {
       maxBufferedBytes: 1024 ** 3,
       maxHeadBytes: 32 * 1024,
@@ -92,9 +99,13 @@ export class Http1Server implements BodyBudget {
       keepAliveTimeoutMs: 65_000,
       tooLargeMessage: (limit) => `request body exceeds ${limit} bytes`,
       errorBody: (_status, message) => JSON.stringify({ error: message }),
-      ...options,
+      ...rest,
     };
-    this.server = createServer({ noDelay: true }, (socket) => this.connections.add(new Connection(this, socket)));
+    const accept = (socket: Socket) => this.connections.add(new Connection(this, socket));
+    // TLS: 'secureConnection' sockets (a handshake that never ends is cut by handshakeTimeout)
+    this.server = tls
+      ? createTlsServer({ noDelay: true, handshakeTimeout: this.opts.headersTimeoutMs, ...tls }, accept)
+      : createServer({ noDelay: true }, accept);
     this.sweeper = setInterval(() => this.sweep(), 1000);
     this.sweeper.unref();
   }
