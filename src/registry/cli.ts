@@ -4,6 +4,8 @@ import { listen } from '../common/listen.js';
 import { createLogger } from '../common/log.js';
 import { resolveSettings } from '../common/settings.js';
 import { onShutdownSignal } from '../common/shutdown.js';
+import { reloadOnHangup, serverTlsOptions, tlsFilesOf } from '../common/tls-files.js';
+import type { Server as TlsServer } from 'node:tls';
 import { EmbeddedStore } from './embedded-store.js';
 import { HealthProber } from './health-prober.js';
 import { newRegistryCounters } from './metrics.js';
@@ -27,6 +29,11 @@ export function main(argv: string[], name = 'infini-svc registry'): Promise<void
     const staleTimeoutMs = seconds('stale-timeout');
     const log = createLogger('registry', settings.str('log-level'));
     const authToken = settings.optStr('auth-token');
+    const tlsFiles = tlsFilesOf(settings);
+    const tls = tlsFiles && serverTlsOptions(tlsFiles);
+    // SIGHUP's default action would end the process: the reload is set up before anything waits
+    let server: TlsServer | undefined;
+    if (tlsFiles) reloadOnHangup({ setSecureContext: (o) => server?.setSecureContext(o) }, tlsFiles, log);
 
     const stateFile = settings.bool('no-persist') ? undefined : new StateFile(resolve(settings.str('state-file')), log);
     const store = new EmbeddedStore({ heartbeatTimeoutMs, maxHoldMs: staleTimeoutMs, stateFile, log });
@@ -34,12 +41,13 @@ export function main(argv: string[], name = 'infini-svc registry'): Promise<void
     const prober = new HealthProber(store, healthIntervalMs, healthTimeoutMs, log, settings.num('health-concurrency'));
     const counters = newRegistryCounters();
     const reaper = new StaleReaper(store, { cleanupIntervalMs, staleTimeoutMs, healthCheckEveryMs: Math.min(1000, heartbeatTimeoutMs / 4) }, log, counters);
-    const api = new RegistryServer({ store, prober, authToken, log, counters, stateFile });
+    const api = new RegistryServer({ store, prober, authToken, log, counters, stateFile, tls });
+    if (tls) server = api.server as unknown as TlsServer;
 
     const bound = await listen(api.server, port, host, name);
     await prober.start();
     reaper.start();
-    log.info({ port: bound, host, state_file: stateFile?.path ?? null, restored, auth: Boolean(authToken), config_file: settings.file ?? null }, 'registry listening');
+    log.info({ port: bound, host, state_file: stateFile?.path ?? null, restored, auth: Boolean(authToken), tls: tls !== undefined, config_file: settings.file ?? null }, 'registry listening');
 
     onShutdownSignal(log, async () => {
       await Promise.all([api.close(), prober.stop(), reaper.stop()]);

@@ -1,4 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TlsOptions } from 'node:tls';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { checkBearer } from '../common/auth.js';
 import { BodyTooLargeError, isPlainObject, parseJsonBody, readBody, sendError, sendJson } from '../common/http-json.js';
@@ -28,6 +30,8 @@ export interface RegistryServerOptions {
   counters?: RegistryCounters;
   /** Its state file, for the write-duration histogram. */
   stateFile?: StateFile;
+  /** Serve HTTPS with these options (tls-files.ts); the same handler. */
+  tls?: TlsOptions;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, name: string, query: URLSearchParams) => Promise<void>;
@@ -56,7 +60,10 @@ export class RegistryServer {
     this.counters = opts.counters ?? newRegistryCounters();
     this.metrics = new RegistryMetrics({ store: opts.store, prober: opts.prober, counters: this.counters, subscribers: () => this.streams.size, stateFile: opts.stateFile });
     this.loopDelay.enable();
-    this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => void this.handle(req, res));
+    const serverOpts = { keepAliveTimeout: 65_000, headersTimeout: 66_000 };
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    // https.Server is an http.Server on TLS sockets: the same API for everything here
+    this.server = opts.tls ? (createHttpsServer({ ...serverOpts, ...opts.tls }, handler) as unknown as Server) : createServer(serverOpts, handler);
   }
 
   /** Stops accepting, ends open change-feed streams and waits for in-flight requests. */

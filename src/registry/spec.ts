@@ -1,4 +1,5 @@
 import type { Setting, ServiceSpec } from '../common/settings.js';
+import { tlsSettings } from '../common/tls-files.js';
 
 const seconds = (key: string, def: number, help: string): Setting => ({ key, type: 'number', default: def, min: 0.01, max: 86_400 * 365, metavar: 'SECONDS', help });
 
@@ -19,6 +20,7 @@ export function registrySpec(name = 'infini-svc registry'): ServiceSpec {
       seconds('stale-timeout', 300, 'a service without a heartbeat this long is removed'),
       { key: 'state-file', type: 'string', default: 'infini-registry-state.json', metavar: 'PATH', help: 'where registrations are persisted' },
       { key: 'no-persist', type: 'boolean', help: 'keep registrations in memory only' },
+      ...tlsSettings('registry'),
       { key: 'auth-token', type: 'string', env: 'INFINI_REGISTRY_TOKEN', secret: true, metavar: 'TOKEN', help: 'require Authorization: Bearer TOKEN on mutating calls' },
     ],
     epilog: 'Endpoints: GET /health, GET|POST /services, GET|PUT|DELETE /services/{name},\nGET /services/{name}/health, POST /services/{name}/heartbeat, GET /stats, GET /events?since=N, GET /metrics,\nGET /prometheus/targets (Prometheus http_sd)',
