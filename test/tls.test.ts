@@ -241,6 +241,31 @@ describe('TLS: the registry over HTTPS', () => {
     }
   });
 
+  it('SIGHUP reloads the registry\'s certificate for new connections', async () => {
+    const one = ca.issue('reg-one');
+    const two = ca.issue('reg-two');
+    const live = { cert: `${ca.dir}/reg-live.pem`, key: `${ca.dir}/reg-live.key` };
+    copyFileSync(one.cert, live.cert);
+    copyFileSync(one.key, live.key);
+    const reg = await startRegistry(['--tls-cert', live.cert, '--tls-key', live.key]);
+    const caPem = readFileSync(ca.caFile, 'utf8');
+    try {
+      const before = await tlsConnect(reg.port, caPem);
+      assert.equal(servedSerial(before), serialOf(readFileSync(one.cert, 'utf8')));
+      before.destroy();
+      copyFileSync(two.cert, live.cert);
+      copyFileSync(two.key, live.key);
+      reg.proc.kill('SIGHUP');
+      await reg.waitForLog((l) => l.msg === 'TLS certificate reloaded');
+      const after = await tlsConnect(reg.port, caPem);
+      assert.equal(servedSerial(after), serialOf(readFileSync(two.cert, 'utf8')));
+      after.destroy();
+      assert.equal((await httpsCall(`https://127.0.0.1:${reg.port}/health`, caPem)).status, 200);
+    } finally {
+      await reg.stop();
+    }
+  });
+
   it('a certificate file that is missing or does not match its key stops the start with a clear error', async () => {
     const a = ca.issue('a');
     const b = ca.issue('b');

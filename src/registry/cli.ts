@@ -30,10 +30,11 @@ export function main(argv: string[], name = 'infini-svc registry'): Promise<void
     const log = createLogger('registry', settings.str('log-level'));
     const authToken = settings.optStr('auth-token');
     const tlsFiles = tlsFilesOf(settings);
-    const tls = tlsFiles && serverTlsOptions(tlsFiles);
+    let tls = tlsFiles && serverTlsOptions(tlsFiles);
     // SIGHUP's default action would end the process: the reload is set up before anything waits
+    // (one while the state file is read updates the options the server will start with)
     let server: TlsServer | undefined;
-    if (tlsFiles) reloadOnHangup({ setSecureContext: (o) => server?.setSecureContext(o) }, tlsFiles, log);
+    if (tlsFiles) reloadOnHangup({ setSecureContext: (o) => (server ? server.setSecureContext(o) : (tls = { ...tls, ...o })) }, tlsFiles, log);
 
     const stateFile = settings.bool('no-persist') ? undefined : new StateFile(resolve(settings.str('state-file')), log);
     const store = new EmbeddedStore({ heartbeatTimeoutMs, maxHoldMs: staleTimeoutMs, stateFile, log });
