@@ -218,6 +218,15 @@ describe('TLS: the registry over HTTPS', () => {
     }
   });
 
+  it('NODE_EXTRA_CA_CERTS is enough for a client, without the option', async () => {
+    const mock = spawnCli(['mock', '--port', '0', '--models', 'extra', '--registry-url', regUrl], { env: { NODE_EXTRA_CA_CERTS: ca.caFile } });
+    try {
+      await mock.waitForLog((l) => l.msg === 'registered with registry');
+    } finally {
+      await mock.stop();
+    }
+  });
+
   it('`status` reads the HTTPS registry with --ca-file', async () => {
     const status = spawnCli(['status', '--registry-url', regUrl, '--router-url', 'http://127.0.0.1:9', '--ca-file', ca.caFile, '--json']);
     await status.exited;
