@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { X509Certificate } from 'node:crypto';
+import { connect as netConnect } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from './helpers/test.js';
 import { makeTestCa, type TestCa, type TlsPair } from '../bench/tls-certs.js';
@@ -167,6 +168,21 @@ describe('TLS: the router serves HTTPS on its own HTTP/1.1 server', () => {
     } finally {
       old.destroy();
     }
+  });
+});
+
+describe('TLS: shutdown', () => {
+  it('a connection that never finishes its handshake does not hold the router\'s stop', async () => {
+    const ca = makeTestCa();
+    const pair = ca.issue('stop');
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--drain-timeout', '600', '--tls-cert', pair.cert, '--tls-key', pair.key]);
+    const silent = netConnect(router.port, '127.0.0.1');
+    silent.on('error', () => undefined);
+    await new Promise((r) => silent.once('connect', r));
+    // a handshake still under way: (the handshake timeout is 66 s, the drain 600 s, the test's limit 30 s)
+    const stopped = await router.stop('SIGTERM', 60_000);
+    assert.equal(stopped.code, 0);
+    silent.destroy();
   });
 });
 

@@ -78,6 +78,9 @@ const TERMINATOR_BYTES = Buffer.from(TERMINATOR);
 export class Http1Server implements BodyBudget {
   readonly server: Server;
   private readonly connections = new Set<Connection>();
+  /** TLS: TCP connections whose handshake is not done (no request can be under way on them). */
+  private readonly handshaking = new Set<Socket>();
+  private handshakesKnown = true;
   private readonly sweeper: NodeJS.Timeout;
   closing = false;
   readonly opts: Required<Omit<Http1ServerOptions, 'onError' | 'tls'>> & Pick<Http1ServerOptions, 'onError'>;
@@ -102,10 +105,21 @@ export class Http1Server implements BodyBudget {
       ...rest,
     };
     const accept = (socket: Socket) => this.connections.add(new Connection(this, socket));
-    // TLS: 'secureConnection' sockets (a handshake that never ends is cut by handshakeTimeout)
-    this.server = tls
-      ? createTlsServer({ noDelay: true, handshakeTimeout: this.opts.headersTimeoutMs, ...tls }, accept)
-      : createServer({ noDelay: true }, accept);
+    if (tls) {
+      // 'secureConnection' sockets, once their handshake is done (one that never ends is cut by
+      // handshakeTimeout); until then only the TCP socket under it is known, kept for close()
+      this.server = createTlsServer({ noDelay: true, handshakeTimeout: this.opts.headersTimeoutMs, ...tls }, (socket) => {
+        // the TLS socket's TCP socket (Node's _parent); were it ever missing, nothing is cut at close
+        const raw = (socket as Socket & { _parent?: Socket })._parent;
+        if (raw === undefined) this.handshakesKnown = false;
+        else this.handshaking.delete(raw);
+        accept(socket);
+      });
+      this.server.on('connection', (raw: Socket) => {
+        this.handshaking.add(raw);
+        raw.once('close', () => this.handshaking.delete(raw));
+      });
+    } else this.server = createServer({ noDelay: true }, accept);
     this.sweeper = setInterval(() => this.sweep(), 1000);
     this.sweeper.unref();
   }
@@ -142,6 +156,7 @@ export class Http1Server implements BodyBudget {
     this.closing = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const conn of this.connections) conn.closeIfIdle();
+    if (this.handshakesKnown) for (const raw of this.handshaking) raw.destroy();
     const timer = setTimeout(() => {
       for (const conn of this.connections) conn.socket.destroy();
     }, drainMs);
