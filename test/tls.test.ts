@@ -303,5 +303,11 @@ describe('TLS: the registry over HTTPS', () => {
     const half = spawnCli(['router', '--router-port', '0', '--tls-cert', a.cert]);
     assert.notEqual((await half.exited).code, 0);
     assert.match(half.stderrText, /--tls-cert and --tls-key go together/);
+    const noCa = spawnCli(['router', '--router-port', '0', '--registry-url', regUrl, '--registry-ca', `${ca.dir}/none-ca.pem`]);
+    assert.notEqual((await noCa.exited).code, 0);
+    assert.match(noCa.stderrText, /--registry-ca .*none-ca\.pem: not found/);
+    const notPem = spawnCli(['status', '--registry-url', regUrl, '--ca-file', a.key]);
+    assert.notEqual((await notPem.exited).code, 0);
+    assert.match(notPem.stderrText, /--ca-file .*a\.key: no PEM certificate in it/);
   });
 });

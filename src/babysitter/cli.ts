@@ -56,7 +56,7 @@ export function main(argv: string[], name = 'infini-svc babysitter'): Promise<vo
     const cfg = babysitterConfig(settings);
     const log = createLogger('babysitter', settings.str('log-level')).child({ name: cfg.name });
     const cmd = buildCommandLine(cfg);
-    await trustCaFile(settings.optStr('registry-ca'));
+    trustCaFile(settings.optStr('registry-ca'));
 
     const keeper = cfg.registryUrl ? new RegistrationKeeper(new RegistryClient(cfg.registryUrl, cfg.registryToken), cfg.heartbeatIntervalMs, log) : undefined;
     const serverName = `${cfg.name}-server`;

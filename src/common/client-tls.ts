@@ -17,7 +17,7 @@ export function clientFetch(input: string | URL, init?: RequestInit): Promise<Re
 }
 
 /** Trust the CA certificates (PEM) in `file` for https:// URLs of clientFetch, on top of the usual ones. */
-export async function trustCaFile(file: string | undefined, flag = '--registry-ca'): Promise<void> {
+export function trustCaFile(file: string | undefined, flag = '--registry-ca'): void {
   if (file === undefined) return;
   let pem: string;
   try {

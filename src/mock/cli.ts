@@ -79,7 +79,7 @@ export function main(argv: string[], name = 'infini-svc mock'): Promise<void> {
 
     const registryUrl = settings.optStr('registry-url');
     if (registryUrl) {
-      await trustCaFile(settings.optStr('registry-ca'));
+      trustCaFile(settings.optStr('registry-ca'));
       const advertise = advertisedHost(host, settings.optStr('advertise-host'));
       keeper = new RegistrationKeeper(new RegistryClient(registryUrl, settings.optStr('registry-token')), heartbeatMs, log);
       await keeper.set({

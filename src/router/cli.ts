@@ -44,7 +44,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const tlsFiles = tlsFilesOf(settings);
     // read (and checked) before forking too: a bad pair stops the primary with one clear line
     const tls = tlsFiles && serverTlsOptions(tlsFiles);
-    await trustCaFile(settings.optStr('registry-ca'));
+    trustCaFile(settings.optStr('registry-ca'));
     if (workers > 1 && isPrimary) {
       if (staticServices) loadStaticServices(staticServices); // refuse a bad file before forking
       runPrimary(workers, log, { drainMs: seconds('drain-timeout'), forwardHangup: tls !== undefined });

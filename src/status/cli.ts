@@ -48,7 +48,7 @@ export function main(argv: string[], name = 'infini-svc status'): Promise<void> 
   return runCommand(name, async () => {
     const settings = resolveSettings(statusSpec(name), withWatchValue(argv));
     const targets = targetsOf(settings);
-    await trustCaFile(settings.optStr('ca-file'), '--ca-file');
+    trustCaFile(settings.optStr('ca-file'), '--ca-file');
     const json = settings.bool('json');
     const watch = settings.optNum('watch');
     if (watch === undefined) {
