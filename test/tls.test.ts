@@ -6,7 +6,7 @@ import { connect as netConnect } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from './helpers/test.js';
 import { makeTestCa, type TestCa, type TlsPair } from '../bench/tls-certs.js';
-import { spawnCli, startMocks, startRegistry, startService, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
+import { freePortPair, spawnCli, startMocks, startRegistry, startService, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
 
 const chat = (extra: Record<string, unknown> = {}) => JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, ...extra });
 
@@ -231,6 +231,19 @@ describe('TLS: the registry over HTTPS', () => {
     } finally {
       await router.stop();
       if (mock.alive) await mock.stop();
+    }
+  });
+
+  it('a babysitter registers its backend with --registry-ca', async () => {
+    const port = await freePortPair();
+    const sitter = await startService(['babysitter', '--port', String(port), '--name', 'tls-sitter', '--service-type', 'mock', '--args', 'sm', '--host', '127.0.0.1', '--registry-url', regUrl, '--registry-ca', ca.caFile, '--heartbeat-interval', '0.2']);
+    try {
+      await waitFor(async () => {
+        const listing = JSON.parse((await httpsCall(`${regUrl}/services`, readFileSync(ca.caFile, 'utf8'))).text) as { services: Array<{ name: string }> };
+        return listing.services.some((r) => r.name === 'tls-sitter-server');
+      }, "the babysitter's record in the HTTPS registry");
+    } finally {
+      await sitter.stop();
     }
   });
 
