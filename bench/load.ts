@@ -10,6 +10,8 @@ export interface LoadSpec {
   body: string;
   connections: number;
   durationS: number;
+  /** For https:// URLs: the CA to trust (wrk does not verify certificates). */
+  ca?: string;
 }
 
 export function hasCommand(cmd: string): boolean {
@@ -69,7 +71,7 @@ export async function runNode(spec: LoadSpec): Promise<RunResult> {
   let errors = 0;
   const deadline = performance.now() + spec.durationS * 1000;
   const started = performance.now();
-  const clients = Array.from({ length: spec.connections }, () => new Client(url.origin, { pipelining: 1 }));
+  const clients = Array.from({ length: spec.connections }, () => new Client(url.origin, { pipelining: 1, ...(spec.ca ? { connect: { ca: spec.ca } } : {}) }));
   await Promise.all(
     clients.map(async (client) => {
       while (performance.now() < deadline) {

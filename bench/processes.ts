@@ -119,11 +119,16 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function waitHttp(url: string, timeoutMs = 15_000): Promise<void> {
+export async function waitHttp(url: string, timeoutMs = 15_000, ca?: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  // https:// with a certificate of the run's own CA: undici's fetch with an agent trusting it
+  const get = ca === undefined ? fetch : await import('undici').then(({ Agent, fetch: f }) => {
+    const dispatcher = new Agent({ connect: { ca } });
+    return (u: string) => f(u, { dispatcher });
+  });
   for (;;) {
     try {
-      const res = await fetch(url);
+      const res = await get(url);
       await res.arrayBuffer();
       if (res.status < 500) return;
     } catch {
@@ -164,7 +169,11 @@ export class BenchProcess {
 }
 
 /** nginx as a plain round-robin reverse proxy with keep-alive to the same backends, one worker. */
-export function nginxConfig(dir: string, port: number, backends: number[]): string {
+/**
+ * nginx as a round-robin proxy to `backends` on `port`; with `tls`, also terminating TLS on
+ * `tls.port` (TLS 1.2+, like the router) and proxying plain HTTP to the same backends.
+ */
+export function nginxConfig(dir: string, port: number, backends: number[], tls?: { port: number; cert: string; key: string }): string {
   const conf = join(dir, 'nginx.conf');
   const user = process.getuid?.() === 0 ? 'user root;\n' : '';
   writeFileSync(
@@ -194,8 +203,26 @@ ${backends.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
       proxy_buffering off;
     }
   }
-}
+${tls ? nginxTlsServer(tls) : ''}}
 `,
   );
   return conf;
+}
+
+/** The TLS server block: keep-alive without a request cap, so handshakes stay out of the figures. */
+function nginxTlsServer(tls: { port: number; cert: string; key: string }): string {
+  return `  server {
+    listen 127.0.0.1:${tls.port} ssl backlog=4096;
+    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    keepalive_requests 1000000;
+    location / {
+      proxy_pass http://backends;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+`;
 }

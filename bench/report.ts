@@ -88,8 +88,9 @@ export function toMarkdown(r: BenchReport): string {
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const s of r.scenarios) {
     const direct = s.targets.direct;
-    const nginx = s.targets.nginx;
     for (const [name, t] of Object.entries(s.targets)) {
+      // a target over TLS is compared with nginx over TLS
+      const nginx = s.targets[name.endsWith(' tls') ? 'nginx tls' : 'nginx'];
       const isRouter = name.startsWith('router');
       lines.push(`| ${s.name} | ${name} | ${fmt(t.rps, 0)} | ${fmt(t.p50Ms, 3)} | ${fmt(t.p99Ms, 3)} | ${t.errors} | ${fmt(t.cpuPerReqUs, 0)} | ${isRouter ? fmt(ratio(t.rps, direct?.rps)) : ''} | ${isRouter ? fmt(ratio(t.rps, nginx?.rps)) : ''} |`);
     }

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { NODE_FLAGS } from '../src/common/node-flags.js';
 import { hasCommand, runNode, runWrk, type LoadSpec } from './load.js';
+import { makeTestCa } from './tls-certs.js';
 import { BenchProcess, cpuSeconds, freePort, nginxConfig, rssMb, waitHttp, withChildren } from './processes.js';
 import { check, combineRounds, median, ratio, toMarkdown, type BenchReport, type RunResult, type Scenario } from './report.js';
 
@@ -29,6 +30,7 @@ const { values: opts } = parseArgs({
     'idle-conns': { type: 'string', default: '1000' },
     loadgen: { type: 'string', default: 'auto' },
     'no-nginx': { type: 'boolean', default: false },
+    'no-tls': { type: 'boolean', default: false },
     'router-workers': { type: 'string', default: '2' },
     out: { type: 'string', default: join(ROOT, 'bench', 'results') },
     readme: { type: 'boolean', default: false },
@@ -39,9 +41,11 @@ const { values: opts } = parseArgs({
 });
 if (opts.help) {
   process.stdout.write(`npm run bench -- [--duration S] [--rounds N] [--connections N] [--streams N] [--idle-conns N]
-                 [--loadgen auto|wrk|node] [--no-nginx] [--router-workers N (0: skip)] [--out DIR] [--readme]
+                 [--loadgen auto|wrk|node] [--no-nginx] [--no-tls] [--router-workers N (0: skip)] [--out DIR] [--readme]
                  [--baseline DIR] [--router-arg ARG ...]
-Compares direct-to-backend, the router and (when installed) nginx on 127.0.0.1.
+Compares direct-to-backend, the router and (when installed) nginx on 127.0.0.1; the targets "router tls"
+  and "nginx tls" terminate TLS (keep-alive connections, certificates made with openssl for the run)
+  and proxy plain HTTP to the same backends (--no-tls: skip them).
 --baseline DIR: also runs the router built in DIR (another checkout, after npm run build there) as the
   target "baseline", interleaved round by round with this one, and reports this router's CPU per
   request over the baseline's, paired by round: an A/B at one time on one machine.
@@ -59,6 +63,8 @@ const useWrk = opts.loadgen === 'wrk' || (opts.loadgen === 'auto' && hasCommand(
 const useNginx = !opts['no-nginx'] && hasCommand('nginx');
 if (!useWrk && opts.loadgen !== 'node') process.stderr.write('wrk not found: using the built-in Node load generator (apt-get install -y wrk for better figures)\n');
 if (!useNginx && !opts['no-nginx']) process.stderr.write('nginx not found: skipping the nginx comparison (apt-get install -y nginx-light)\n');
+const useTls = !opts['no-tls'] && hasCommand('openssl');
+if (!useTls && !opts['no-tls']) process.stderr.write('openssl not found: skipping the TLS targets (apt-get install -y openssl)\n');
 
 const BODIES = {
   chat: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'Hello, how are you today?' }], max_tokens: 8 }),
@@ -185,7 +191,7 @@ function machine(): BenchReport['machine'] {
 }
 
 async function main(): Promise<void> {
-  const [b1, b2, slow, routerPort, nginxPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+  const [b1, b2, slow, routerPort, nginxPort, routerTlsPort, nginxTlsPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort(), freePort()]);
   await Promise.all([startMock(b1), startMock(b2), startMock(slow, ['slow', '--itl-ms', '50', '--max-concurrency', '4096'])]);
   const staticFile = join(work, 'static.json');
   writeFileSync(staticFile, JSON.stringify({ services: [
@@ -219,12 +225,24 @@ async function main(): Promise<void> {
     const deadline = Date.now() + 10_000;
     while ((multiPids = withChildren(multi.pid)).length < routerWorkers + 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   }
+  // TLS in front: one certificate for both, ECDSA P-256; the load generator keeps its connections
+  const testCa = useTls ? makeTestCa(mkdtempSync(join(work, 'tls-'))) : undefined;
+  const caFile = testCa?.caFile;
+  const pair = testCa?.issue('bench');
+  const ca = caFile && readFileSync(caFile, 'utf8');
+  let routerTls: BenchProcess | undefined;
+  if (pair) {
+    routerTls = new BenchProcess(ROUTER_BIN, ['--router-port', String(routerTlsPort), ...routerArgs, '--tls-cert', pair.cert, '--tls-key', pair.key, ...opts['router-arg']!]);
+    procs.push(routerTls);
+    await waitHttp(`https://127.0.0.1:${routerTlsPort}/health`, 15_000, ca);
+  }
   let nginxPids: number[] = [];
   if (useNginx) {
     for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(work, d), { recursive: true });
-    const nginx = new BenchProcess('nginx', ['-c', nginxConfig(work, nginxPort, [b1, b2]), '-p', work]);
+    const nginx = new BenchProcess('nginx', ['-c', nginxConfig(work, nginxPort, [b1, b2], pair && { port: nginxTlsPort, ...pair }), '-p', work]);
     procs.push(nginx);
     await waitHttp(`http://127.0.0.1:${nginxPort}/`);
+    if (pair) await waitHttp(`https://127.0.0.1:${nginxTlsPort}/`, 15_000, ca);
     nginxPids = withChildren(nginx.pid);
   }
   const urls: Record<string, string> = {
@@ -233,15 +251,28 @@ async function main(): Promise<void> {
     ...(baseline ? { baseline: `http://127.0.0.1:${baselinePort}/v1/chat/completions` } : {}),
     ...(routerWorkers > 1 ? { [`router x${routerWorkers}`]: `http://127.0.0.1:${multiPort}/v1/chat/completions` } : {}),
     ...(useNginx ? { nginx: `http://127.0.0.1:${nginxPort}/v1/chat/completions` } : {}),
+    ...(routerTls ? { 'router tls': `https://127.0.0.1:${routerTlsPort}/v1/chat/completions` } : {}),
+    ...(routerTls && useNginx ? { 'nginx tls': `https://127.0.0.1:${nginxTlsPort}/v1/chat/completions` } : {}),
   };
+
   // direct: the CPU is the mock's own, which tells its capacity next to the router's
   const mockPid = procs[0]!.pid;
   const pidsOf = (target: string) =>
-    target === 'router' ? [router.pid] : target === 'baseline' ? [baseline!.pid] : target === 'nginx' ? nginxPids : target.startsWith('router x') ? multiPids : [mockPid];
+    target === 'router'
+      ? [router.pid]
+      : target === 'router tls'
+        ? [routerTls!.pid]
+        : target === 'baseline'
+          ? [baseline!.pid]
+          : target === 'nginx' || target === 'nginx tls'
+            ? nginxPids
+            : target.startsWith('router x')
+              ? multiPids
+              : [mockPid];
   const memoryMb: BenchReport['memoryMb'] = {};
 
   // warm-up (JIT, pools), then idle RSS
-  for (const url of Object.values(urls)) await (useWrk ? runWrk({ url, body: BODIES.chat, connections: 8, durationS: 1 }, work) : runNode({ url, body: BODIES.chat, connections: 8, durationS: 1 }));
+  for (const url of Object.values(urls)) await (useWrk ? runWrk({ url, body: BODIES.chat, connections: 8, durationS: 1 }, work) : runNode({ url, body: BODIES.chat, connections: 8, durationS: 1, ca }));
   memoryMb.idle = rssMb(router.pid);
 
   const scenarios: Array<{ name: string; body: string; connections: number }> = [
@@ -256,7 +287,7 @@ async function main(): Promise<void> {
       // rotate the order each round so no target always runs first (or last)
       const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
       for (const t of order) {
-        const r = await load({ url: urls[t]!, body: s.body, connections: s.connections, durationS }, pidsOf(t));
+        const r = await load({ url: urls[t]!, body: s.body, connections: s.connections, durationS, ca }, pidsOf(t));
         const key = `${s.name}|${t}`;
         runs.set(key, [...(runs.get(key) ?? []), r]);
         process.stderr.write(`round ${round + 1}/${rounds} ${s.name} ${t}: ${r.rps.toFixed(0)} req/s p50 ${r.p50Ms.toFixed(3)} ms errors ${r.errors}\n`);
@@ -300,6 +331,20 @@ async function main(): Promise<void> {
     check(`RSS with ${streams} concurrent streams`, peak, '<=', 150, ' MB'),
     // the issue's measure: one mock's own requests per second against the router's (two mocks behind it)
     check("mock's own req/s (direct, one instance) / router req/s", ratio(rt(saturated, 'direct')?.rps, rt(saturated, 'router')?.rps), '>=', 2, 'x'),
+    // TLS: the router and nginx both terminate it on keep-alive connections (what TLS costs each: over its plain figure)
+    ...(routerTls && useNginx
+      ? [
+          check('TLS: non-streaming CPU per request router/nginx (both over TLS)', ratio(rt(saturated, 'router tls')?.cpuPerReqUs, rt(saturated, 'nginx tls')?.cpuPerReqUs), '<=', 4, 'x'),
+          check('TLS: streaming CPU per request router/nginx (both over TLS)', ratio(rt(streamed, 'router tls')?.cpuPerReqUs, rt(streamed, 'nginx tls')?.cpuPerReqUs), '<=', 2.5, 'x'),
+          check('TLS: streaming throughput router/nginx (both over TLS)', ratio(rt(streamed, 'router tls')?.rps, rt(streamed, 'nginx tls')?.rps), '>=', 0.7, 'x'),
+        ]
+      : []),
+    ...(routerTls
+      ? [
+          check('TLS: router CPU per request over TLS / plain (non-streaming)', ratio(rt(saturated, 'router tls')?.cpuPerReqUs, rt(saturated, 'router')?.cpuPerReqUs), '<=', 2, 'x'),
+          check('TLS: router CPU per request over TLS / plain (streaming)', ratio(rt(streamed, 'router tls')?.cpuPerReqUs, rt(streamed, 'router')?.cpuPerReqUs), '<=', 2, 'x'),
+        ]
+      : []),
     check('streamed reads through the router / reads direct from the backend', streaming.chunksExpected ? (streaming.chunksSeparate ?? 0) / streaming.chunksExpected : undefined, '>=', 1),
   ];
   if (baseline) {

@@ -3,6 +3,7 @@ import { runCommand } from '../common/command.js';
 import { listen } from '../common/listen.js';
 import { createLogger } from '../common/log.js';
 import { resolveSettings } from '../common/settings.js';
+import { trustCaFile } from '../common/client-tls.js';
 import { RegistryClient } from '../registry/client.js';
 import type { Registration } from '../registry/record.js';
 import { RegistrationKeeper } from '../registry/registration-keeper.js';
@@ -55,6 +56,7 @@ export function main(argv: string[], name = 'infini-svc babysitter'): Promise<vo
     const cfg = babysitterConfig(settings);
     const log = createLogger('babysitter', settings.str('log-level')).child({ name: cfg.name });
     const cmd = buildCommandLine(cfg);
+    trustCaFile(settings.optStr('registry-ca'));
 
     const keeper = cfg.registryUrl ? new RegistrationKeeper(new RegistryClient(cfg.registryUrl, cfg.registryToken), cfg.heartbeatIntervalMs, log) : undefined;
     const serverName = `${cfg.name}-server`;

@@ -1,4 +1,5 @@
 import type { Setting, ServiceSpec } from '../common/settings.js';
+import { registryCaSetting } from '../common/tls-files.js';
 import { BACKEND_TYPES } from './backend-types.js';
 
 const seconds = (key: string, def: number, help: string, min = 0.01): Setting => ({
@@ -41,6 +42,7 @@ export function babysitterSpec(name = 'infini-svc babysitter'): ServiceSpec {
       backend('env', 'env', { type: 'map', multiple: true, dashValue: true, metavar: 'K=V', help: 'environment for the backend ("K=V K2=V2" also accepted; values are never logged)' }),
       { key: 'registry-url', type: 'string', metavar: 'URL', help: 'register with this registry and heartbeat' },
       { key: 'registry-token', type: 'string', env: 'INFINI_REGISTRY_TOKEN', secret: true, metavar: 'TOKEN', help: 'bearer token for the registry; when set, /info shows the command, metadata and recent output only to callers sending it' },
+      registryCaSetting,
       { key: 'router-url', type: 'string', unused: true, metavar: 'URL', help: 'accepted for compatibility, unused' },
       { key: 'max-restarts', type: 'integer', default: 10_000, min: 0, metavar: 'N', help: 'restarts before the backend is reported failed', fileKeys: ['babysitter.max_restarts'] },
       seconds('restart-delay', 5, 'first restart delay, doubling per consecutive failure', 0),

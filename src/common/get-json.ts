@@ -1,7 +1,9 @@
+import { clientFetch } from './client-tls.js';
+
 /** GET a JSON document; undefined when the service does not answer (not up yet, or gone). */
 export async function getJson(url: string, timeoutMs = 2000, headers?: Record<string, string>): Promise<{ status: number; body: any } | undefined> {
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), ...(headers ? { headers } : {}) });
+    const res = await clientFetch(url, { signal: AbortSignal.timeout(timeoutMs), ...(headers ? { headers } : {}) });
     const text = await res.text();
     let body: unknown;
     try {

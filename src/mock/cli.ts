@@ -3,6 +3,7 @@ import { UsageError, runCommand } from '../common/command.js';
 import { listen } from '../common/listen.js';
 import { createLogger } from '../common/log.js';
 import { resolveSettings, type Settings } from '../common/settings.js';
+import { trustCaFile } from '../common/client-tls.js';
 import { RegistryClient } from '../registry/client.js';
 import { RegistrationKeeper } from '../registry/registration-keeper.js';
 import { onShutdownSignal } from '../common/shutdown.js';
@@ -78,6 +79,7 @@ export function main(argv: string[], name = 'infini-svc mock'): Promise<void> {
 
     const registryUrl = settings.optStr('registry-url');
     if (registryUrl) {
+      trustCaFile(settings.optStr('registry-ca'));
       const advertise = advertisedHost(host, settings.optStr('advertise-host'));
       keeper = new RegistrationKeeper(new RegistryClient(registryUrl, settings.optStr('registry-token')), heartbeatMs, log);
       await keeper.set({

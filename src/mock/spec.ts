@@ -1,4 +1,5 @@
 import type { ServiceSpec } from '../common/settings.js';
+import { registryCaSetting } from '../common/tls-files.js';
 import { PROFILES } from './options.js';
 
 /** Every setting of the mock engine. Engine settings left unset come from --profile. */
@@ -16,6 +17,7 @@ export function mockSpec(name = 'infini-svc mock'): ServiceSpec {
       { key: 'name', type: 'string', defaultText: 'mock-<port>', metavar: 'NAME', help: 'service name' },
       { key: 'registry-url', type: 'string', metavar: 'URL', help: 'self-register with this registry and heartbeat' },
       { key: 'registry-token', type: 'string', env: 'INFINI_REGISTRY_TOKEN', secret: true, metavar: 'TOKEN', help: 'bearer token for the registry' },
+      registryCaSetting,
       { key: 'heartbeat-interval', type: 'number', default: 10, min: 0.05, max: 86_400, metavar: 'SECONDS', help: 'registry heartbeat period' },
       { key: 'profile', type: 'string', default: 'fast', choices: Object.keys(PROFILES), metavar: 'NAME', help: `engine preset: ${Object.keys(PROFILES).join(', ')} (realistic = h100-8b)` },
       { key: 'ttft-ms', type: 'number', min: 0, defaultText: '0', metavar: 'MS', help: 'fixed extra time of an engine step that prefills (a lone request: TTFT = this + prefill)' },

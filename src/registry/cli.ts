@@ -8,6 +8,8 @@ import { AddressGuard } from '../common/address-guard.js';
 import { probeGuard } from '../common/guarded-lookup.js';
 import { UsageError } from '../common/command.js';
 import { Admission } from './admission.js';
+import { reloadOnHangup, serverTlsOptions, tlsFilesOf } from '../common/tls-files.js';
+import type { Server as TlsServer } from 'node:tls';
 import { EmbeddedStore } from './embedded-store.js';
 import { HealthProber } from './health-prober.js';
 import { newRegistryCounters } from './metrics.js';
@@ -31,6 +33,12 @@ export function main(argv: string[], name = 'infini-svc registry'): Promise<void
     const staleTimeoutMs = seconds('stale-timeout');
     const log = createLogger('registry', settings.str('log-level'));
     const authToken = settings.optStr('auth-token');
+    const tlsFiles = tlsFilesOf(settings);
+    let tls = tlsFiles && serverTlsOptions(tlsFiles);
+    // SIGHUP's default action would end the process: the reload is set up before anything waits
+    // (one while the state file is read updates the options the server will start with)
+    let server: TlsServer | undefined;
+    if (tlsFiles) reloadOnHangup({ setSecureContext: (o) => (server ? server.setSecureContext(o) : (tls = { ...tls, ...o })) }, tlsFiles, log);
 
     let guard: AddressGuard;
     try {
@@ -52,12 +60,13 @@ export function main(argv: string[], name = 'infini-svc registry'): Promise<void
     const prober = new HealthProber(store, healthIntervalMs, healthTimeoutMs, log, settings.num('health-concurrency'), probeGuard(guard));
     const counters = newRegistryCounters();
     const reaper = new StaleReaper(store, { cleanupIntervalMs, staleTimeoutMs, healthCheckEveryMs: Math.min(1000, heartbeatTimeoutMs / 4) }, log, counters);
-    const api = new RegistryServer({ store, prober, authToken, log, counters, stateFile, admission });
+    const api = new RegistryServer({ store, prober, authToken, log, counters, stateFile, admission, tls });
+    if (tls) server = api.server as unknown as TlsServer;
 
     const bound = await listen(api.server, port, host, name);
     await prober.start();
     reaper.start();
-    log.info({ port: bound, host, state_file: stateFile?.path ?? null, restored, auth: Boolean(authToken), config_file: settings.file ?? null }, 'registry listening');
+    log.info({ port: bound, host, state_file: stateFile?.path ?? null, restored, auth: Boolean(authToken), tls: tls !== undefined, config_file: settings.file ?? null }, 'registry listening');
 
     onShutdownSignal(log, async () => {
       await Promise.all([api.close(), prober.stop(), reaper.stop()]);

@@ -1,3 +1,4 @@
+import { clientFetch } from '../common/client-tls.js';
 import type { Registration } from './record.js';
 
 export type HeartbeatResult = 'ok' | 'not-found' | 'error';
@@ -23,7 +24,7 @@ export class RegistryClient {
   }
 
   private async call(method: string, path: string, body?: unknown): Promise<Response> {
-    const res = await fetch(`${this.baseUrl}${path}`, {
+    const res = await clientFetch(`${this.baseUrl}${path}`, {
       method,
       headers: this.headers(body !== undefined),
       body: body === undefined ? undefined : JSON.stringify(body),

@@ -1,3 +1,4 @@
+import { fetchErrorText } from '../common/client-tls.js';
 import type { Logger } from '../common/log.js';
 import { PeriodicTask } from '../common/periodic.js';
 import type { RegistryClient } from './client.js';
@@ -108,7 +109,7 @@ export class RegistrationKeeper {
       return true;
     } catch (err) {
       this.failures++;
-      if (!this.pending.has(reg.name)) this.log.warn({ service: reg.name, registry: this.client.baseUrl, err: (err as Error).message }, 'registration failed; will retry');
+      if (!this.pending.has(reg.name)) this.log.warn({ service: reg.name, registry: this.client.baseUrl, err: fetchErrorText(err) }, 'registration failed; will retry');
       this.pending.add(reg.name);
       this.scheduleRetry(reg.name);
       return false;

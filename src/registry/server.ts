@@ -1,4 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TlsOptions } from 'node:tls';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { checkBearer } from '../common/auth.js';
 import { Admission } from './admission.js';
@@ -32,6 +34,8 @@ export interface RegistryServerOptions {
   stateFile?: StateFile;
   /** Address guard, record cap and rate limits (admission.ts); the defaults when absent. */
   admission?: Admission;
+  /** Serve HTTPS with these options (tls-files.ts); the same handler. */
+  tls?: TlsOptions;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse, name: string, query: URLSearchParams) => Promise<void>;
@@ -62,7 +66,10 @@ export class RegistryServer {
     this.counters = opts.counters ?? newRegistryCounters();
     this.metrics = new RegistryMetrics({ store: opts.store, prober: opts.prober, counters: this.counters, subscribers: () => this.streams.size, stateFile: opts.stateFile, refused: opts.admission?.refused });
     this.loopDelay.enable();
-    this.server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000 }, (req, res) => void this.handle(req, res));
+    const serverOpts = { keepAliveTimeout: 65_000, headersTimeout: 66_000 };
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    // https.Server is an http.Server on TLS sockets: the same API for everything here
+    this.server = opts.tls ? (createHttpsServer({ ...serverOpts, ...opts.tls }, handler) as unknown as Server) : createServer(serverOpts, handler);
   }
 
   /** Stops accepting, ends open change-feed streams and waits for in-flight requests. */

@@ -1,4 +1,5 @@
 import type { Setting, ServiceSpec } from '../common/settings.js';
+import { tlsSettings } from '../common/tls-files.js';
 
 const seconds = (key: string, def: number, help: string): Setting => ({ key, type: 'number', default: def, min: 0.01, max: 86_400 * 365, metavar: 'SECONDS', help });
 
@@ -25,6 +26,7 @@ export function registrySpec(name = 'infini-svc registry'): ServiceSpec {
       { key: 'rate-limit', type: 'number', default: 2_000, min: 0, metavar: 'RPS', help: 'requests per second per client address, heartbeats and /health apart (0: no limit); over it, 429 with Retry-After' },
       { key: 'heartbeat-rate-limit', type: 'number', default: 20_000, min: 0, metavar: 'RPS', help: 'heartbeats per second per client address, a budget of their own so that other traffic never starves them (0: no limit)' },
       { key: 'rate-burst', type: 'integer', default: 60_000, min: 1, metavar: 'N', help: 'requests a client may send above its rate at once (each budget); the default lets one client register a fleet of 50,000 at full speed' },
+      ...tlsSettings('registry'),
       { key: 'auth-token', type: 'string', env: 'INFINI_REGISTRY_TOKEN', secret: true, metavar: 'TOKEN', help: 'require Authorization: Bearer TOKEN on mutating calls (register, update, heartbeat, deregister)' },
     ],
     epilog: 'Endpoints: GET /health, GET|POST /services, GET|PUT|DELETE /services/{name},\nGET /services/{name}/health, POST /services/{name}/heartbeat, GET /stats, GET /events?since=N, GET /metrics,\nGET /prometheus/targets (Prometheus http_sd)',

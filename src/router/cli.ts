@@ -1,4 +1,5 @@
 import cluster from 'node:cluster';
+import type { Server as TlsServer } from 'node:tls';
 import { AddressGuard } from '../common/address-guard.js';
 import { runCommand, UsageError } from '../common/command.js';
 import { listen } from '../common/listen.js';
@@ -7,6 +8,8 @@ import { resolveSettings } from '../common/settings.js';
 import { onShutdownSignal } from '../common/shutdown.js';
 import { startAccess, startPrimaryAccess, type AccessSettings } from './access/setup.js';
 import { BackendLimits, perProcess } from './backend-limits.js';
+import { trustCaFile } from '../common/client-tls.js';
+import { reloadOnHangup, serverTlsOptions, tlsFilesOf } from '../common/tls-files.js';
 import { BackendSet } from './backend-set.js';
 import { RouterErrors, type ErrorFormat } from './errors.js';
 import { HealthChecker } from './health-checker.js';
@@ -51,10 +54,14 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const accessSettings: AccessSettings = { file: settings.optStr('api-keys'), pollSeconds: settings.num('api-keys-poll'), env: process.env, metricsAuth: settings.bool('metrics-auth') };
     // limits are per process: each of N workers enforces its share (see backend-limits.ts)
     const limits = new BackendLimits({ defaultLimit: settings.num('backend-max-concurrency'), table: settings.table('max-concurrency'), workers });
+    const tlsFiles = tlsFilesOf(settings);
+    // read (and checked) before forking too: a bad pair stops the primary with one clear line
+    const tls = tlsFiles && serverTlsOptions(tlsFiles);
+    trustCaFile(settings.optStr('registry-ca'));
     if (workers > 1 && isPrimary) {
       if (staticServices) loadStaticServices(staticServices); // refuse a bad file before forking
       startPrimaryAccess(accessSettings, log);
-      runPrimary(workers, log, { drainMs: seconds('drain-timeout') });
+      runPrimary(workers, log, { drainMs: seconds('drain-timeout'), forwardHangup: tls !== undefined });
       return;
     }
 
@@ -96,8 +103,11 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       recentErrors,
       wantsPrompt: policy.wantsPrompt,
       access: access?.gate,
+      tls,
       log,
     });
+    // at once, before anything waits: SIGHUP's default action would end the process
+    if (tlsFiles) reloadOnHangup(api.http.server as TlsServer, tlsFiles, log);
     const watcher = registryUrl
       ? new RegistryWatcher(registryUrl, backends, {
           syncIntervalMs: seconds('registry-sync-interval'),
@@ -132,6 +142,6 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     await watcher?.start();
     checker.start();
     engineSignals?.start();
-    log.info({ port: bound, host, registry_url: registryUrl, static_services: backends.all.filter((b) => b.isStatic).length, policy: policyName }, 'router listening');
+    log.info({ port: bound, host, registry_url: registryUrl, static_services: backends.all.filter((b) => b.isStatic).length, policy: policyName, tls: tls !== undefined }, 'router listening');
   });
 }

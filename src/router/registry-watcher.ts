@@ -1,3 +1,4 @@
+import { clientFetch, fetchErrorText } from '../common/client-tls.js';
 import type { Logger } from '../common/log.js';
 import type { Backend, BackendSpec } from './backend.js';
 import type { BackendSet } from './backend-set.js';
@@ -165,7 +166,7 @@ export class RegistryWatcher {
         await this.follow(index);
       } catch (err) {
         if (this.stopped) break;
-        if (this.reachable !== false) this.opts.log.warn({ registry: this.baseUrl, err: (err as Error).message }, 'registry unreachable; serving the last known list');
+        if (this.reachable !== false) this.opts.log.warn({ registry: this.baseUrl, err: fetchErrorText(err) }, 'registry unreachable; serving the last known list');
         this.reachable = false;
         firstDone();
         await this.sleep(backoff);
@@ -176,7 +177,7 @@ export class RegistryWatcher {
   }
 
   private async fetchJson(path: string): Promise<any> {
-    const res = await fetch(`${this.baseUrl}${path}`, { headers: this.headers(), signal: AbortSignal.any([AbortSignal.timeout(LIST_TIMEOUT_MS), this.stopAbort.signal]) });
+    const res = await clientFetch(`${this.baseUrl}${path}`, { headers: this.headers(), signal: AbortSignal.any([AbortSignal.timeout(LIST_TIMEOUT_MS), this.stopAbort.signal]) });
     if (!res.ok) {
       await res.body?.cancel().catch(() => undefined);
       throw new Error(`registry answered ${res.status} to GET ${path}`);
@@ -300,7 +301,7 @@ export class RegistryWatcher {
   /** Reads the feed; `quiet()` is called at every byte received (the silence timer restarts). */
   private async read(since: number, abort: AbortController, quiet: () => void): Promise<void> {
     const epoch = this.epoch !== undefined ? `&epoch=${encodeURIComponent(this.epoch)}` : '';
-    const res = await fetch(`${this.baseUrl}/events?since=${since}${epoch}`, { headers: { ...this.headers(), accept: 'text/event-stream' }, signal: abort.signal });
+    const res = await clientFetch(`${this.baseUrl}/events?since=${since}${epoch}`, { headers: { ...this.headers(), accept: 'text/event-stream' }, signal: abort.signal });
     if (res.status === 404 || res.status === 405) {
       await res.body?.cancel().catch(() => undefined);
       this.mode = 'poll';

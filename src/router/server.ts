@@ -1,4 +1,5 @@
 import type { Server } from 'node:net';
+import type { TlsOptions } from 'node:tls';
 import { sendJson } from '../common/http-json.js';
 import type { Http1Response } from '../common/http1/response.js';
 import { Http1Server, type Http1Request } from '../common/http1/server.js';
@@ -32,6 +33,8 @@ export interface RouterServerOptions {
   wantsPrompt?: (model: string | undefined) => boolean;
   /** Client API keys (--api-keys, INFINI_API_KEYS); absent: the router is open, as without keys. */
   access?: AccessGate;
+  /** Serve HTTPS with these options (tls-files.ts). */
+  tls?: TlsOptions;
   log: Logger;
 }
 
@@ -53,6 +56,7 @@ export class RouterServer {
       tooLargeMessage: (limit) => `request body exceeds --max-body (${limit} bytes)`,
       errorBody: opts.errors.protocolBody,
       onError: (status) => opts.errors.count(status),
+      tls: opts.tls,
     });
     this.http.server.maxConnections = opts.maxConnections;
     this.dashboard = new Dashboard({

@@ -1,5 +1,6 @@
 import type { Setting, ServiceSpec } from '../common/settings.js';
 import { QUEUE_DEFAULTS } from './admission.js';
+import { registryCaSetting, tlsSettings } from '../common/tls-files.js';
 import { ERROR_FORMATS } from './errors.js';
 import { POLICIES } from './policies/index.js';
 
@@ -21,6 +22,7 @@ export function routerSpec(name = 'infini-svc router'): ServiceSpec {
       { key: 'registry-token', type: 'string', env: 'INFINI_REGISTRY_TOKEN', secret: true, metavar: 'TOKEN', help: 'bearer token for the registry' },
       { key: 'allow-networks', type: 'list', metavar: 'CIDRS', help: 'connect only to backends from the registry whose addresses (as resolved at connect time) are in these blocks (comma-separated, IPv4 and IPv6)' },
       { key: 'deny-networks', type: 'list', metavar: 'CIDRS', help: 'never connect to backends from the registry at addresses in these blocks (wins over --allow-networks); link-local, cloud metadata, unspecified, multicast and broadcast addresses are always refused. Static services are not checked' },
+      registryCaSetting,
       { key: 'static-services', type: 'string', metavar: 'FILE', help: 'JSON file of static backends' },
       seconds('health-interval', 30, "period of the router's own backend checks"),
       seconds('health-timeout', 5, 'timeout of one check'),
@@ -90,6 +92,7 @@ export function routerSpec(name = 'infini-svc router'): ServiceSpec {
         metavar: 'WHERE',
         help: 'one JSON line per proxied request (id, model, backend, status, attempts, bytes, TTFT, duration, client, how it ended; never bodies or headers): off, stdout, or a file path. `up` turns it on (stdout, so in the router\'s log file)',
       },
+      ...tlsSettings('router'),
       {
         key: 'api-keys',
         type: 'string',

@@ -35,7 +35,7 @@ interface MetricsMessage {
  * primary re-forks a worker that dies, aggregates /metrics across workers, and on SIGINT/SIGTERM
  * asks every worker to drain and exits when all are gone.
  */
-export function runPrimary(workers: number, log: Logger, opts: { drainMs: number }): void {
+export function runPrimary(workers: number, log: Logger, opts: { drainMs: number; forwardHangup?: boolean }): void {
   const aggregator = new AggregatorRegistry();
   let stopping = false;
   let restarts = 0;
@@ -115,6 +115,12 @@ export function runPrimary(workers: number, log: Logger, opts: { drainMs: number
       killWorkers();
     }, opts.drainMs + 5_000).unref();
   };
+  // SIGHUP (reload the TLS certificate) is each worker's to act on; one still starting reads the files anyway
+  if (opts.forwardHangup) {
+    process.on('SIGHUP', () => {
+      for (const w of Object.values(cluster.workers ?? {})) if (w && listening.has(w.id)) w.process.kill('SIGHUP');
+    });
+  }
   // a parent's death (up) begins the same stop through requestShutdown
   onStopSignals({
     graceful: stopWorkers,

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { httpUrl, localHost } from '../common/address.js';
 import { UsageError, runCommand } from '../common/command.js';
+import { trustCaFile } from '../common/client-tls.js';
 import { resolveSettings } from '../common/settings.js';
 import { onStopSignals } from '../common/shutdown.js';
 import { applyLaunchEnvironment, parseCluster, resolveBinds } from '../up/cluster-file.js';
@@ -49,6 +50,7 @@ export function main(argv: string[], name = 'infini-svc status'): Promise<void> 
   return runCommand(name, async () => {
     const settings = resolveSettings(statusSpec(name), withWatchValue(argv));
     const targets = targetsOf(settings);
+    trustCaFile(settings.optStr('ca-file'), '--ca-file');
     const json = settings.bool('json');
     const watch = settings.optNum('watch');
     if (watch === undefined) {

@@ -14,6 +14,7 @@ export function statusSpec(name = 'infini-svc status'): ServiceSpec {
     settings: [
       { key: 'registry-url', type: 'string', default: `http://127.0.0.1:${DEFAULT_REGISTRY_PORT}`, metavar: 'URL', help: "the registry whose babysitter records list the cluster's babysitters" },
       { key: 'router-url', type: 'string', default: `http://127.0.0.1:${DEFAULT_ROUTER_PORT}`, metavar: 'URL', help: 'the router (its /stats gives in-flight requests per backend)' },
+      { key: 'ca-file', type: 'string', metavar: 'FILE', help: 'trust the CA certificates in this PEM file for https:// URLs (registry, router), besides the usual roots and NODE_EXTRA_CA_CERTS' },
       { key: 'file', type: 'string', short: 'f', metavar: 'CLUSTER', help: 'take the registry, router and babysitter ports from this cluster file (as `up` would start it) instead' },
       { key: 'api-key', type: 'string', env: 'INFINI_API_KEY', secret: true, metavar: 'KEY', help: "an admin API key for a router that requires keys (its /stats and the dashboard's data)" },
       { key: 'json', type: 'boolean', help: 'print the rows as JSON, for scripts' },

@@ -1,4 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { BodyBuffer, HeadBuffer, type BodyBudget } from './buffers.js';
 import { ChunkedDecoder, ChunkedError } from './chunked.js';
 import { parseRequestHead, RequestError, type RequestHead } from './request-head.js';
@@ -35,6 +36,11 @@ export interface Http1ServerOptions {
   errorBody?: (status: number, message: string) => string;
   /** Told about each of the server's own error answers (metrics). */
   onError?: (status: number) => void;
+  /**
+   * Serve HTTPS: a tls.Server whose established connections go to the same code as plain ones
+   * (certificate and key, see tls-files.ts). Reload with `server.setSecureContext`.
+   */
+  tls?: TlsOptions;
 }
 
 const enum State {
@@ -72,9 +78,12 @@ const TERMINATOR_BYTES = Buffer.from(TERMINATOR);
 export class Http1Server implements BodyBudget {
   readonly server: Server;
   private readonly connections = new Set<Connection>();
+  /** TLS: TCP connections whose handshake is not done (no request can be under way on them). */
+  private readonly handshaking = new Set<Socket>();
+  private handshakesKnown = true;
   private readonly sweeper: NodeJS.Timeout;
   closing = false;
-  readonly opts: Required<Omit<Http1ServerOptions, 'onError'>> & Pick<Http1ServerOptions, 'onError'>;
+  readonly opts: Required<Omit<Http1ServerOptions, 'onError' | 'tls'>> & Pick<Http1ServerOptions, 'onError'>;
   /** Body bytes reserved by all connections. */
   buffered = 0;
   /** Connections waiting for body budget, in arrival order. */
@@ -84,6 +93,7 @@ export class Http1Server implements BodyBudget {
     readonly handler: Http1Handler,
     options: Http1ServerOptions,
   ) {
+    const { tls, ...rest } = options;
     this.opts = {
       maxBufferedBytes: 1024 ** 3,
       maxHeadBytes: 32 * 1024,
@@ -92,9 +102,24 @@ export class Http1Server implements BodyBudget {
       keepAliveTimeoutMs: 65_000,
       tooLargeMessage: (limit) => `request body exceeds ${limit} bytes`,
       errorBody: (_status, message) => JSON.stringify({ error: message }),
-      ...options,
+      ...rest,
     };
-    this.server = createServer({ noDelay: true }, (socket) => this.connections.add(new Connection(this, socket)));
+    const accept = (socket: Socket) => this.connections.add(new Connection(this, socket));
+    if (tls) {
+      // 'secureConnection' sockets, once their handshake is done (one that never ends is cut by
+      // handshakeTimeout); until then only the TCP socket under it is known, kept for close()
+      this.server = createTlsServer({ noDelay: true, handshakeTimeout: this.opts.headersTimeoutMs, ...tls }, (socket) => {
+        // the TLS socket's TCP socket (Node's _parent); were it ever missing, nothing is cut at close
+        const raw = (socket as Socket & { _parent?: Socket })._parent;
+        if (raw === undefined) this.handshakesKnown = false;
+        else this.handshaking.delete(raw);
+        accept(socket);
+      });
+      this.server.on('connection', (raw: Socket) => {
+        this.handshaking.add(raw);
+        raw.once('close', () => this.handshaking.delete(raw));
+      });
+    } else this.server = createServer({ noDelay: true }, accept);
     this.sweeper = setInterval(() => this.sweep(), 1000);
     this.sweeper.unref();
   }
@@ -131,6 +156,7 @@ export class Http1Server implements BodyBudget {
     this.closing = true;
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const conn of this.connections) conn.closeIfIdle();
+    if (this.handshakesKnown) for (const raw of this.handshaking) raw.destroy();
     const timer = setTimeout(() => {
       for (const conn of this.connections) conn.socket.destroy();
     }, drainMs);

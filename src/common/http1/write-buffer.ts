@@ -12,7 +12,8 @@ let scratch: Buffer | undefined;
  * Send it with `writeOut(socket, buf)`.
  */
 export function writeBuffer(socket: Socket, size: number): Buffer {
-  if (size > SCRATCH_BYTES || socket.writableLength !== 0 || socket.writableCorked !== 0) return Buffer.allocUnsafe(size);
+  // a TLS socket's writes complete later (encrypted, then written): each would give the shared buffer away
+  if (size > SCRATCH_BYTES || socket.writableLength !== 0 || socket.writableCorked !== 0 || (socket as { encrypted?: boolean }).encrypted === true) return Buffer.allocUnsafe(size);
   scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES);
   return scratch.subarray(0, size);
 }
