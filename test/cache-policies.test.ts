@@ -6,7 +6,7 @@ import { parseEngineMetrics } from '../src/router/engine-signals.js';
 import { CacheAware } from '../src/router/policies/cache-aware.js';
 import { CacheLoad } from '../src/router/policies/cache-load.js';
 import { createPolicy, type Policy } from '../src/router/policies/index.js';
-import { globRegExp } from '../src/router/policies/per-model.js';
+import { globRegExp } from '../src/router/name-rules.js';
 import { promptText } from '../src/router/prompt-text.js';
 import { extractInto, type RequestInfo } from '../src/router/request-info.js';
 

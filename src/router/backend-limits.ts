@@ -1,6 +1,6 @@
 import { UsageError } from '../common/command.js';
 import type { BackendSpec } from './backend.js';
-import { globRegExp } from './policies/per-model.js';
+import { NameRules } from './name-rules.js';
 
 /** The largest limit accepted anywhere (beyond it a limit means nothing). */
 const MAX_LIMIT = 1_000_000;
@@ -33,31 +33,27 @@ export interface BackendLimitOptions {
  * each process gets ceil(limit / N) (in-flight counts are per process).
  */
 export class BackendLimits {
-  private readonly exact = new Map<string, number>();
-  private readonly globs: Array<{ re: RegExp; limit: number }> = [];
+  private readonly table: NameRules<number>;
 
   constructor(private readonly opts: BackendLimitOptions) {
-    for (const [pattern, v] of Object.entries(opts.table ?? {})) {
+    const entries = Object.entries(opts.table ?? {});
+    for (const [pattern, v] of entries) {
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_LIMIT) {
         throw new UsageError(`config file: key 'max_concurrency."${pattern}"': expected an integer from 0 (unlimited) to ${MAX_LIMIT}, got ${JSON.stringify(v)}`);
       }
-      if (pattern.includes('*') || pattern.includes('?')) this.globs.push({ re: globRegExp(pattern), limit: v });
-      else this.exact.set(pattern, v);
     }
+    this.table = new NameRules(entries as Array<[string, number]>);
   }
 
   /** Whether any backend can have a limit without registering one. */
   get configured(): boolean {
-    return this.opts.defaultLimit > 0 || this.exact.size > 0 || this.globs.length > 0;
+    return this.opts.defaultLimit > 0 || this.table.size > 0;
   }
 
   /** The limit of this process for a backend described by `spec`. */
   readonly of = (spec: Pick<BackendSpec, 'name' | 'metadata'>): number => perProcess(this.limit(spec), this.opts.workers);
 
   private limit(spec: Pick<BackendSpec, 'name' | 'metadata'>): number {
-    const exact = this.exact.get(spec.name);
-    if (exact !== undefined) return exact;
-    for (const g of this.globs) if (g.re.test(spec.name)) return g.limit;
-    return metadataLimit(spec.metadata) ?? this.opts.defaultLimit;
+    return this.table.get(spec.name) ?? metadataLimit(spec.metadata) ?? this.opts.defaultLimit;
   }
 }

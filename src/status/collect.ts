@@ -3,7 +3,7 @@
  * (registry /health, /stats and /services; router /health, /stats and /dashboard/api/traffic; each
  * babysitter's /info). Nothing here throws for a service that does not answer: its row says `down`.
  */
-import { getJson } from '../common/get-json.js';
+import { bearer, getJson } from '../common/get-json.js';
 import { babysitterRecords, fetchSitters, parentOf, trimSlash, uniqueTargets, type SitterTarget } from '../babysitter/cluster-view.js';
 
 export { babysitterRecords };
@@ -47,7 +47,7 @@ const record = (v: unknown): Record<string, any> => (typeof v === 'object' && v 
 export async function collectStatus(t: StatusTargets, timeoutMs = 2000): Promise<StatusRow[]> {
   const reg = trimSlash(t.registryUrl);
   const rtr = trimSlash(t.routerUrl);
-  const auth = t.apiKey ? { authorization: `Bearer ${t.apiKey}` } : undefined;
+  const auth = bearer(t.apiKey);
   const [regHealth, regStats, listing, rtrHealth, rtrStats, rtrTraffic] = await Promise.all([
     getJson(`${reg}/health`, timeoutMs),
     getJson(`${reg}/stats`, timeoutMs),

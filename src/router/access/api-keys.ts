@@ -3,9 +3,9 @@
  * holds only hashes, or plain keys hashed at load), with a constant-time compare of the digests.
  * One KeySet per load; a reload builds a new one and swaps it in whole.
  */
-import { hash, timingSafeEqual } from 'node:crypto';
-import { globRegExp } from '../policies/per-model.js';
-import type { BackendKeyRule, KeyConfig, KeySpec } from './key-file.js';
+import { timingSafeEqual } from 'node:crypto';
+import { globRegExp, NameRules } from '../name-rules.js';
+import { sha256Hex, type BackendKeyRule, type KeyConfig, type KeySpec } from './key-file.js';
 import type { Limits } from './rate-limits.js';
 
 export interface KeyEntry extends KeySpec {
@@ -32,9 +32,8 @@ export function presentedKey(headers: Readonly<Record<string, string | string[] 
 
 function modelMatcher(models: readonly string[]): (model: string) => boolean {
   if (models.includes('*')) return () => true;
-  const exact = new Set(models.filter((m) => !m.includes('*') && !m.includes('?')));
-  const globs = models.filter((m) => m.includes('*') || m.includes('?')).map(globRegExp);
-  return (model) => exact.has(model) || globs.some((g) => g.test(model));
+  const rules = new NameRules(models.map((m) => [m, true] as const));
+  return (model) => rules.get(model) === true;
 }
 
 export class KeySet {
@@ -66,8 +65,7 @@ export class KeySet {
 
   /** The entry of a presented key, or undefined for an unknown one. */
   lookup(presented: string): KeyEntry | undefined {
-    // one-shot hash: a fifth of createHash's cost
-    const hex = hash('sha256', presented, 'hex');
+    const hex = sha256Hex(presented);
     const entry = this.byHash.get(hex);
     // the map finds a candidate by the digest; the final word is a constant-time compare
     return entry !== undefined && timingSafeEqual(Buffer.from(hex, 'hex'), entry.digest) ? entry : undefined;

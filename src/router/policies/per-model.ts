@@ -1,6 +1,7 @@
 import type { Backend } from '../backend.js';
 import type { Group, Member, ModelPool } from '../backend-pool.js';
 import type { RequestInfo } from '../request-info.js';
+import { NameRules } from '../name-rules.js';
 import type { Policy } from './policy.js';
 
 /** A rule of the config file's [policies] section: models by exact name or glob, and their policy. */
@@ -8,14 +9,6 @@ export interface ModelRule {
   pattern: string;
   policy: Policy;
 }
-
-/** `*` any run of characters (slashes too), `?` one; everything else literal. */
-export function globRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`, 's');
-}
-
-const isGlob = (pattern: string) => pattern.includes('*') || pattern.includes('?');
 
 /** Answers to wantsPrompt kept for this many model names at most (names come from requests). */
 const ANSWERS_KEPT = 4096;
@@ -28,8 +21,7 @@ const ANSWERS_KEPT = 4096;
  */
 export class PerModelPolicy implements Policy {
   readonly name: string;
-  private readonly exact = new Map<string, Policy>();
-  private readonly globs: Array<{ re: RegExp; policy: Policy }> = [];
+  private readonly rules: NameRules<Policy>;
   private readonly all: Policy[];
   private readonly prompts = new Map<string | undefined, boolean>();
   loadChanged?: (m: Member) => void;
@@ -41,10 +33,7 @@ export class PerModelPolicy implements Policy {
     rules: readonly ModelRule[],
   ) {
     this.name = fallback.name;
-    for (const r of rules) {
-      if (isGlob(r.pattern)) this.globs.push({ re: globRegExp(r.pattern), policy: r.policy });
-      else if (!this.exact.has(r.pattern)) this.exact.set(r.pattern, r.policy);
-    }
+    this.rules = new NameRules(rules.map((r) => [r.pattern, r.policy] as const));
     this.all = [fallback, ...rules.map((r) => r.policy)];
     // hooks only when some policy has them: the others pay no call
     if (this.all.some((p) => p.loadChanged)) this.loadChanged = (m) => this.of(m.pool).loadChanged?.(m);
@@ -54,11 +43,7 @@ export class PerModelPolicy implements Policy {
 
   /** The policy of a model. */
   resolve(model: string | undefined): Policy {
-    if (model === undefined) return this.fallback;
-    const exact = this.exact.get(model);
-    if (exact !== undefined) return exact;
-    for (const g of this.globs) if (g.re.test(model)) return g.policy;
-    return this.fallback;
+    return (model === undefined ? undefined : this.rules.get(model)) ?? this.fallback;
   }
 
   private of(pool: ModelPool): Policy {
