@@ -164,6 +164,17 @@ export class RegistryServer {
     return { value: parsed.value };
   }
 
+  /** Answers 400 (counted, logged with the client) when a registration or update points where the guard refuses. */
+  private refuseAddress(req: IncomingMessage, res: ServerResponse, service: string, value: Parameters<typeof refusedAddress>[1]): boolean {
+    const admission = this.opts.admission;
+    const refused = admission && refusedAddress(admission.guard, value);
+    if (!refused) return false;
+    admission!.refused.address++;
+    this.opts.log.warn({ service, client: req.socket.remoteAddress, reason: refused }, 'registration refused: service address');
+    sendError(res, 400, refused);
+    return true;
+  }
+
   private notFound(res: ServerResponse, name: string): void {
     sendError(res, 404, `Service '${name}' not found`);
   }
@@ -205,15 +216,10 @@ export class RegistryServer {
     if (!body) return;
     const checked = validateRegistration(body.value);
     if (!checked.ok) return sendError(res, 400, checked.error);
+    if (this.refuseAddress(req, res, checked.value.name, checked.value)) return;
     const admission = this.opts.admission;
     let reserved = false;
     if (admission) {
-      const refused = refusedAddress(admission.guard, checked.value);
-      if (refused) {
-        admission.refused.address++;
-        this.opts.log.warn({ service: checked.value.name, client: req.socket.remoteAddress, reason: refused }, 'registration refused: service address');
-        return sendError(res, 400, refused);
-      }
       // a re-registration replaces its record: only new names count against the cap, those still being saved included
       if (!this.opts.store.all().has(checked.value.name)) {
         if (this.opts.store.counts().total + this.registering >= admission.maxServices) {
@@ -250,11 +256,7 @@ export class RegistryServer {
     if (!parsed.ok) return sendError(res, 400, parsed.error);
     const checked = validateUpdate(parsed.value, name);
     if (!checked.ok) return sendError(res, 400, checked.error);
-    const refused = this.opts.admission && refusedAddress(this.opts.admission.guard, checked.value);
-    if (refused) {
-      this.opts.admission!.refused.address++;
-      return sendError(res, 400, refused);
-    }
+    if (this.refuseAddress(req, res, name, checked.value)) return;
     const rec = await this.opts.store.update(name, checked.value, { heartbeat: true });
     if (!rec) return this.notFound(res, name);
     sendJson(res, 200, { message: `Service '${name}' updated successfully`, service: this.view(rec) });

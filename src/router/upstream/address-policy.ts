@@ -17,13 +17,10 @@ export interface AddressPolicy {
 }
 
 export function addressPolicy(guard: AddressGuard, host: string): AddressPolicy {
-  if (parseIp(host)) {
-    const r = guard.checkHost(host);
-    return r ? { refusal: new AddressRefusedError(`backend address refused (${r.rule}): ${r.reason}`) } : {};
-  }
-  const named = guard.checkHost(host);
-  if (named) return { refusal: new AddressRefusedError(`backend address refused (${named.rule}): ${named.reason}`) };
-  return { lookup: guardedLookup(guard) };
+  // a literal's verdict is final; a name passing the name rules is judged again by what it resolves to
+  const r = guard.checkHost(host);
+  if (r) return { refusal: new AddressRefusedError(`backend address refused (${r.rule}): ${r.reason}`) };
+  return parseIp(host) ? {} : { lookup: guardedLookup(guard) };
 }
 
 /** Resolves a name the way a connect would (for health checks): the refusal, or undefined when some address is allowed. */
