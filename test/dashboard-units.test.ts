@@ -200,7 +200,7 @@ describe('dashboard aggregation', () => {
     for (let i = 1; i <= 5; i++) r.add({ time: i, requestId: `r${i}`, model: 'm', backend: 'b', status: 502, reason: 'upstream_error' });
     assert.deepEqual(r.list().map((e) => e.requestId), ['r5', 'r4', 'r3']);
     assert.equal(r.total, 5);
-    r.onFailedRequest({ requestId: 'x'.repeat(1000), requestNumber: 0, model: undefined, backend: undefined, status: 0, attempts: 1, bytesIn: 0, bytesOut: 0, ttftMs: undefined, durationMs: 5, outputTokens: undefined, stream: false, client: '127.0.0.1', end: 'client_gone' });
+    r.onFailedRequest({ requestId: 'x'.repeat(1000), requestNumber: 0, model: undefined, backend: undefined, status: 0, attempts: 1, bytesIn: 0, bytesOut: 0, ttftMs: undefined, durationMs: 5, endedAt: 0, outputTokens: undefined, stream: false, client: '127.0.0.1', end: 'client_gone' });
     const e = r.list()[0]!;
     assert.deepEqual([e.requestId.length, e.model, e.backend, e.status, e.reason], [200, '', '', 0, 'client_gone']);
     assert.deepEqual(new RecentErrors().list(), []);

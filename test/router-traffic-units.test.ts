@@ -118,7 +118,8 @@ describe('request log lines', () => {
     const errors: Error[] = [];
     const log = new RequestLog(file, (e) => errors.push(e));
     const { requestIdOf } = await import('../src/router/request-id.js');
-    const base = { requestId: 'id-1', requestNumber: 0, model: 'm', backend: 'b', status: 200, attempts: 1, bytesIn: 10, bytesOut: 20, ttftMs: 1.234, durationMs: 12.5, outputTokens: 7, stream: true, client: '127.0.0.1', end: 'completed' as const };
+    const endedAt = performance.now();
+    const base = { requestId: 'id-1', requestNumber: 0, model: 'm', backend: 'b', status: 200, attempts: 1, bytesIn: 10, bytesOut: 20, ttftMs: 1.234, durationMs: 12.5, endedAt, outputTokens: 7, stream: true, client: '127.0.0.1', end: 'completed' as const };
     const records = [
       base,
       { ...base, requestId: 'odd "id"\\\n\u0001', model: 'modèle ü', backend: undefined, status: 0, ttftMs: undefined, outputTokens: undefined, end: 'client_gone' as const },
@@ -135,7 +136,14 @@ describe('request log lines', () => {
       { ...base, model: 'modèle "ü"', status: 404, end: 'no_backend' as const, backend: undefined },
       { ...base, client: '::ffff:10.0.0.2' },
       // ids the router made: the prefix pre-encoded, the counter's base-36 digits written
-      ...[1, 9, 10, 35, 36, 1295, 46_656, 2 ** 40 + 7].map((n) => ({ ...base, requestNumber: n, requestId: requestIdOf(n) })),
+      ...[1, 9, 10, 35, 36, 1295, 46_656, 2 ** 31 - 1, 2 ** 31, 2 ** 40 + 7].map((n) => ({ ...base, requestNumber: n, requestId: requestIdOf(n) })),
+      // numbers at the edges of int32 (digits by integer arithmetic below 2^31, by doubles above)
+      { ...base, bytesIn: 2 ** 31 - 1, bytesOut: 2 ** 31, outputTokens: 0 },
+      { ...base, bytesIn: 999_999_999, bytesOut: 1_000_000_000, durationMs: 2 ** 31 / 100 + 0.5, ttftMs: 21_474_836.47 },
+      { ...base, bytesOut: 2 ** 53 - 1, durationMs: 1e12 + 0.25 },
+      // a line's time is its end on the forwarder's clock: ends a second apart, and at a second's edge
+      { ...base, endedAt: endedAt + 1000 },
+      { ...base, endedAt: endedAt - 1000 },
       base,
     ];
     for (const r of records) log.write(r);
@@ -147,7 +155,9 @@ describe('request log lines', () => {
       const l = lines[i];
       assert.equal(l.msg, 'request');
       assert.equal(l.svc, 'router');
-      assert.ok(!Number.isNaN(Date.parse(l.time)), `time ${l.time}`);
+      // the wall clock of the record's end (the log's offset between the clocks may move a little)
+      const wall = performance.timeOrigin + r.endedAt;
+      assert.ok(Math.abs(Date.parse(l.time) - wall) < 1000, `time ${l.time} for ${new Date(wall).toISOString()}`);
       assert.deepEqual(
         { request_id: l.request_id, model: l.model, backend: l.backend, status: l.status, end: l.end, attempts: l.attempts, stream: l.stream, bytes_in: l.bytes_in, bytes_out: l.bytes_out, ttft_ms: l.ttft_ms, duration_ms: l.duration_ms, output_tokens: l.output_tokens, client: l.client },
         {
@@ -168,10 +178,21 @@ describe('request log lines', () => {
       );
     }
     // numbers as JSON.stringify writes them after rounding to hundredths
-    for (const v of [0, 0.004, 0.05, 1.1, 1.2345, 2.5, 99.999, 123456.78]) {
-      const w = new JsonLineWriter(Buffer.alloc(32));
-      w.fixed2(v);
-      assert.equal(w.buf.subarray(0, w.at).toString(), JSON.stringify(Math.round(v * 100) / 100));
+    const written = (f: (w: InstanceType<typeof JsonLineWriter>) => void): string => {
+      const w = new JsonLineWriter(Buffer.alloc(40));
+      f(w);
+      return w.buf.subarray(0, w.at).toString();
+    };
+    for (const v of [0, 0.004, 0.05, 1.1, 1.2345, 2.5, 99.999, 123456.78, -0.004, -1.234, -2.5, 21_474_836.47, 21_474_836.48, 1e12 + 0.25, 2 ** 40 + 0.07]) {
+      assert.equal(written((w) => w.fixed2(v)), JSON.stringify(Math.round(v * 100) / 100), `fixed2(${v})`);
     }
+    // integers as JSON.stringify writes them; base 36 as toString(36)
+    const edges = [0, 1, 9, 10, 99, 100, 999, 1000, 9999, 10_000, 99_999, 100_000, 999_999, 1e6, 1e7 - 1, 1e7, 1e8, 1e9 - 1, 1e9, 2 ** 31 - 1, 2 ** 31, 2 ** 32 + 1, 1e15, 2 ** 53 - 1];
+    for (const n of edges) {
+      assert.equal(written((w) => w.int(n)), String(n), `int(${n})`);
+      if (n > 0) assert.equal(written((w) => w.int(-n)), String(-n), `int(-${n})`);
+      if (n > 0) assert.equal(written((w) => w.base36(n)), n.toString(36), `base36(${n})`);
+    }
+    for (const n of [0, 7, 10, 99, 100, 999]) assert.equal(written((w) => w.digits3(n)), String(n).padStart(3, '0'), `digits3(${n})`);
   });
 });

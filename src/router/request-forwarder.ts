@@ -145,6 +145,7 @@ export class RequestForwarder {
     bytesOut: 0,
     ttftMs: undefined,
     durationMs: 0,
+    endedAt: 0,
     queuedMs: undefined,
     outputTokens: undefined,
     stream: false,
@@ -332,6 +333,7 @@ export class RequestForwarder {
     record.bytesOut = ex.bytesOut;
     record.ttftMs = ttftMs;
     record.durationMs = ms;
+    record.endedAt = now;
     record.queuedMs = ex.queuedMs >= 0 ? ex.queuedMs : undefined;
     record.outputTokens = tokens >= 0 ? tokens : undefined;
     record.stream = ex.info.stream;

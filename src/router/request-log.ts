@@ -34,6 +34,8 @@ export interface RequestRecord {
   /** Milliseconds to the first answer byte; undefined if none arrived. */
   ttftMs: number | undefined;
   durationMs: number;
+  /** When it ended, in performance.now() milliseconds (the clock the forwarder times requests by). */
+  endedAt: number;
   /** Milliseconds it waited for a backend with room (the wait queue); undefined if it never waited. */
   queuedMs?: number | undefined;
   outputTokens: number | undefined;
@@ -52,22 +54,22 @@ const CLOSE_WAIT_MS = 2000;
 
 /** The line's opening up to its time, with the time up to the second: encoded once per second. */
 class LineStart {
-  private second = -1;
+  /** The second encoded in `bytes`, as [from, to) in milliseconds. */
+  private from = 0;
+  private to = 0;
   private bytes: Piece = text('');
 
   constructor(private readonly opening: string) {}
 
+  /** `now`: whole milliseconds since the epoch. */
   write(w: JsonLineWriter, now: number): void {
-    const s = Math.floor(now / 1000);
-    if (s !== this.second) {
-      this.second = s;
-      this.bytes = text(this.opening + new Date(s * 1000).toISOString().slice(0, 20));
+    if (now < this.from || now >= this.to) {
+      this.from = now - (now % 1000);
+      this.to = this.from + 1000;
+      this.bytes = text(this.opening + new Date(this.from).toISOString().slice(0, 20));
     }
     w.raw(this.bytes);
-    const ms = now - s * 1000;
-    if (ms < 100) w.int(0);
-    if (ms < 10) w.int(0);
-    w.int(ms);
+    w.digits3(now - this.from);
   }
 }
 
@@ -128,6 +130,12 @@ export class RequestLog {
   /** Emptied buffers kept for reuse (two are enough for a disk that keeps up). */
   private readonly spare: Buffer[] = [];
   private readonly timer: NodeJS.Timeout;
+  /**
+   * Wall-clock minus performance.now() milliseconds, taken again at every flush tick: a line's time
+   * is its end on the forwarder's clock plus this, which spares a Date.now() a line (~35 ns) and
+   * follows wall-clock steps within a second.
+   */
+  private clockOffset = Date.now() - performance.now();
   /** Lines dropped because the output could not keep up. */
   dropped = 0;
   private readonly routes = new Map<string | undefined, Map<string | undefined, RoutePieces>>();
@@ -147,7 +155,10 @@ export class RequestLog {
     this.ownsFd = target !== 'stdout';
     this.fd = this.ownsFd ? openSync(target, 'a') : 1;
     this.start = new LineStart(`{"level":"info","svc":"router","pid":${process.pid},"msg":"request","time":"`);
-    this.timer = setInterval(() => this.rotate(), FLUSH_EVERY_MS);
+    this.timer = setInterval(() => {
+      this.clockOffset = Date.now() - performance.now();
+      this.rotate();
+    }, FLUSH_EVERY_MS);
     this.timer.unref();
   }
 
@@ -174,7 +185,7 @@ export class RequestLog {
   }
 
   private encode(w: JsonLineWriter, r: RequestRecord): void {
-    this.start.write(w, Date.now());
+    this.start.write(w, Math.floor(r.endedAt + this.clockOffset));
     if (r.requestNumber > 0) {
       // the router's own id: its counter's digits, not the string's characters one by one
       w.raw(K_OWN_REQUEST_ID);
