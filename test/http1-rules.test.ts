@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import { NAME_SLOTS, nextNameHash } from '../src/common/http1/field-names.js';
+import { parseRequestHead } from '../src/common/http1/request-head.js';
 import { Http1Server, type Http1Request } from '../src/common/http1/server.js';
 import { after, before, describe, it } from './helpers/test.js';
 
@@ -220,5 +222,67 @@ describe('HTTP/1.1 server rules (named cases)', () => {
       socket.on('error', reject);
     });
     assert.deepEqual(seen.map((s) => [s.url, s.body]), [['/split', 'hello'], ['/after', '']]);
+  });
+});
+
+describe('request head: field names through the name cache', () => {
+  const parse = (head: string) => parseRequestHead(Buffer.from(head, 'latin1'), 0, Buffer.byteLength(head, 'latin1'));
+
+  it('keeps each spelling as sent and files them under one lower-case name', () => {
+    for (const spelling of ['X-Trace', 'x-trace', 'X-TRACE', 'X-Trace']) {
+      const h = parse(`GET / HTTP/1.1\r\nHost: x\r\n${spelling}: 1\r\nx-trace: 2`);
+      assert.deepEqual(h.rawHeaders, ['Host', 'x', spelling, '1', 'x-trace', '2']);
+      assert.equal(h.headers['x-trace'], '1, 2');
+    }
+  });
+
+  it('keeps its own copy of a name: a read buffer that is reused for the next head', () => {
+    // the parsers read from the socket's buffer, which the next read overwrites in place; two
+    // spellings of one name that share a cache slot, parsed from the same bytes of one buffer
+    const slot = (n: string) => [...n].reduce((h, ch) => nextNameHash(h, ch.charCodeAt(0)), 0) & (NAME_SLOTS - 1);
+    const name = 'X-Collide-Name';
+    const letters = [...name].flatMap((ch, i) => (/[a-z]/i.test(ch) ? [i] : []));
+    let other: string | undefined;
+    for (let mask = 1; mask < 1 << letters.length && other === undefined; mask++) {
+      const chars = [...name];
+      letters.forEach((at, bit) => {
+        if (mask & (1 << bit)) chars[at] = chars[at] === chars[at]!.toLowerCase() ? chars[at]!.toUpperCase() : chars[at]!.toLowerCase();
+      });
+      if (slot(chars.join('')) === slot(name)) other = chars.join('');
+    }
+    assert.ok(other !== undefined, 'a spelling in the same slot');
+    const buf = Buffer.alloc(64);
+    const head = (h: string) => (buf.write(h, 'latin1'), parseRequestHead(buf, 0, h.length));
+    for (const spelling of [name, other, name, other]) {
+      assert.deepEqual(head(`GET / HTTP/1.1\r\nHost: x\r\n${spelling}: 1`).rawHeaders, ['Host', 'x', spelling, '1']);
+    }
+  });
+
+  it('gives every field its own name when names share cache slots (3,000 names, more than the slots)', () => {
+    // more names than slots: some hash to the same slot and replace each other; read twice, so the
+    // second pass meets names in their slots and names whose slot another took
+    const names = Array.from({ length: 3000 }, (_, i) => `X-F${i.toString(36)}${'abcdefgh'[i % 8]}`);
+    const head = `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n${names.map((n, i) => `${n}: v${i}`).join('\r\n')}\r\nContent-Length: 3`;
+    for (let pass = 0; pass < 2; pass++) {
+      const h = parse(head);
+      assert.equal(h.contentLength, 3);
+      assert.equal(h.rawHeaders.length, 2 * (names.length + 2));
+      names.forEach((n, i) => {
+        assert.equal(h.rawHeaders[2 + 2 * i], n);
+        assert.equal(h.headers[n.toLowerCase()], `v${i}`, n);
+      });
+    }
+  });
+
+  it('reads the usual head in one pass and anything odd line by line, with the same verdicts', () => {
+    // values with inner and surrounding OWS, obs-text, an empty value: all in the one-pass scan
+    const h = parse('GET / HTTP/1.1\r\nHost: x\r\nA:  two  words \r\nB:\tx\ty\t\r\nC: caf\xe9\r\nD:\r\nE: ');
+    assert.deepEqual(h.rawHeaders, ['Host', 'x', 'A', 'two  words', 'B', 'x\ty', 'C', 'caf\xe9', 'D', '', 'E', '']);
+    // a fault found after fields were gathered: the line-by-line reading starts again and names it
+    assert.throws(() => parse('GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB : 2'), /malformed header name "B "/);
+    assert.throws(() => parse('GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\n folded'), /obsolete header line folding/);
+    assert.throws(() => parse('GET / HTTP/1.1\r\nHost: x\r\nA: 1\x7f'), /invalid character in header A/);
+    assert.throws(() => parse('GET / HTTP/1.1\r\nHost: x\r\nContent-Length:\t5'), /invalid Content-Length/);
+    assert.throws(() => parse('GET / HTTP/1.1\r\nHost: x\r\nHost: y'), /more than one Host/);
   });
 });

@@ -29,8 +29,9 @@ export class HeadBuffer {
     return this.length >= i ? this.buf![this.length - i]! : -1;
   }
 
-  text(end: number): string {
-    return this.buf!.toString('latin1', 0, end);
+  /** The buffer the bytes are in (from 0 to `length`). */
+  bytes(): Buffer {
+    return this.buf!;
   }
 
   /** Empties the buffer; a large one is let go (a 32 KiB head is rare, 32 KiB per idle connection is not). */

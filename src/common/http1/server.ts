@@ -291,14 +291,17 @@ class Connection implements ResponseOwner {
       return len;
     }
     if (hb.length + end - pos - 4 > limit) throw new RequestError(431, `request head larger than ${limit} bytes`);
-    let text: string;
-    if (hb.length === 0) text = chunk.toString('latin1', pos, end - 4);
+    let head: RequestHead;
+    if (hb.length === 0) head = parseRequestHead(chunk, pos, end - 4);
     else {
       hb.append(chunk, pos, end);
-      text = hb.text(hb.length - 4);
-      hb.clear();
+      try {
+        head = parseRequestHead(hb.bytes(), 0, hb.length - 4);
+      } finally {
+        hb.clear();
+      }
     }
-    this.startRequest(parseRequestHead(text), len - end);
+    this.startRequest(head, len - end);
     return end;
   }
 
