@@ -52,6 +52,11 @@ describe('http1 server', () => {
       setTimeout(() => res.end('two'), 5);
       return;
     }
+    if (req.url === '/cased') {
+      // framing and connection names in any case are the server's to judge: no second length, date or connection
+      res.writeHead(200, ['CONTENT-LENGTH', '2', 'Date', 'Thu, 01 Jan 2026 00:00:00 GMT', 'Keep-Alive', 'timeout=1', 'CONNECTION', 'x', 'Dates', 'y'], false, true);
+      return res.end('ok');
+    }
     if (req.url === '/nocontent') {
       res.writeHead(204, {});
       return res.end();
@@ -130,6 +135,11 @@ describe('http1 server', () => {
     assert.match(old.text, /connection: close/);
     assert.ok(old.text.endsWith('\r\n\r\none two'));
     assert.equal(old.closed, true);
+    const cased = await exchange(port, 'GET /cased HTTP/1.1\r\nHost: x\r\n\r\n', (t) => t.endsWith('ok'));
+    const casedHead = cased.text.slice(0, cased.text.indexOf('\r\n\r\n')).toLowerCase();
+    assert.equal(casedHead.match(/\r\ndate: /g)?.length, 1, 'the given Date is the only one');
+    assert.doesNotMatch(casedHead, /transfer-encoding|keep-alive|connection/, 'a given length: not chunked; hop-by-hop names dropped');
+    assert.match(casedHead, /\r\ndates: y/);
     const oldKeep = await exchange(port, 'GET /k HTTP/1.0\r\nConnection: keep-alive\r\n\r\n', (t) => t.includes('"keepAlive":true'));
     assert.match(oldKeep.text, /connection: keep-alive/);
     assert.equal(oldKeep.closed, false);

@@ -7,6 +7,7 @@ import { Backend, type BackendSpec } from '../src/router/backend.js';
 import { parseValue, parseSize } from '../src/common/settings.js';
 import { routerSpec } from '../src/router/spec.js';
 import { downstreamResponseHeaders } from '../src/router/headers.js';
+import { withNames } from './helpers/header-names.js';
 import { aggregateModels } from '../src/router/model-catalog.js';
 import { BackendSet } from '../src/router/backend-set.js';
 import { createPolicy, type Policy } from '../src/router/policies/index.js';
@@ -208,8 +209,8 @@ describe('routing field extraction', () => {
 describe('router helpers', () => {
   it('strips hop-by-hop response headers and keeps the rest', () => {
     const raw = ['Content-Type', 'text/event-stream', 'Connection', 'keep-alive, X-Hop', 'Transfer-Encoding', 'chunked', 'X-Hop', '1', 'X-Keep', '2', 'Content-Length', '5'];
-    assert.deepEqual(downstreamResponseHeaders(raw, 'rid', false), ['Content-Type', 'text/event-stream', 'X-Keep', '2', 'x-request-id', 'rid']);
-    assert.deepEqual(downstreamResponseHeaders(raw.slice(-2), undefined, true), ['Content-Length', '5']);
+    assert.deepEqual(downstreamResponseHeaders(...withNames(raw), 'rid', false), ['Content-Type', 'text/event-stream', 'X-Keep', '2', 'x-request-id', 'rid']);
+    assert.deepEqual(downstreamResponseHeaders(...withNames(raw.slice(-2)), undefined, true), ['Content-Length', '5']);
   });
 
   it('parses sizes', () => {

@@ -12,6 +12,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from './helpers/test.js';
 import { startService, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
 import { downstreamResponseHeaders } from '../src/router/headers.js';
+import { withNames } from './helpers/header-names.js';
 import { ResponseParser, type BodyFraming, type ParserSink, type ResponseHead } from '../src/router/upstream/response-parser.js';
 
 type Expect = { reject: RegExp } | { status: number; framing: BodyFraming; body: string; headers?: string[]; reusable?: boolean };
@@ -235,6 +236,8 @@ describe('upstream response rules', () => {
           assert.equal(got.head?.framing, rule.expect.framing, label);
           assert.equal(got.body, rule.expect.body, label);
           if (rule.expect.headers) assert.deepEqual(got.head?.headers, rule.expect.headers, label);
+          // the names lower-cased, one a field, as the name cache gives them
+          assert.deepEqual(got.head?.names, withNames(got.head!.headers)[1], `${label}: lower-case names`);
           if (rule.expect.reusable !== undefined) assert.equal(got.head?.keepAlive, rule.expect.reusable, `${label}: reusable`);
         }
       }
@@ -421,9 +424,9 @@ describe('upstream response rules through a real router', () => {
   });
 
   it('the downstream header list: hop-by-hop removed, our id added only when none came', () => {
-    assert.deepEqual(downstreamResponseHeaders(['X-Request-Id', 'b', 'Content-Length', '2'], 'ours', true), ['X-Request-Id', 'b', 'Content-Length', '2']);
-    assert.deepEqual(downstreamResponseHeaders(['Content-Length', '2'], 'ours', true), ['Content-Length', '2', 'x-request-id', 'ours']);
+    assert.deepEqual(downstreamResponseHeaders(...withNames(['X-Request-Id', 'b', 'Content-Length', '2']), 'ours', true), ['X-Request-Id', 'b', 'Content-Length', '2']);
+    assert.deepEqual(downstreamResponseHeaders(...withNames(['Content-Length', '2']), 'ours', true), ['Content-Length', '2', 'x-request-id', 'ours']);
     // an id the backend marked hop-by-hop is removed, and ours takes its place
-    assert.deepEqual(downstreamResponseHeaders(['Connection', 'x-request-id', 'x-request-id', 'b'], 'ours', true), ['x-request-id', 'ours']);
+    assert.deepEqual(downstreamResponseHeaders(...withNames(['Connection', 'x-request-id', 'x-request-id', 'b']), 'ours', true), ['x-request-id', 'ours']);
   });
 });

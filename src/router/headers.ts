@@ -22,15 +22,15 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
  */
 export function upstreamHeaderLines(req: Http1Request, requestId: string, bodyLength: number, strip?: ReadonlySet<string>): string {
   const raw = req.rawHeaders;
+  const names = req.headerNames;
   const tokens = connectionTokens(req.headers.connection);
   // one optional set in the loop, as without `strip`
   const extra = strip === undefined ? tokens : tokens === undefined ? strip : new Set([...tokens, ...strip]);
   let out = '';
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    const lower = name.toLowerCase();
+  for (let i = 0; i < names.length; i++) {
+    const lower = names[i]!;
     if (REQUEST_SKIP.has(lower) || extra?.has(lower)) continue;
-    out += `${name}: ${raw[i + 1]!}\r\n`;
+    out += `${raw[2 * i]!}: ${raw[2 * i + 1]!}\r\n`;
   }
   const prior = req.headers['x-forwarded-for'];
   const peer = req.remoteAddress;
@@ -41,19 +41,19 @@ export function upstreamHeaderLines(req: Http1Request, requestId: string, bodyLe
 }
 
 /**
- * Response headers for the client from the upstream's flat list, hop-by-hop removed. Content-Length
+ * Response headers for the client from the upstream's flat list (`names`: its names lower-cased), hop-by-hop removed. Content-Length
  * is dropped when the body is not length-delimited (it would contradict the framing we send).
  * `requestId` (the id we generated) is added only when the backend did not answer with one: a
  * backend that echoes the id it was sent would otherwise give the client two.
  */
-export function downstreamResponseHeaders(raw: string[], requestId: string | undefined, keepLength: boolean): string[] {
+export function downstreamResponseHeaders(raw: string[], names: string[], requestId: string | undefined, keepLength: boolean): string[] {
   const out: string[] = [];
   let extra: Set<string> | undefined;
   let hasId = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    const lower = name.toLowerCase();
-    const value = raw[i + 1]!;
+  for (let i = 0; i < names.length; i++) {
+    const lower = names[i]!;
+    const name = raw[2 * i]!;
+    const value = raw[2 * i + 1]!;
     if (lower === 'connection') extra = connectionTokens(value);
     if (RESPONSE_SKIP.has(lower) || (!keepLength && lower === 'content-length')) continue;
     if (lower === 'x-request-id') hasId = true;

@@ -430,7 +430,7 @@ class Attempt implements UpstreamHandler {
       backend.traffic.failures[status === 502 ? STATUS_502 : STATUS_503]!++;
     } else backend.recordSuccess();
     if (ex.clientGone) return this.abort();
-    const headers = downstreamResponseHeaders(head.headers, ex.req.headers['x-request-id'] === undefined ? ex.requestId : undefined, head.framing !== 'chunked' && head.framing !== 'close');
+    const headers = downstreamResponseHeaders(head.headers, head.names, ex.req.headers['x-request-id'] === undefined ? ex.requestId : undefined, head.framing !== 'chunked' && head.framing !== 'close');
     const res = ex.res;
     // The backend's chunk framing goes out as it is to a client that speaks chunked.
     const passFraming = head.framing === 'chunked' && ex.req.httpVersionMinor === 1;

@@ -37,6 +37,17 @@ function uncork(socket: Socket): void {
   socket.uncork();
 }
 
+/**
+ * Whether the token `name` is `lower` (lower-case letters and `-`) in any case, without making a
+ * lower-cased copy: `| 0x20` folds A-Z onto a-z, and no other token character lands on a letter
+ * or on `-`.
+ */
+function isName(name: string, lower: string): boolean {
+  if (name.length !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) if ((name.charCodeAt(i) | 0x20) !== lower.charCodeAt(i)) return false;
+  return true;
+}
+
 /** Writes above this size go out as separate buffers instead of being copied into one. */
 const COPY_LIMIT = 64 * 1024;
 
@@ -85,13 +96,11 @@ export class Http1Response {
       if (!checked && (!TOKEN.test(name) || BAD_VALUE.test(list[i + 1]!))) throw new HeaderError(`refusing to send header ${JSON.stringify(name.slice(0, 64))}: invalid name or value`);
       // framing and connection management are ours; short names are checked first to stay cheap
       const n = name.length;
-      if (n === 14 || n === 17 || n === 10 || n === 4) {
-        const lower = name.toLowerCase();
-        if (lower === 'content-length') hasLength = true;
-        else if (lower === 'transfer-encoding') hasEncoding = true;
-        else if (lower === 'connection' || lower === 'keep-alive') continue;
-        else if (lower === 'date') hasDate = true;
-      }
+      if (n === 14 ? isName(name, 'content-length') : n === 17 ? isName(name, 'transfer-encoding') : n === 4 ? isName(name, 'date') : false) {
+        if (n === 14) hasLength = true;
+        else if (n === 17) hasEncoding = true;
+        else hasDate = true;
+      } else if (n === 10 && (isName(name, 'connection') || isName(name, 'keep-alive'))) continue;
       text += `${name}: ${list[i + 1]!}\r\n`;
     }
     this.noBody = this.isHead || status === 204 || status === 304 || status < 200;

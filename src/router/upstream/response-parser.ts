@@ -1,4 +1,5 @@
 import { ChunkedDecoder } from '../../common/http1/chunked.js';
+import { FieldNames } from '../../common/http1/field-names.js';
 import { TCHAR as SHARED_TCHAR, trimOws } from '../../common/http1/syntax.js';
 
 /**
@@ -15,6 +16,8 @@ export interface ResponseHead {
   status: number;
   /** Flat [name, value, ...] as received (latin1), values without the SP/HTAB around them. */
   headers: string[];
+  /** The names of `headers` lower-cased, one a field (headers[2i] is names[i] as sent). */
+  names: string[];
   framing: BodyFraming;
   /** For 'length'; -1 otherwise. */
   contentLength: number;
@@ -145,10 +148,10 @@ export class ResponseParser {
       }
       if (end - start > MAX_HEAD_BYTES) throw new ResponseParseError(`response head larger than ${MAX_HEAD_BYTES} bytes`);
       const next = this.pending !== undefined ? offset + end + 4 - prior : end + 4;
-      const text = data.toString('latin1', start, end);
+      // (`data` keeps a pending head's bytes while they are parsed)
       this.pending = undefined;
       this.pendingLen = 0;
-      const head = parseHeadText(text, this.headRequest);
+      const head = parseHeadText(data, start, end, this.headRequest);
       if (head === undefined) {
         // 1xx interim response: skip it, the final one follows
         offset = next;
@@ -254,6 +257,12 @@ function bareLineBreak(data: Buffer, start: number, from: number, end: number): 
   return undefined;
 }
 
+/** Response field names as backends send them (see FieldNames). */
+const NAMES = new FieldNames();
+
+/** The latin1 text of bytes[from, to) (Buffer's own decoder, without toString's argument handling). */
+const latin1 = (bytes: Uint8Array, from: number, to: number): string => Buffer.prototype.latin1Slice.call(bytes, from, to);
+
 /** tchar as a table (syntax.ts's), held in a local constant: the hot loop reads it without an import-binding check. */
 const TCHAR = SHARED_TCHAR;
 
@@ -299,31 +308,35 @@ function valueError(text: string, lineStart: number, pos: number): ResponseParse
  * status is three digits. Whatever passes can be relayed line by line without a client reading a
  * different head.
  */
-export function parseHeadText(text: string, headRequest: boolean): ResponseHead | undefined {
+export function parseHeadText(bytes: Uint8Array, from: number, to: number, headRequest: boolean): ResponseHead | undefined {
+  // bytes are read from `bytes` (a typed array read is a few instructions, a string's charCodeAt
+  // in optimised code several more); names, values and error messages are cut from the text
+  const text = latin1(bytes, from, to);
   const len = text.length;
   // status-line = HTTP-version SP 3DIGIT [ SP reason-phrase ] (a missing reason is common and harmless)
-  if (len < 12 || !text.startsWith('HTTP/1.') || text.charCodeAt(8) !== SP) throw invalid('invalid status line', text, 0);
-  const minor = text.charCodeAt(7) - 48;
-  const d0 = text.charCodeAt(9) - 48;
-  const d1 = text.charCodeAt(10) - 48;
-  const d2 = text.charCodeAt(11) - 48;
+  if (len < 12 || !text.startsWith('HTTP/1.') || bytes[from + 8]! !== SP) throw invalid('invalid status line', text, 0);
+  const minor = bytes[from + 7]! - 48;
+  const d0 = bytes[from + 9]! - 48;
+  const d1 = bytes[from + 10]! - 48;
+  const d2 = bytes[from + 11]! - 48;
   // `>>> 0` turns a negative difference (a byte below '0') into a large number
   if ((minor !== 0 && minor !== 1) || d0 >>> 0 > 9 || d1 >>> 0 > 9 || d2 >>> 0 > 9 || d0 === 0) throw invalid('invalid status line', text, 0);
   const status = d0 * 100 + d1 * 10 + d2;
   let pos = 12;
-  if (pos < len && text.charCodeAt(pos) !== CR) {
-    if (text.charCodeAt(pos) !== SP) throw invalid('invalid status line', text, 0);
+  if (pos < len && bytes[from + pos]! !== CR) {
+    if (bytes[from + pos]! !== SP) throw invalid('invalid status line', text, 0);
     for (pos++; pos < len; pos++) {
-      const c = text.charCodeAt(pos);
+      const c = bytes[from + pos]!;
       if (c === CR) break;
       if (FIELD_CHAR[c] !== 1) throw invalid(c === LF ? 'LF without CR in status line' : 'invalid character in status line', text, 0);
     }
   }
-  if (pos < len && (pos + 1 === len || text.charCodeAt(pos + 1) !== LF)) throw invalid('CR without LF in status line', text, 0);
+  if (pos < len && (pos + 1 === len || bytes[from + pos + 1]! !== LF)) throw invalid('CR without LF in status line', text, 0);
   if (status === 101) throw new ResponseParseError('unexpected protocol switch (101)');
   pos += 2;
 
   const headers: string[] = [];
+  const names: string[] = [];
   let contentLength = -1;
   let hasTransferEncoding = false;
   let connClose = false;
@@ -332,34 +345,39 @@ export function parseHeadText(text: string, headRequest: boolean): ResponseHead 
   while (pos < len) {
     // field-name ":" OWS field-value OWS CRLF; a line starting with SP/HTAB (obs-fold) fails here
     const lineStart = pos;
-    while (pos < len && TCHAR[text.charCodeAt(pos)] === 1) pos++;
-    if (pos === lineStart || pos === len || text.charCodeAt(pos) !== COLON) throw nameError(text, lineStart, pos);
+    let hash = 0;
+    let b = 0;
+    while (pos < len && TCHAR[(b = bytes[from + pos]!)] === 1) {
+      hash = (Math.imul(hash, 31) + b) | 0; // nextNameHash, inlined
+      pos++;
+    }
+    if (pos === lineStart || pos === len || bytes[from + pos]! !== COLON) throw nameError(text, lineStart, pos);
     const nameEnd = pos++;
     // (every read stays below `len`: reading past the end would deoptimise this hot function)
     let c = 0;
     let tab = false;
-    while (pos < len && ((c = text.charCodeAt(pos)) === SP || c === HTAB)) {
+    while (pos < len && ((c = bytes[from + pos]!) === SP || c === HTAB)) {
       if (c === HTAB) tab = true;
       pos++;
     }
     const valueStart = pos;
     let valueEnd = pos;
     for (; pos < len; pos++) {
-      c = text.charCodeAt(pos);
+      c = bytes[from + pos]!;
       if (c > SP) {
         if (c === 127) break;
         valueEnd = pos + 1;
       } else if (c === HTAB) tab = true;
       else if (c !== SP) break;
     }
-    if (pos < len && (c !== CR || pos + 1 === len || text.charCodeAt(pos + 1) !== LF)) throw valueError(text, lineStart, pos);
-    const name = text.slice(lineStart, nameEnd);
+    if (pos < len && (c !== CR || pos + 1 === len || bytes[from + pos + 1]! !== LF)) throw valueError(text, lineStart, pos);
+    const name = NAMES.name(bytes, from + lineStart, from + nameEnd, hash, text, from);
+    const lower = NAMES.lower;
     const value = text.slice(valueStart, valueEnd);
     pos += 2;
-    // Only a few names matter for framing; compare lengths first to skip lower-casing the rest.
+    // Only a few names matter for framing (the cache's names are internalized: these compare pointers).
     const n = nameEnd - lineStart;
     if (n === 14 || n === 17 || n === 10) {
-      const lower = name.toLowerCase();
       // framing fields take SP as whitespace, not HTAB, as on the request side: llhttp refuses
       // "Content-Length: 5<HTAB>" and reads "chunked<HTAB>" as an unknown coding
       if (tab && (lower === 'content-length' || lower === 'transfer-encoding')) throw invalid(`HTAB in ${lower}`, text, lineStart);
@@ -374,7 +392,9 @@ export function parseHeadText(text: string, headRequest: boolean): ResponseHead 
         hasTransferEncoding = true;
       } else if (lower === 'connection') {
         // only SP/HTAB around a token: "\xa0keep-alive" is not keep-alive (to llhttp neither)
-        for (const token of value.toLowerCase().split(',')) {
+        if (value === 'keep-alive') connKeepAlive = true;
+        else if (value === 'close') connClose = true;
+        else for (const token of value.toLowerCase().split(',')) {
           const t = trimOws(token);
           if (t === 'close') connClose = true;
           else if (t === 'keep-alive') connKeepAlive = true;
@@ -385,6 +405,7 @@ export function parseHeadText(text: string, headRequest: boolean): ResponseHead 
       }
     }
     headers.push(name, value);
+    names.push(lower);
   }
   if (status < 200) {
     // an interim answer is HTTP/1.1 only (RFC 9110 §15.2); llhttp takes a 1.0 one as the last message
@@ -402,7 +423,7 @@ export function parseHeadText(text: string, headRequest: boolean): ResponseHead 
   else if (contentLength >= 0) framing = 'length';
   else framing = 'close';
   const keepAlive = framing !== 'close' && !connClose && (minor === 1 || connKeepAlive);
-  return { status, headers, framing, contentLength: framing === 'length' ? contentLength : -1, keepAlive, keepAliveHintMs };
+  return { status, headers, names, framing, contentLength: framing === 'length' ? contentLength : -1, keepAlive, keepAliveHintMs };
 }
 
 /** 1*DIGIT, at most 15 digits (beyond any body we relay, and exact in a double). */
