@@ -111,6 +111,10 @@ describe('babysitter: supervision', () => {
       const i = await info(sitter);
       return i.state === 'ready' && i.restart_count === 1 && i.pid !== firstPid;
     }, 'restarted after the hang', 15_000);
+    // backend_uptime counts from the new engine's start, uptime from the babysitter's
+    const after = await info(sitter);
+    assert.equal(typeof after.backend_uptime, 'number');
+    assert.ok(after.backend_uptime <= after.uptime, `backend ${after.backend_uptime} s, babysitter ${after.uptime} s`);
     assert.ok(sitter.logs.some((l) => l.msg === 'backend hung: restarting it'));
     assert.equal(pidAlive(firstPid), false);
     await sitter.stop();

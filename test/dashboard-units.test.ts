@@ -180,6 +180,9 @@ describe('dashboard aggregation', () => {
       ['plain', 'plain', 'unhealthy', 'check failing', false, null],
     ]);
     assert.equal(rows[0]!.pid, 42);
+    assert.equal(rows[0]!.uptime_s, 9, 'a babysitter without backend_uptime: its own uptime');
+    assert.equal(sitterView({ name: 'n', url: 'http://h' }, { state: 'ready', uptime: 90, backend_uptime: 4 }).uptime_s, 4, 'the engine\'s, beside its pid');
+    assert.equal(sitterView({ name: 'n', url: 'http://h' }, { state: 'backoff', uptime: 90, backend_uptime: null }).uptime_s, null, 'no engine running');
     assert.equal(rows[0]!.babysitter_url, 'http://h:2');
     assert.ok(rows[2]!.req_s > 0, 'the traffic of its backend before it left');
     // before the first round of /info: the router's own view

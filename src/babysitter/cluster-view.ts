@@ -23,6 +23,7 @@ export interface SitterView {
   info: SitterInfo | undefined;
   /** The engine's PID. */
   pid: number | null;
+  /** Since the engine was last started (null when none runs), beside its pid and restarts. */
   uptime_s: number | null;
   restarts: number | null;
   models: string[];
@@ -84,7 +85,8 @@ export function sitterView(target: SitterTarget, body: unknown): SitterView {
     state: info ? describeState(info) : 'down',
     info,
     pid: num(b.pid),
-    uptime_s: num(b.uptime),
+    // a babysitter older than `backend_uptime` has only its own uptime
+    uptime_s: 'backend_uptime' in b ? num(b.backend_uptime) : num(b.uptime),
     restarts: info ? info.restart_count : null,
     models: info?.models ?? [],
   };

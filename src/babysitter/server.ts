@@ -101,6 +101,8 @@ export class BabysitterServer {
       restart_count: s.restartCount,
       state: s.state,
       pid: s.pid ?? null,
+      // the engine's, beside its pid (uptime above is the babysitter's, as in the original)
+      backend_uptime: s.spawnedAt !== undefined ? Math.floor((Date.now() - s.spawnedAt) / 1000) : null,
       last_exit_code: s.lastExitCode,
       last_exit_signal: s.lastExitSignal,
       last_down_reason: s.lastDownReason,
