@@ -6,7 +6,7 @@
  */
 
 import { FieldNames } from './field-names.js';
-import { BAD_VALUE, TCHAR, TOKEN, trimOws } from './syntax.js';
+import { BAD_VALUE, latin1, TCHAR, TOKEN, trimOws } from './syntax.js';
 
 export { BAD_VALUE } from './syntax.js';
 
@@ -71,7 +71,7 @@ const DEL = 127;
  * a string's charCodeAt in optimised code several more) and cut from the text.
  */
 export function parseRequestHead(bytes: Uint8Array, from: number, to: number): RequestHead {
-  const text = Buffer.prototype.latin1Slice.call(bytes, from, to);
+  const text = latin1(bytes, from, to);
   // Lines end in CRLF only. A lone CR or LF (a line end to some parsers, not to others) can only
   // land inside a line here, where the method, target, name and value checks all refuse it.
   const lineEnd = text.indexOf('\r\n');

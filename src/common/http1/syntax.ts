@@ -9,6 +9,9 @@ export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A character that may not appear in a field value: any CTL but HTAB (CR, LF and NUL among them), and DEL. */
 export const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
+/** The latin1 text of bytes[from, to): Buffer's own decoder, without toString's argument handling, on any Uint8Array. */
+export const latin1 = (bytes: Uint8Array, from: number, to: number): string => Buffer.prototype.latin1Slice.call(bytes, from, to);
+
 /** tchar as a table by character code, for byte-at-a-time scanners. */
 export const TCHAR = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;

@@ -1,6 +1,6 @@
 import { ChunkedDecoder } from '../../common/http1/chunked.js';
 import { FieldNames } from '../../common/http1/field-names.js';
-import { TCHAR as SHARED_TCHAR, trimOws } from '../../common/http1/syntax.js';
+import { latin1, TCHAR as SHARED_TCHAR, trimOws } from '../../common/http1/syntax.js';
 
 /**
  * An HTTP/1.1 response parser for the router's upstream connections (RFC 9112). It parses the
@@ -260,8 +260,6 @@ function bareLineBreak(data: Buffer, start: number, from: number, end: number): 
 /** Response field names as backends send them (see FieldNames). */
 const NAMES = new FieldNames();
 
-/** The latin1 text of bytes[from, to) (Buffer's own decoder, without toString's argument handling). */
-const latin1 = (bytes: Uint8Array, from: number, to: number): string => Buffer.prototype.latin1Slice.call(bytes, from, to);
 
 /** tchar as a table (syntax.ts's), held in a local constant: the hot loop reads it without an import-binding check. */
 const TCHAR = SHARED_TCHAR;
