@@ -128,6 +128,11 @@ describe('router with API keys', () => {
     assert.equal(wrong.status, 401);
     assert.match(wrong.body.error.message, /^Incorrect API key provided/);
     assert.ok(!wrong.text.includes('sk-wrong-key-12345'));
+    // logged as refused under the client's own id
+    const mine = await http('POST', `${router.url}/v1/chat/completions`, { body: chat('model-a'), headers: { ...bearer('sk-wrong-key-12345'), 'x-request-id': 'refused-401-probe' } });
+    assert.equal(mine.status, 401);
+    const line = await waitFor(async () => (await readFile(requestLog, 'utf8').catch(() => '')).split('\n').find((l) => l.includes('"request_id":"refused-401-probe"')), 'the 401 in the request log');
+    assert.deepEqual([JSON.parse(line).status, JSON.parse(line).end], [401, 'refused']);
     assert.equal((await http('GET', `${router.url}/v1/models`)).status, 401);
     assert.equal((await http('GET', `${router.url}/v1/models`, { headers: { 'x-api-key': 'sk-wrong-key-12345' } })).status, 401);
   });
@@ -190,6 +195,12 @@ describe('router with API keys', () => {
     assert.ok(retry >= 1 && retry <= 20, `retry-after ${retry}`);
     assert.equal(limited.headers.get('x-ratelimit-limit-requests'), '3');
     assert.equal(limited.headers.get('x-ratelimit-remaining-requests'), '0');
+    // the refusal is in the request log under the id the client got, never routed
+    const id = limited.headers.get('x-request-id')!;
+    assert.ok(id, 'a refused request carries its id');
+    const line = await waitFor(async () => (await readFile(requestLog, 'utf8').catch(() => '')).split('\n').find((l) => l.includes(`"request_id":"${id}"`)), 'the 429 in the request log');
+    const rec = JSON.parse(line);
+    assert.deepEqual([rec.status, rec.end, rec.attempts, rec.backend, rec.model], [429, 'refused', 0, null, 'model-a']);
     // another key is not affected
     assert.equal((await http('POST', `${router.url}/v1/chat/completions`, { body: chat('model-a'), headers: bearer('sk-test-admin') })).status, 200);
   });

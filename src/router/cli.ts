@@ -87,7 +87,12 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const requestLog =
       requestLogTarget === 'off' ? undefined : new RequestLog(requestLogTarget, (err) => log.error({ err: err.message, target: requestLogTarget }, 'request log write failed'));
     const recentErrors = new RecentErrors();
-    const access = startAccess(accessSettings, { errors, log, forward: (req, res, info) => proxy.handle(req, res, info) });
+    const access = startAccess(accessSettings, {
+      errors,
+      log,
+      forward: (req, res, info) => proxy.handle(req, res, info),
+      refuse: (req, res, info, err, headers) => proxy.refuse(req, res, info, err, headers),
+    });
     const queue = { queueSize: perProcess(settings.num('queue-size'), workers), maxBytes: perProcess(settings.num('queue-max-bytes'), workers), timeoutMs: seconds('queue-timeout') };
     const proxy = new RequestForwarder(backends, { maxErrors, maxAttempts: 3, totalTimeoutMs, errors, log, requestLog, onFailedRequest: recentErrors.onFailedRequest, queue, ...access?.forwarding });
     const checker = new HealthChecker(backends, seconds('health-interval'), seconds('health-timeout'), log, settings.num('health-concurrency'));

@@ -184,15 +184,36 @@ export class RequestForwarder {
   }
 
   handle(req: Http1Request, res: Http1Response, info: RequestInfo): void {
+    const ex = this.exchange(req, res, info, true);
+    // a client gone early aborts the upstream, or leaves the wait queue
+    res.onClose = () => {
+      ex.clientGone = true;
+      if (ex.waiter !== undefined) this.admission.leave(ex);
+      ex.current?.abort();
+      this.end(ex, 'client_gone');
+    };
+    this.attempt(ex, undefined);
+  }
+
+  /**
+   * A request the key gate answers itself (401, 400, 404, 429): sent `err` with the request id, and
+   * counted and logged like any other (end `refused`), so an operator finds it by its id.
+   */
+  refuse(req: Http1Request, res: Http1Response, info: RequestInfo, err: RouterError, headers: Record<string, string> = {}): void {
+    this.failExchange(this.exchange(req, res, info, false), err, 'refused', headers);
+  }
+
+  /** A request's state; `forwarded`: it may go upstream, so the header lines it will carry are built. */
+  private exchange(req: Http1Request, res: Http1Response, info: RequestInfo, forwarded: boolean): Exchange {
     const incomingId = req.headers['x-request-id'];
     const own = typeof incomingId !== 'string' || incomingId === '';
     const requestNumber = own ? nextRequestNumber() : 0;
     const requestId = own ? requestIdOf(requestNumber) : incomingId;
-    const ex: Exchange = {
+    return {
       req,
       res,
       info,
-      headerLines: upstreamHeaderLines(req, requestId, req.body?.length ?? 0, this.opts.stripHeaders),
+      headerLines: forwarded ? upstreamHeaderLines(req, requestId, req.body?.length ?? 0, this.opts.stripHeaders) : '',
       requestId,
       requestNumber,
       attempts: 0,
@@ -211,14 +232,6 @@ export class RequestForwarder {
       waiter: undefined,
       queuedMs: -1,
     };
-    // a client gone early aborts the upstream, or leaves the wait queue
-    res.onClose = () => {
-      ex.clientGone = true;
-      if (ex.waiter !== undefined) this.admission.leave(ex);
-      ex.current?.abort();
-      this.end(ex, 'client_gone');
-    };
-    this.attempt(ex, undefined);
   }
 
   /** Starts the next attempt, or answers with the last failure / "no healthy services". */
@@ -283,9 +296,9 @@ export class RequestForwarder {
   }
 
   /** Answers with the router's own error and ends the exchange. */
-  private failExchange(ex: Exchange, err: RouterError, reason: EndReason): void {
+  private failExchange(ex: Exchange, err: RouterError, reason: EndReason, headers: Record<string, string> = {}): void {
     // the id the request log and the dashboard know it by, as on proxied answers
-    ex.status = this.opts.errors.send(ex.res, err, ex.req.headers['x-request-id'] === undefined ? { 'x-request-id': ex.requestId } : {});
+    ex.status = this.opts.errors.send(ex.res, err, ex.req.headers['x-request-id'] === undefined ? { ...headers, 'x-request-id': ex.requestId } : headers);
     this.end(ex, reason);
   }
 
@@ -319,7 +332,8 @@ export class RequestForwarder {
       else if (ms > 0) cell.tokenRate.observe((tokens * 1000) / ms);
     }
     const log = this.opts.requestLog;
-    const failed = reason !== 'completed' || status >= 500;
+    // a key refused is the client's business, not the cluster's: not among the dashboard's errors
+    const failed = status >= 500 || (reason !== 'completed' && reason !== 'refused');
     if (log === undefined && !(failed && this.opts.onFailedRequest)) return;
     // one record object, refilled: the log encodes it at once and the recent errors copy what they keep
     const record = this.record;

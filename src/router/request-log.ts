@@ -2,8 +2,11 @@ import { closeSync, openSync, write, writeSync } from 'node:fs';
 import { REQUEST_ID_PREFIX } from './request-id.js';
 import { JsonLineWriter, jsonString, text, utf8Text, worstBytes, type Piece } from './json-line.js';
 
-/** How a proxied request ended, as the request log and the recent-errors list say it. */
-export type EndReason = 'completed' | 'client_gone' | 'upstream_error' | 'timeout' | 'no_backend' | 'queue_full' | 'queue_timeout';
+/**
+ * How a proxied request ended, as the request log and the recent-errors list say it. `refused`: the
+ * key gate answered it (401, 400, 404, 429) before any routing.
+ */
+export type EndReason = 'completed' | 'client_gone' | 'upstream_error' | 'timeout' | 'no_backend' | 'queue_full' | 'queue_timeout' | 'refused';
 
 /** The end reason with the keys around it, as one piece (fewer copies per line). */
 const END_ATTEMPTS: Record<EndReason, Piece> = {
@@ -14,6 +17,7 @@ const END_ATTEMPTS: Record<EndReason, Piece> = {
   no_backend: endPiece('no_backend'),
   queue_full: endPiece('queue_full'),
   queue_timeout: endPiece('queue_timeout'),
+  refused: endPiece('refused'),
 };
 function endPiece(reason: EndReason): Piece {
   return text(`,"end":"${reason}","attempts":`);

@@ -7,7 +7,7 @@
 import type { Http1Response } from '../../common/http1/response.js';
 import type { Http1Request } from '../../common/http1/server.js';
 import type { Backend } from '../backend.js';
-import type { RouterErrors } from '../errors.js';
+import type { RouterError, RouterErrors } from '../errors.js';
 import type { RequestGrant, RequestInfo } from '../request-info.js';
 import { USAGE_TAIL_BYTES, totalTokens } from '../usage-scan.js';
 import { accessError } from './access-errors.js';
@@ -92,6 +92,8 @@ export interface AccessGateOptions {
   metricsAuth: boolean;
   /** Where an admitted request goes (the forwarder). */
   forward: (req: Http1Request, res: Http1Response, info: RequestInfo) => void;
+  /** How a proxied request is refused: answered, counted and logged by the forwarder (errors.send when absent). */
+  refuse?: (req: Http1Request, res: Http1Response, info: RequestInfo, err: RouterError, headers?: Record<string, string>) => void;
 }
 
 export class AccessGate {
@@ -115,16 +117,20 @@ export class AccessGate {
     return 'admin';
   }
 
-  /** The key of the request, or undefined after answering 401. */
-  private authenticate(req: Http1Request, res: Http1Response): KeyEntry | undefined {
+  /** The key of the request, or undefined after answering 401 (through `refuse` for a proxied request). */
+  private authenticate(req: Http1Request, res: Http1Response, info?: RequestInfo): KeyEntry | undefined {
     const presented = presentedKey(req.headers);
-    if (presented === undefined) {
-      this.opts.errors.send(res, accessError.missingKey());
-      return undefined;
-    }
-    const entry = this.keys.lookup(presented);
-    if (entry === undefined) this.opts.errors.send(res, accessError.unknownKey());
-    return entry;
+    const entry = presented === undefined ? undefined : this.keys.lookup(presented);
+    if (entry !== undefined) return entry;
+    const err = presented === undefined ? accessError.missingKey() : accessError.unknownKey();
+    if (info === undefined) this.opts.errors.send(res, err);
+    else this.refuse(req, res, info, err);
+    return undefined;
+  }
+
+  private refuse(req: Http1Request, res: Http1Response, info: RequestInfo, err: RouterError, headers?: Record<string, string>): void {
+    if (this.opts.refuse !== undefined) this.opts.refuse(req, res, info, err, headers);
+    else this.opts.errors.send(res, err, headers);
   }
 
   /** Whether a local endpoint may answer; false after answering 401/403. */
@@ -150,16 +156,16 @@ export class AccessGate {
 
   /** A proxied request: checked, counted, then forwarded; or answered 400/401/404/429 here. */
   admit(req: Http1Request, res: Http1Response, info: RequestInfo): void {
-    const entry = this.authenticate(req, res);
+    const entry = this.authenticate(req, res, info);
     if (entry === undefined) return;
     const model = info.model;
     if (model === undefined) {
       if (!entry.allModels) {
-        this.opts.errors.send(res, accessError.modelRequired(entry.name));
+        this.refuse(req, res, info, accessError.modelRequired(entry.name));
         return;
       }
     } else if (!entry.allows(model)) {
-      this.opts.errors.send(res, accessError.modelNotAllowed(model));
+      this.refuse(req, res, info, accessError.modelNotAllowed(model));
       return;
     }
     if (entry.priority !== undefined) info.priority = entry.priority;
@@ -177,7 +183,7 @@ export class AccessGate {
         const headers = Object.fromEntries(pairs(rateLimitHeaders(v, [])));
         // also in the original error format (which sends no Retry-After of its own)
         if (err.retryAfterS !== undefined) headers['retry-after'] = String(err.retryAfterS);
-        this.opts.errors.send(res, err, headers);
+        this.refuse(req, res, info, err, headers);
         return;
       }
       const grant = new Grant(this.opts.keeper, entry, limits, reserve, promptEstimate, maxTokens, v);

@@ -1,12 +1,9 @@
 /** The router's wiring of API keys, in one place: cli.ts calls these and nothing else of access/. */
 import cluster from 'node:cluster';
 import { UsageError } from '../../common/command.js';
-import type { Http1Response } from '../../common/http1/response.js';
-import type { Http1Request } from '../../common/http1/server.js';
 import type { Logger } from '../../common/log.js';
 import type { RouterErrors } from '../errors.js';
-import type { RequestInfo } from '../request-info.js';
-import { AccessGate, CLIENT_KEY_HEADERS, LocalLimits } from './gate.js';
+import { AccessGate, CLIENT_KEY_HEADERS, LocalLimits, type AccessGateOptions } from './gate.js';
 import { KeyFileError } from './key-file.js';
 import { KEYS_ENV, KeySource, LAUNCHER_KEY_ENV, keysConfigured, loadKeyConfig } from './key-source.js';
 import { onPrimaryReload, serveSharedLimits, SharedLimits } from './shared-limits.js';
@@ -49,7 +46,7 @@ export interface RouterAccess {
 /** The gate, or undefined when no keys are configured (the router stays open, and says so once). */
 export function startAccess(
   s: AccessSettings,
-  opts: { errors: RouterErrors; log: Logger; forward: (req: Http1Request, res: Http1Response, info: RequestInfo) => void },
+  opts: { errors: RouterErrors; log: Logger } & Pick<AccessGateOptions, 'forward' | 'refuse'>,
 ): RouterAccess | undefined {
   const src = sources(s);
   if (!keysConfigured(src.file, src.envText)) {
@@ -63,7 +60,7 @@ export function startAccess(
     startupError(err);
   }
   const keeper = cluster.isWorker ? new SharedLimits() : new LocalLimits();
-  const gate = new AccessGate({ source, keeper, errors: opts.errors, metricsAuth: s.metricsAuth, forward: opts.forward });
+  const gate = new AccessGate({ source, keeper, errors: opts.errors, metricsAuth: s.metricsAuth, forward: opts.forward, refuse: opts.refuse });
   source.watch();
   if (cluster.isWorker) onPrimaryReload(() => source.reload('SIGHUP'));
   const admins = source.current.config.keys.filter((k) => k.scope === 'admin' && k.name !== 'up').length;
