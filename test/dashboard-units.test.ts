@@ -117,8 +117,8 @@ describe('dashboard aggregation', () => {
     sb.sample(T0 + 2 * SAMPLE_MS + 5);
     const errs = (t: number, id: string) => ({ time: t, requestId: id, model: 'm', backend: 'b1', status: 502, reason: 'upstream_error' });
     const merged = mergeParts([
-      part(sa, T0 + 2 * SAMPLE_MS + 100, [backendPart('b1', { inFlight: 2 })], [errs(3, 'a3'), errs(1, 'a1')]),
-      part(sb, T0 + 2 * SAMPLE_MS + 100, [backendPart('b1', { inFlight: 5, health: 'ejected' })], [errs(2, 'b2')]),
+      { ...part(sa, T0 + 2 * SAMPLE_MS + 100, [backendPart('b1', { inFlight: 2 })], [errs(3, 'a3'), errs(1, 'a1')]), queued: [['m', 3], ['', 1]] },
+      { ...part(sb, T0 + 2 * SAMPLE_MS + 100, [backendPart('b1', { inFlight: 5, health: 'ejected' })], [errs(2, 'b2')]), queued: [['m', 2]] },
     ]);
     const snap = snapshotJson(merged, undefined, null, HISTORY_SLOTS);
     assert.equal(snap.workers, 2);
@@ -138,6 +138,10 @@ describe('dashboard aggregation', () => {
     assert.equal(row.req_s, Math.round(perWorker * 1000) / 1000);
     assert.deepEqual(snap.recent_errors.map((e) => e.request_id), ['a3', 'b2', 'a1']);
     assert.deepEqual(snap.totals.in_flight, 7);
+    // waiting requests, added over the workers (a part from an older worker has none)
+    assert.deepEqual([snap.totals.queued, snap.queued], [6, { m: 5, '': 1 }]);
+    assert.deepEqual([trafficJson(merged).in_flight, trafficJson(merged).queued], [7, 6]);
+    assert.equal(snapshotJson(mergeParts([part(sa, T0)]), undefined, null, HISTORY_SLOTS).totals.queued, 0);
   });
 
   it('memory stays bounded: models past HISTORY_MODELS share `other`; a model quiet for 10 minutes is dropped', () => {

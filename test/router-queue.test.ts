@@ -61,11 +61,17 @@ describe('per-backend limits and the wait queue', () => {
     const third = http('POST', `${router.url}${URL_PATH}`, { body: chat, headers: { 'x-request-id': 'waiter' } });
     await waitFor(async () => (await metric(router, 'infini_router_queue_length', { model: 'm' })) === 1, 'the third request waits');
     assert.equal(await metric(router, 'infini_router_upstream_attempts_total'), 2, 'no backend was sent a third');
+    // the dashboard and `status` (its traffic view) show the waiting request beside the ones in flight
+    const snap = (await http('GET', `${router.url}/dashboard/api/snapshot`)).body;
+    assert.deepEqual([snap.totals.in_flight, snap.totals.queued, snap.queued], [2, 1, { m: 1 }]);
+    const traffic = (await http('GET', `${router.url}/dashboard/api/traffic`)).body;
+    assert.deepEqual([traffic.in_flight, traffic.queued], [2, 1]);
     a.abort();
     const res = await third;
     assert.equal(res.status, 200, res.text);
     const after = await scrape(router);
     assert.equal(value(after, 'infini_router_queue_length', { model: 'm' }), 0);
+    assert.deepEqual((await http('GET', `${router.url}/dashboard/api/snapshot`)).body.queued, {}, 'no model waits any more');
     assert.equal(value(after, 'infini_router_queue_requests_total', { model: 'm', outcome: 'dispatched' }), 1);
     assert.equal(value(after, 'infini_router_queue_wait_seconds_count', { model: 'm' }), 1);
     const line = await waitFor(() => requestLines(router).find((l) => l.request_id === 'waiter'), 'log line of the waiting request', 5000);

@@ -27,6 +27,8 @@ export interface DashboardPart {
   traffic: TrafficPart;
   backends: BackendPart[];
   errors: RecentError[];
+  /** Requests waiting for a backend with room now, by model ('' for none named); only models with waiters. */
+  queued?: Array<[string, number]>;
 }
 
 /** A backend's (or the router's) last minute, added up over workers. */
@@ -50,6 +52,8 @@ export interface Merged {
   windows: Map<string, WindowSum>;
   backends: Map<string, BackendPart>;
   errors: RecentError[];
+  /** Waiting requests by model, added over workers. */
+  queued: Map<string, number>;
 }
 
 /** Requests answered with a 5xx, per request; per second the same as requests per second. */
@@ -69,7 +73,7 @@ function addPacked(into: Float64Array, packed: readonly number[], from: number):
 }
 
 export function mergeParts(parts: readonly DashboardPart[]): Merged {
-  const m: Merged = { time: 0, sampleMs: 0, workers: parts.length, windowMs: 0, firstSlot: null, lastSlot: null, history: new Map(), windows: new Map(), backends: new Map(), errors: [] };
+  const m: Merged = { time: 0, sampleMs: 0, workers: parts.length, windowMs: 0, firstSlot: null, lastSlot: null, history: new Map(), windows: new Map(), backends: new Map(), errors: [], queued: new Map() };
   for (const p of parts) {
     const t = p.traffic;
     m.time = Math.max(m.time, t.time);
@@ -107,6 +111,7 @@ export function mergeParts(parts: readonly DashboardPart[]): Merged {
       }
     }
     m.errors.push(...p.errors);
+    for (const [model, n] of p.queued ?? []) if (n > 0) m.queued.set(model, (m.queued.get(model) ?? 0) + n);
   }
   m.errors = m.errors.sort((a, b) => b.time - a.time).slice(0, RECENT);
   return m;
@@ -291,7 +296,9 @@ export interface Snapshot {
   registry: { url: string | null; up: boolean | null };
   /** Age of the babysitters' /info answers (s); null before the first round. */
   cluster_age_s: number | null;
-  totals: Figures & { in_flight: number; backends: number; up: number };
+  totals: Figures & { in_flight: number; queued: number; backends: number; up: number };
+  /** Requests waiting for a backend with room now, by model ('' for requests naming none). */
+  queued: Record<string, number>;
   /** Rows matching the query's filter (`backends` holds the first `limit` of them). */
   matched: number;
   /** Requests the router answered itself (no such model, nothing routable). */
@@ -305,15 +312,14 @@ export function snapshotJson(m: Merged, cluster: ClusterView | undefined, regist
   const rows = rowHeads(m, cluster);
   const shown = selectRows(rows, query).map((h) => withFigures(m, h));
   const matched = query.filter === '' ? rows.length : selectRows(rows, { filter: query.filter, limit: Infinity }).length;
-  let inFlight = 0;
-  for (const b of m.backends.values()) inFlight += b.inFlight;
   return {
     time: m.time,
     workers: m.workers,
     window_s: Math.round(m.windowMs / 1000),
     registry: { url: registryUrl, up: cluster?.registryUp ?? null },
     cluster_age_s: cluster ? round((m.time - cluster.fetchedAt) / 1000, 1) : null,
-    totals: { ...figuresOf(totalWindow(m)), in_flight: inFlight, backends: rows.length, up: rows.filter((r) => r.up).length },
+    totals: { ...figuresOf(totalWindow(m)), in_flight: inFlightOf(m), queued: queuedOf(m), backends: rows.length, up: rows.filter((r) => r.up).length },
+    queued: Object.fromEntries(m.queued),
     matched,
     unrouted: figuresOf(m.windows.get('')),
     backends: shown,
@@ -322,11 +328,26 @@ export function snapshotJson(m: Merged, cluster: ClusterView | undefined, regist
   };
 }
 
-/** What `infini-svc status` reads: the last minute per backend (by the router's name) and in total. */
-export function trafficJson(m: Merged): { time: number; window_s: number; total: Figures; backends: Array<Figures & { backend: string }> } {
+function inFlightOf(m: Merged): number {
+  let n = 0;
+  for (const b of m.backends.values()) n += b.inFlight;
+  return n;
+}
+
+function queuedOf(m: Merged): number {
+  let n = 0;
+  for (const q of m.queued.values()) n += q;
+  return n;
+}
+
+/**
+ * What `infini-svc status` reads: the last minute per backend (by the router's name) and in total,
+ * and the requests in flight and waiting now over every worker (a worker's /stats has only its own).
+ */
+export function trafficJson(m: Merged): { time: number; window_s: number; in_flight: number; queued: number; total: Figures; backends: Array<Figures & { backend: string }> } {
   const backends: Array<Figures & { backend: string }> = [];
   // also backends the router no longer has but whose last minute still shows (a babysitter's backend that went down)
   for (const name of new Set([...m.backends.keys(), ...m.windows.keys()])) if (name !== '') backends.push({ backend: name, ...figuresOf(m.windows.get(name)) });
   const total = totalWindow(m);
-  return { time: m.time, window_s: Math.round(m.windowMs / 1000), total: figuresOf(total), backends };
+  return { time: m.time, window_s: Math.round(m.windowMs / 1000), in_flight: inFlightOf(m), queued: queuedOf(m), total: figuresOf(total), backends };
 }

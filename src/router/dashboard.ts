@@ -27,6 +27,8 @@ export interface DashboardOptions {
   recentErrors: RecentErrors;
   registryUrl: string | null;
   log: Logger;
+  /** Requests waiting for a backend with room now, by model (the forwarder's wait queue). */
+  queued?: () => Array<[string, number]>;
 }
 
 const GATHER_KIND = 'dashboard';
@@ -105,7 +107,7 @@ export class Dashboard {
       const sitter = parentOf(b.metadata) ?? null;
       return { name: b.name, url: b.url, models: b.models, sitter, sitterUrl: sitter !== null ? b.babysitterUrl : null, inFlight: b.inFlight, health: healthOf(b, now) };
     });
-    return { worker: workerId ?? null, traffic: this.sampler.part(now), backends, errors: this.opts.recentErrors.list() };
+    return { worker: workerId ?? null, traffic: this.sampler.part(now), backends, errors: this.opts.recentErrors.list(), queued: this.opts.queued?.() ?? [] };
   }
 
   private knownSitters(): SitterTarget[] {

@@ -65,6 +65,7 @@ export class RouterServer {
       recentErrors: opts.recentErrors ?? new RecentErrors(),
       registryUrl: opts.registryUrl,
       log: opts.log,
+      queued: () => opts.proxy.admission.queue.waitingByKey(),
     });
     const health: LocalHandler = (res) => this.health(res);
     const models: LocalHandler = (res, req) => {

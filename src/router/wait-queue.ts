@@ -86,6 +86,11 @@ export class WaitQueue<T> {
     return this.counts.get(key) ?? 0;
   }
 
+  /** Waiters per key ('' for the undefined key), keys with waiters only. */
+  waitingByKey(): Array<[string, number]> {
+    return [...this.counts].map(([key, n]) => [key ?? '', n]);
+  }
+
   /** Keys with waiters. */
   keys(): IterableIterator<string | undefined> {
     return this.counts.keys();

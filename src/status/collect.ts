@@ -19,6 +19,8 @@ export interface StatusRow {
   restarts: number | null;
   models: string[];
   in_flight: number | null;
+  /** The router's row only: requests waiting for a backend with room (every backend of their model at its limit). */
+  queued?: number | null;
   /** Requests per second over the router's last minute: the backend's, or the whole router's. */
   req_s: number | null;
   /** Median time to first token over the router's last minute (ms); null without requests. */
@@ -70,7 +72,11 @@ export async function collectStatus(t: StatusTargets, timeoutMs = 2000): Promise
   const total = record(traffic.total);
   // a router with API keys answers its details only to an admin key: say what is missing
   const denied = rtrStats?.status === 401 ? ' (needs --api-key)' : rtrStats?.status === 403 ? ' (--api-key is not an admin key)' : '';
-  rows.push({ service: 'router', kind: 'router', state: rtrUp ? `ready${denied}` : 'down', pid: rtrUp ? num(rtrStats?.body?.pid) : null, uptime_s: rtrUp ? num(rtrStats?.body?.uptime) : null, restarts: null, models: routerModels, in_flight: rtrUp ? num(rtrStats?.body?.in_flight) : null, req_s: num(total.req_s), ttft_p50_ms: num(total.ttft_p50_ms), url: rtr, up: rtrUp });
+  // every worker's requests (a worker's /stats counts only its own); waiting ones are part of the state
+  const inFlight = num(traffic.in_flight) ?? (rtrUp ? num(rtrStats?.body?.in_flight) : null);
+  const queued = num(traffic.queued) ?? 0;
+  const state = rtrUp ? `ready${queued > 0 ? `, ${queued} waiting` : ''}${denied}` : 'down';
+  rows.push({ service: 'router', kind: 'router', state, pid: rtrUp ? num(rtrStats?.body?.pid) : null, uptime_s: rtrUp ? num(rtrStats?.body?.uptime) : null, restarts: null, models: routerModels, in_flight: inFlight, queued: rtrUp ? queued : null, req_s: num(total.req_s), ttft_p50_ms: num(total.ttft_p50_ms), url: rtr, up: rtrUp });
 
   // the router knows a babysitter's backend as `<babysitter>-server` (its record's parent_service is the babysitter)
   const backendOf = new Map<string, Record<string, unknown>>();

@@ -25,7 +25,10 @@ const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
   function renderSummary(s) {
     const t = s.totals;
     const reg = s.registry.url === null ? 'no registry' : s.registry.up === false ? 'registry DOWN' : 'registry up';
-    const parts = [`${t.up}/${t.backends} backends up`, `${rate(t.req_s)} req/s`, `errors ${pct(t.error_rate)}`, `TTFT p50 ${ms(t.ttft_p50_ms)}`, `${rate(t.tokens_s)} tok/s`, `${t.in_flight} in flight`, reg];
+    const parts = [`${t.up}/${t.backends} backends up`, `${rate(t.req_s)} req/s`, `errors ${pct(t.error_rate)}`, `TTFT p50 ${ms(t.ttft_p50_ms)}`, `${rate(t.tokens_s)} tok/s`, `${t.in_flight} in flight`];
+    // requests waiting because every backend of their model is at its limit (--max-concurrency)
+    if (t.queued > 0) parts.push(`${t.queued} waiting`);
+    parts.push(reg);
     if (s.workers > 1) parts.push(`${s.workers} workers`);
     if (s.unrouted.req_s > 0) parts.push(`${rate(s.unrouted.req_s)} req/s answered by the router`);
     $('summary').textContent = parts.join(' · ');
@@ -123,7 +126,10 @@ const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
         c.plots.forEach((u, k) => u.setData(dataOf(h, m, PLOTS[k])));
       }
       c.el.dataset.requests = String(m ? m.requests : 0);
-      c.el.querySelector('h3 small').textContent = m ? `${plural(m.requests, 'request')}, ${plural(m.errors, 'server error')} in 10 min` : 'no requests yet';
+      const waiting = s.queued?.[name] ?? 0;
+      c.el.dataset.waiting = String(waiting);
+      c.el.querySelector('h3 small').textContent =
+        (m ? `${plural(m.requests, 'request')}, ${plural(m.errors, 'server error')} in 10 min` : 'no requests yet') + (waiting > 0 ? `; ${waiting} waiting now` : '');
       // keep the busiest first
       if ($('charts').children[i] !== c.el) $('charts').insertBefore(c.el, $('charts').children[i] || null);
     });
