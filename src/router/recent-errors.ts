@@ -36,7 +36,7 @@ export class RecentErrors {
     this.ring = new Array<RecentError | undefined>(capacity);
   }
 
-  /** The request forwarder's onFailedRequest: it calls this for a request that ended with a 5xx or did not complete. */
+  /** The request forwarder's onFailedRequest: it calls this for a request that ended with a 5xx or did not complete (a key refused is not the cluster failing). */
   readonly onFailedRequest = (r: RequestRecord): void => {
     this.add({ time: Date.now(), requestId: r.requestId, model: r.model ?? '', backend: r.backend ?? '', status: r.status, reason: r.end });
   };
