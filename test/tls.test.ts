@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { Agent, createServer as createHttpsServer, request } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from './helpers/test.js';
 import { makeTestCa, type TestCa, type TlsPair } from '../bench/tls-certs.js';
-import { freePortPair, spawnCli, startMocks, startRegistry, startService, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
+import { freePortPair, http, metric, spawnCli, startMocks, startRegistry, startService, waitFor, writeStaticServices, type RunningService } from './helpers/services.js';
 
 const chat = (extra: Record<string, unknown> = {}) => JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello' }], max_tokens: 4, ...extra });
 
@@ -322,5 +323,51 @@ describe('TLS: the registry over HTTPS', () => {
     const notPem = spawnCli(['status', '--registry-url', regUrl, '--ca-file', a.key]);
     assert.notEqual((await notPem.exited).code, 0);
     assert.match(notPem.stderrText, /--ca-file .*a\.key: no PEM certificate in it/);
+  });
+});
+
+describe('TLS: a backend served over HTTPS', () => {
+  it('is proxied, health-checked and scraped for engine signals over TLS, trusting NODE_EXTRA_CA_CERTS', async () => {
+    const ca = makeTestCa();
+    const pair = ca.issue('engine');
+    const seen = { metrics: 0, chats: 0 };
+    // a vLLM-like engine: models, health, its gauges, and a chat answer
+    const engine = createHttpsServer({ cert: readFileSync(pair.cert), key: readFileSync(pair.key) }, (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url === '/metrics') {
+          seen.metrics++;
+          res.end('vllm:num_requests_waiting{model_name="tls-engine"} 2\nvllm:num_requests_running{model_name="tls-engine"} 1\nvllm:kv_cache_usage_perc{model_name="tls-engine"} 0.5\n');
+        } else if (req.url === '/v1/models') {
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ object: 'list', data: [{ id: 'tls-engine', object: 'model' }] }));
+        } else if (req.url === '/v1/chat/completions') {
+          seen.chats++;
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ id: 'c1', object: 'chat.completion', model: 'tls-engine', choices: [{ index: 0, message: { role: 'assistant', content: 'over tls' }, finish_reason: 'stop' }] }));
+        } else res.end('{}');
+      });
+    });
+    await new Promise<void>((r) => engine.listen(0, '127.0.0.1', r));
+    const port = (engine.address() as AddressInfo).port;
+    const env = { NODE_EXTRA_CA_CERTS: ca.caFile };
+    const registry = await startRegistry([], { env });
+    const router = await startService(['router', '--router-port', '0', '--host', '127.0.0.1', '--registry-url', registry.url, '--policy', 'cache-load', '--engine-metrics-interval', '0.1', '--health-interval', '0.2'], { env });
+    try {
+      const record = { name: 'tls-engine', host: '127.0.0.1', port, url: `https://127.0.0.1:${port}`, status: 'running', metadata: { type: 'openai-api', models: ['tls-engine'] } };
+      assert.equal((await http('POST', `${registry.url}/services`, { body: record })).status, 201);
+      const chat = { model: 'tls-engine', messages: [{ role: 'user', content: 'hi' }] };
+      await waitFor(async () => (await http('POST', `${router.url}/v1/chat/completions`, { body: chat })).status === 200, 'a chat through the HTTPS backend');
+      // many intervals of scrapes and health checks, none failing
+      await waitFor(async () => (await metric(router.url, 'infini_router_engine_scrapes_total', 'result="ok"')) >= 10, 'ten engine scrapes over TLS', 15_000);
+      assert.equal(await metric(router.url, 'infini_router_engine_scrapes_total', 'result="failed"'), 0);
+      assert.ok(seen.metrics >= 10 && seen.chats >= 1, JSON.stringify(seen));
+      const answer = await http('POST', `${router.url}/v1/chat/completions`, { body: chat });
+      assert.equal(answer.body.choices[0].message.content, 'over tls');
+    } finally {
+      await router.stop();
+      await registry.stop();
+      await new Promise((r) => engine.close(r));
+    }
   });
 });

@@ -1,4 +1,6 @@
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { ProbeGuard } from '../common/guarded-lookup.js';
 import type { Logger } from '../common/log.js';
 import { ProbeScheduler, type ProbeOutcome } from '../common/probe-scheduler.js';
 import type { Backend } from './backend.js';
@@ -60,10 +62,18 @@ export function parseEngineMetrics(text: string, at: number): EngineSnapshot | u
   return found ? { waiting, running, kvUsage: Math.min(1, kvUsage), at } : undefined;
 }
 
-/** GETs a URL's body as text, at most MAX_BYTES of it, within `timeoutMs`; rejects on any failure or a non-200. */
-function scrape(url: string, timeoutMs: number): Promise<string> {
+/**
+ * GETs a URL's body as text, at most MAX_BYTES of it, within `timeoutMs`; rejects on any failure or a
+ * non-200. http or https (as the backend is proxied); under a `guard`, only to addresses it allows,
+ * as the health checks and the proxied requests of the same backend.
+ */
+export function scrape(url: string, timeoutMs: number, guard?: ProbeGuard): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { agent: false, timeout: timeoutMs, headers: { accept: 'text/plain' } }, (res) => {
+    const target = new URL(url);
+    if (target.protocol !== 'http:' && target.protocol !== 'https:') return reject(new Error(`unsupported scheme ${target.protocol}`));
+    if (guard?.refuses(target)) return reject(new Error('address refused by the address policy'));
+    const get = target.protocol === 'https:' ? httpsRequest : request;
+    const req = get(target, { agent: false, timeout: timeoutMs, headers: { accept: 'text/plain' }, ...(guard ? { lookup: guard.lookup } : {}) }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         reject(new Error(`status ${res.statusCode}`));
@@ -134,7 +144,7 @@ export class EngineSignals {
     if (this.backends.get(b.name) !== b) return 'gone';
     if (!this.opts.wanted(b)) return 'ok';
     try {
-      const text = await scrape(`${b.url.replace(/\/+$/, '')}/metrics`, timeoutMs);
+      const text = await scrape(`${b.url.replace(/\/+$/, '')}/metrics`, timeoutMs, b.probeGuard);
       const snap = parseEngineMetrics(text, Date.now());
       if (snap === undefined) throw new Error('no engine gauges');
       b.engine = snap;
