@@ -134,6 +134,7 @@ describe('request log lines', () => {
       { ...base, model: 'other' },
       { ...base, model: 'modèle "ü"', stream: false },
       { ...base, model: 'modèle "ü"', status: 404, end: 'no_backend' as const, backend: undefined },
+      { ...base, status: 429, attempts: 0, end: 'refused' as const, backend: undefined, ttftMs: undefined, outputTokens: undefined },
       { ...base, client: '::ffff:10.0.0.2' },
       // ids the router made: the prefix pre-encoded, the counter's base-36 digits written
       ...[1, 9, 10, 35, 36, 1295, 46_656, 2 ** 31 - 1, 2 ** 31, 2 ** 40 + 7].map((n) => ({ ...base, requestNumber: n, requestId: requestIdOf(n) })),

@@ -61,7 +61,8 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     if (workers > 1 && isPrimary) {
       if (staticServices) loadStaticServices(staticServices); // refuse a bad file before forking
       startPrimaryAccess(accessSettings, log);
-      runPrimary(workers, log, { drainMs: seconds('drain-timeout'), forwardHangup: tls !== undefined });
+      const logFile = !['off', 'stdout'].includes(settings.str('request-log'));
+      runPrimary(workers, log, { drainMs: seconds('drain-timeout'), forwardHangup: tls !== undefined || logFile });
       return;
     }
 
@@ -86,6 +87,12 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const requestLogTarget = settings.str('request-log');
     const requestLog =
       requestLogTarget === 'off' ? undefined : new RequestLog(requestLogTarget, (err) => log.error({ err: err.message, target: requestLogTarget }, 'request log write failed'));
+    // logrotate's rename-then-signal: later lines go to a new file at the same path
+    if (requestLog !== undefined && requestLogTarget !== 'stdout') {
+      process.on('SIGHUP', () => {
+        if (requestLog.reopen()) log.info({ file: requestLogTarget }, 'request log reopened');
+      });
+    }
     const recentErrors = new RecentErrors();
     const access = startAccess(accessSettings, {
       errors,

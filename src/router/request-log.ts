@@ -122,7 +122,9 @@ const FIXED_BYTES = 512;
  * Never the body and never a header: only the fields of RequestRecord.
  */
 export class RequestLog {
-  private readonly fd: number;
+  private fd: number;
+  /** A file opened again by reopen(), taken up once the write under way ends (a line never spans two files). */
+  private nextFd: number | undefined;
   private readonly ownsFd: boolean;
   private readonly start: LineStart;
   /** The buffer lines are encoded into now. */
@@ -153,7 +155,7 @@ export class RequestLog {
 
   /** `target`: `stdout` or a file path (appended to). */
   constructor(
-    target: string,
+    private readonly target: string,
     private readonly onError: (err: Error) => void,
   ) {
     this.ownsFd = target !== 'stdout';
@@ -260,6 +262,38 @@ export class RequestLog {
     w.at = 0;
   }
 
+  /**
+   * Opens the file at the target path again (logrotate moved the old one away and sent SIGHUP):
+   * lines not yet written go to the new file, a write under way finishes in the old one. False for
+   * stdout, after close, or when the path cannot be opened (the old file is kept).
+   */
+  reopen(): boolean {
+    if (!this.ownsFd || this.closed) return false;
+    let fd: number;
+    try {
+      fd = openSync(this.target, 'a');
+    } catch (err) {
+      this.onError(err as Error);
+      return false;
+    }
+    if (this.nextFd !== undefined) closeSync(this.nextFd);
+    this.nextFd = fd;
+    if (!this.writing) this.takeNextFd();
+    return true;
+  }
+
+  private takeNextFd(): void {
+    const fd = this.nextFd;
+    if (fd === undefined) return;
+    this.nextFd = undefined;
+    try {
+      closeSync(this.fd);
+    } catch (err) {
+      this.onError(err as Error);
+    }
+    this.fd = fd;
+  }
+
   private enqueue(data: Buffer): void {
     this.queue.push(data);
     this.queuedBytes += data.length;
@@ -285,6 +319,7 @@ export class RequestLog {
       this.queuedBytes -= data.length;
       if (data.buffer.byteLength === CHUNK_BYTES && this.spare.length < 2) this.spare.push(Buffer.from(data.buffer, data.byteOffset, CHUNK_BYTES));
       this.writing = false;
+      this.takeNextFd();
       if (this.closed) this.onIdle?.();
       else this.writeNext(0);
     });
@@ -315,6 +350,7 @@ export class RequestLog {
       this.line.at = 0;
       // a write still under way keeps its file open; the process is stopping anyway
       if (this.ownsFd && !this.writing) closeSync(this.fd);
+      if (this.nextFd !== undefined) closeSync(this.nextFd);
     } catch (err) {
       this.onError(err as Error);
     }

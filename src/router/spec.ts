@@ -90,7 +90,7 @@ export function routerSpec(name = 'infini-svc router'): ServiceSpec {
         default: 'off',
         env: 'ROUTER_REQUEST_LOG',
         metavar: 'WHERE',
-        help: 'one JSON line per proxied request (id, model, backend, status, attempts, bytes, TTFT, duration, client, how it ended; never bodies or headers): off, stdout, or a file path. `up` turns it on (stdout, so in the router\'s log file)',
+        help: 'one JSON line per proxied request (id, model, backend, status, attempts, bytes, TTFT, duration, client, how it ended; never bodies or headers): off, stdout, or a file path (appended to; SIGHUP reopens it, for logrotate). `up` turns it on (stdout, so in the router\'s log file)',
       },
       ...tlsSettings('router'),
       {

@@ -115,7 +115,7 @@ export function runPrimary(workers: number, log: Logger, opts: { drainMs: number
       killWorkers();
     }, opts.drainMs + 5_000).unref();
   };
-  // SIGHUP (reload the TLS certificate) is each worker's to act on; one still starting reads the files anyway
+  // SIGHUP (reload the TLS certificate, reopen the request log) is each worker's to act on; one still starting reads the files anyway
   if (opts.forwardHangup) {
     process.on('SIGHUP', () => {
       for (const w of Object.values(cluster.workers ?? {})) if (w && listening.has(w.id)) w.process.kill('SIGHUP');
