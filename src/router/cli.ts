@@ -44,6 +44,9 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     const errorFormat = settings.str('error-format') as ErrorFormat;
     const workers = settings.num('workers');
     const staticServices = settings.optStr('static-services');
+    const requestLogTarget = settings.str('request-log');
+    // a file (not off, not stdout) is reopened on SIGHUP, for logrotate
+    const requestLogFile = requestLogTarget !== 'off' && requestLogTarget !== 'stdout';
     // a bad CIDR is refused before forking
     let guard: AddressGuard;
     try {
@@ -61,8 +64,7 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
     if (workers > 1 && isPrimary) {
       if (staticServices) loadStaticServices(staticServices); // refuse a bad file before forking
       startPrimaryAccess(accessSettings, log);
-      const logFile = !['off', 'stdout'].includes(settings.str('request-log'));
-      runPrimary(workers, log, { drainMs: seconds('drain-timeout'), forwardHangup: tls !== undefined || logFile });
+      runPrimary(workers, log, { drainMs: seconds('drain-timeout'), forwardHangup: tls !== undefined || requestLogFile });
       return;
     }
 
@@ -84,11 +86,10 @@ export function main(argv: string[], name = 'infini-svc router'): Promise<void> 
       engineIntervalMs > 0 && usesEngine ? new EngineSignals(backends, { intervalMs: engineIntervalMs, wanted: (b) => b.models.some((m) => usesEngine(m)), log }) : undefined;
     ctx.engine.current = engineSignals;
     const errors = new RouterErrors(errorFormat);
-    const requestLogTarget = settings.str('request-log');
     const requestLog =
       requestLogTarget === 'off' ? undefined : new RequestLog(requestLogTarget, (err) => log.error({ err: err.message, target: requestLogTarget }, 'request log write failed'));
     // logrotate's rename-then-signal: later lines go to a new file at the same path
-    if (requestLog !== undefined && requestLogTarget !== 'stdout') {
+    if (requestLog !== undefined && requestLogFile) {
       process.on('SIGHUP', () => {
         if (requestLog.reopen()) log.info({ file: requestLogTarget }, 'request log reopened');
       });

@@ -67,7 +67,7 @@ export function parseEngineMetrics(text: string, at: number): EngineSnapshot | u
  * non-200. http or https (as the backend is proxied); under a `guard`, only to addresses it allows,
  * as the health checks and the proxied requests of the same backend.
  */
-export function scrape(url: string, timeoutMs: number, guard?: ProbeGuard): Promise<string> {
+function scrape(url: string, timeoutMs: number, guard?: ProbeGuard): Promise<string> {
   return new Promise((resolve, reject) => {
     const target = new URL(url);
     if (target.protocol !== 'http:' && target.protocol !== 'https:') return reject(new Error(`unsupported scheme ${target.protocol}`));
